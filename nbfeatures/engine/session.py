@@ -1,0 +1,89 @@
+"""One Spark session per process (the notebook kernel, a test session, a promotion run).
+
+Local mode by default, sized for the machine; a Spark Connect cluster when ``spark_master``
+is ``sc://host:port``. The session is started once and reused: starting Spark costs seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from typing import TYPE_CHECKING
+
+from nbfeatures._deps import require
+from nbfeatures.config import Settings
+from nbfeatures.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_lock = threading.Lock()
+_session: SparkSession | None = None
+_session_key: tuple[str, str] | None = None
+
+
+def check_java() -> None:
+    """Fail early, and clearly, when local Spark has no Java 17+ to run on."""
+    java = shutil.which("java", path=os.path.join(os.environ.get("JAVA_HOME", ""), "bin"))
+    java = java or shutil.which("java")
+    if java is None:
+        raise ConfigError("java", "Spark needs Java 17 or newer; install it (e.g. openjdk-17-jre)")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    first = out.splitlines()[0] if out else ""
+    try:
+        major = int(first.split('"')[1].split(".")[0])
+    except (IndexError, ValueError):
+        return
+    if major < 17:
+        raise ConfigError("java", f"Spark needs Java 17 or newer; found: {first}")
+
+
+def get_spark(settings: Settings) -> SparkSession:
+    """The process-wide session for ``settings``; built on first use, reused after."""
+    global _session, _session_key
+    key = (settings.spark_master, settings.spark_driver_memory)
+    with _lock:
+        if _session is not None and _session_key == key and _is_alive(_session):
+            return _session
+        sql = require("pyspark.sql", "spark")
+        builder = sql.SparkSession.builder.appName("nbfeatures")
+        if settings.uses_spark_connect:
+            builder = builder.remote(settings.spark_master)
+        else:
+            check_java()
+            builder = (
+                builder.master(settings.spark_master)
+                .config("spark.driver.memory", settings.spark_driver_memory)
+                # Few cores here: default 200 shuffle partitions would be 200 tiny tasks.
+                .config("spark.sql.shuffle.partitions", "8")
+                .config("spark.sql.session.timeZone", "UTC")
+                .config("spark.ui.enabled", "false")
+                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+                .config("spark.sql.warehouse.dir", str(settings.home / "spark-warehouse"))
+            )
+        session = builder.getOrCreate()
+        if settings.uses_spark_connect:
+            session.conf.set("spark.sql.session.timeZone", "UTC")
+        _session, _session_key = session, key
+        return session
+
+
+def _is_alive(session: SparkSession) -> bool:
+    """Cheap check that a cached session was not stopped behind our back (no Spark job)."""
+    stopped = getattr(session, "is_stopped", None)
+    if isinstance(stopped, bool):
+        return not stopped
+    context = getattr(session, "_sc", None)
+    return context is not None and getattr(context, "_jsc", None) is not None
+
+
+def stop_spark() -> None:
+    """Stop the process-wide session, if any."""
+    global _session, _session_key
+    with _lock:
+        if _session is not None:
+            _session.stop()
+        _session, _session_key = None, None

@@ -1,0 +1,183 @@
+"""One error tree for nbfeatures, each error carrying the fields that locate the problem.
+
+    NbfeaturesError
+    ├── DefinitionError(field, reason)            a definition that cannot be built
+    ├── ConfigError(key, reason)                  a workspace setting that cannot be used
+    ├── MissingDependency(extra, module)          an optional part is not installed
+    ├── SourceError(source, reason)               a source that is unknown or unreadable
+    ├── TransformationError(family, reason, line, column)
+    │                                             SQL that does not parse or run, a Python
+    │                                             body that defines no function or raises
+    ├── SchemaError(family, column, reason)       output without the entity/timestamp column,
+    │                                             a bad timestamp, an unsupported type
+    ├── CatalogError                              anything the catalog refuses
+    │   ├── CatalogUnavailable(uri, reason)       the catalog cannot be reached
+    │   ├── FeatureNotFound(name, version)        no such family, version or feature
+    │   ├── RegistrationConflict(name, reason)    a concurrent registration could not settle
+    │   └── FamilySunset(name, version, sunset)   deprecated and past its sunset date
+    ├── OfflineDataMissing(family, version, start, end)
+    └── PromotionFailed(family, version, step, notebook, cell)
+
+The core raises these; the edges translate them: magics into ``UsageError``, the CLI into a
+message and exit code, the server into gRPC status codes. This module imports nothing of ours
+so every other module, ``definitions`` included, can use it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+class NbfeaturesError(Exception):
+    """Base of every error nbfeatures raises on purpose."""
+
+
+class DefinitionError(NbfeaturesError, ValueError):
+    """A definition field is invalid. ``field`` names it, ``reason`` says why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class ConfigError(NbfeaturesError, ValueError):
+    """A workspace setting (``nbfeatures.yaml`` key or environment variable) is unusable."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"setting {key}: {reason}")
+
+
+class MissingDependency(NbfeaturesError, ImportError):
+    """An optional part is used but its extra is not installed."""
+
+    def __init__(self, extra: str, module: str) -> None:
+        self.extra = extra
+        self.module = module
+        super().__init__(
+            f"{module} is not installed; install it with: pip install \"nbfeatures[{extra}]\""
+        )
+
+
+class SourceError(NbfeaturesError, ValueError):
+    """A source is unknown, or its path or table cannot be read."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"source {source!r}: {reason}")
+
+
+class TransformationError(NbfeaturesError, ValueError):
+    """A transformation does not parse or fails when run.
+
+    ``line`` and ``column`` are 1-based positions in the cell body when known.
+    """
+
+    def __init__(
+        self, family: str, reason: str, line: int | None = None, column: int | None = None
+    ) -> None:
+        self.family = family
+        self.reason = reason
+        self.line = line
+        self.column = column
+        where = f" (line {line}" + (f", column {column}" if column else "") + ")" if line else ""
+        super().__init__(f"feature family {family!r}{where}: {reason}")
+
+
+class SchemaError(NbfeaturesError, ValueError):
+    """The transformation's output does not fit the definition."""
+
+    def __init__(self, family: str, column: str, reason: str) -> None:
+        self.family = family
+        self.column = column
+        self.reason = reason
+        super().__init__(f"feature family {family!r}, column {column!r}: {reason}")
+
+
+class CatalogError(NbfeaturesError):
+    """Base of what the catalog refuses."""
+
+
+class CatalogUnavailable(CatalogError, ConnectionError):
+    """The catalog (MLflow tracking store) cannot be reached."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        self.uri = uri
+        self.reason = reason
+        super().__init__(f"catalog at {uri} cannot be reached: {reason}")
+
+
+class FeatureNotFound(CatalogError, LookupError):
+    """No family of that name, or no such version, alias or feature in it."""
+
+    def __init__(self, name: str, version: int | str | None = None, detail: str = "") -> None:
+        self.name = name
+        self.version = version
+        label = name if version is None else f"{name}@{version}"
+        super().__init__(f"feature family {label} not found" + (f": {detail}" if detail else ""))
+
+
+class RegistrationConflict(CatalogError):
+    """A registration could not complete because another one held the family too long."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"registration of {name!r} did not complete: {reason}")
+
+
+class FamilySunset(CatalogError):
+    """A deprecated family version is past its sunset date and refused for new work."""
+
+    def __init__(self, name: str, version: int, sunset: dt.date, replacement: str | None) -> None:
+        self.name = name
+        self.version = version
+        self.sunset = sunset
+        self.replacement = replacement
+        hint = f"; use {replacement} instead" if replacement else ""
+        super().__init__(
+            f"feature family {name} v{version} was deprecated and its sunset date "
+            f"{sunset.isoformat()} has passed{hint}"
+        )
+
+
+class OfflineDataMissing(NbfeaturesError, LookupError):
+    """A family version has no offline data for the requested range."""
+
+    def __init__(self, family: str, version: int, start: dt.datetime, end: dt.datetime) -> None:
+        self.family = family
+        self.version = version
+        self.start = start
+        self.end = end
+        super().__init__(
+            f"feature family {family} v{version} has no offline data for "
+            f"{start.isoformat()} .. {end.isoformat()}; compute that range first"
+        )
+
+
+class PromotionFailed(NbfeaturesError):
+    """A promotion stopped; production still serves what it served before."""
+
+    def __init__(
+        self,
+        family: str,
+        version: int,
+        step: str,
+        reason: str,
+        notebook: str | None = None,
+        cell: int | None = None,
+    ) -> None:
+        self.family = family
+        self.version = version
+        self.step = step
+        self.reason = reason
+        self.notebook = notebook
+        self.cell = cell
+        where = f" (cell {cell} of {notebook})" if notebook and cell is not None else ""
+        super().__init__(
+            f"promotion of {family} v{version} failed at step {step!r}{where}: {reason}; "
+            "production is unchanged"
+        )
