@@ -9,7 +9,7 @@ from nbfeatures.errors import MissingDependency
 
 
 def require(module: str, extra: str) -> ModuleType:
-    """Import ``module`` or raise ``MissingDependency`` naming ``pip install "nbfeatures[extra]"``."""
+    """Import ``module``, or raise ``MissingDependency`` naming the extra that installs it."""
     try:
         return importlib.import_module(module)
     except ImportError:

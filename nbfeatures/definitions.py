@@ -94,7 +94,12 @@ class FeatureType(enum.StrEnum):
 
     @property
     def is_numeric(self) -> bool:
-        return self in (FeatureType.INT32, FeatureType.INT64, FeatureType.FLOAT32, FeatureType.FLOAT64)
+        return self in (
+            FeatureType.INT32,
+            FeatureType.INT64,
+            FeatureType.FLOAT32,
+            FeatureType.FLOAT64,
+        )
 
 
 _SPARK_TYPES: dict[str, FeatureType] = {

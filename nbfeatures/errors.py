@@ -57,7 +57,7 @@ class MissingDependency(NbfeaturesError, ImportError):
         self.extra = extra
         self.module = module
         super().__init__(
-            f"{module} is not installed; install it with: pip install \"nbfeatures[{extra}]\""
+            f'{module} is not installed; install it with: pip install "nbfeatures[{extra}]"'
         )
 
 

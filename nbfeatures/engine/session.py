@@ -64,7 +64,7 @@ def get_spark(settings: Settings) -> SparkSession:
                 .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
                 .config("spark.sql.warehouse.dir", str(settings.home / "spark-warehouse"))
             )
-        session = builder.getOrCreate()
+        session: SparkSession = builder.getOrCreate()
         if settings.uses_spark_connect:
             session.conf.set("spark.sql.session.timeZone", "UTC")
         _session, _session_key = session, key

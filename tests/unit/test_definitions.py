@@ -1,0 +1,160 @@
+"""Definitions: validation names the field, and version identity follows only semantic fields."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from nbfeatures.definitions import (
+    Deprecation,
+    Entity,
+    Feature,
+    FeatureFamily,
+    FeatureRef,
+    FeatureType,
+    Source,
+    SourceFormat,
+    Transformation,
+    format_duration,
+    normalize_sql,
+    parse_duration,
+    parse_refs,
+    parse_tags,
+)
+from nbfeatures.errors import DefinitionError
+
+SQL = """
+SELECT user_id, ts,
+       amount AS last_amount   -- the newest amount
+FROM transactions
+"""
+
+
+def family(**changes: object) -> FeatureFamily:
+    fields: dict[str, object] = {
+        "name": "user_spend",
+        "entity": Entity("user", "user_id"),
+        "timestamp": "ts",
+        "features": (Feature("last_amount", FeatureType.FLOAT64),),
+        "transformation": Transformation("sql", SQL),
+        "sources": (Source("transactions", "data/tx.parquet", SourceFormat.PARQUET, "ts"),),
+        "owner": "ana",
+        "ttl": "7d",
+    }
+    fields.update(changes)
+    return FeatureFamily(**fields)  # type: ignore[arg-type]
+
+
+def test_same_content_same_hash_and_metadata_does_not_change_it() -> None:
+    base = family()
+    assert family().version_hash == base.version_hash
+    relabelled = base.with_metadata(owner="bo", description="spend", tags=["finance"])
+    assert relabelled.version_hash == base.version_hash
+    assert family(ttl="1d", freshness="1h").version_hash == base.version_hash
+
+
+def test_formatting_and_comments_do_not_change_the_hash() -> None:
+    reformatted = "select user_id, ts, amount AS last_amount FROM transactions;"
+    assert (
+        family(transformation=Transformation("sql", SQL.replace("SELECT", "select"))).version_hash
+        != family().version_hash
+    )  # keywords keep their case
+    squeezed = "SELECT user_id, ts, amount AS last_amount FROM transactions"
+    assert (
+        family(transformation=Transformation("sql", squeezed)).version_hash == family().version_hash
+    )
+    assert normalize_sql(reformatted).endswith("transactions")
+
+
+def test_string_literals_keep_their_whitespace() -> None:
+    assert normalize_sql("SELECT 'a  b' -- c\n") == "SELECT 'a  b'"
+    assert normalize_sql("SELECT 'a -- b'") == "SELECT 'a -- b'"
+
+
+@pytest.mark.parametrize(
+    ("change", "value"),
+    [
+        ("timestamp", "event_ts"),
+        ("entity", Entity("user", "customer_id")),
+        ("features", (Feature("last_amount", FeatureType.FLOAT32),)),
+        ("sources", (Source("transactions", "data/other.parquet", SourceFormat.PARQUET, "ts"),)),
+        ("transformation", Transformation("sql", SQL.replace("amount", "2 * amount"))),
+    ],
+)
+def test_semantic_fields_change_the_hash(change: str, value: object) -> None:
+    assert family(**{change: value}).version_hash != family().version_hash
+
+
+def test_round_trip_through_dict() -> None:
+    original = family(tags=("b", "a"), description="d", freshness="1h")
+    rebuilt = FeatureFamily.from_dict(original.to_dict())
+    assert rebuilt == original
+    assert rebuilt.to_dict()["hash"] == original.version_hash
+    assert rebuilt.tags == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"name": "User-Spend"}, "name"),
+        ({"name": "1abc"}, "name"),
+        ({"owner": " "}, "owner"),
+        ({"features": ()}, "features"),
+        ({"features": (Feature("a", "float64"), Feature("a", "int64"))}, "features"),
+        ({"features": (Feature("ts", "float64"),)}, "features"),
+        ({"ttl": "7 days"}, "ttl"),
+        ({"ttl": "0d"}, "ttl"),
+    ],
+)
+def test_invalid_fields_name_the_field(changes: dict[str, object], field: str) -> None:
+    with pytest.raises(DefinitionError) as raised:
+        family(**changes)
+    assert raised.value.field == field
+
+
+def test_unsupported_types_are_refused_with_the_supported_list() -> None:
+    with pytest.raises(DefinitionError, match="not supported"):
+        Feature("x", "decimal")  # type: ignore[arg-type]
+    with pytest.raises(DefinitionError, match="array<int> is not supported") as raised:
+        FeatureType.from_spark("array<int>", "tags")
+    assert raised.value.field == "features.tags"
+    assert FeatureType.from_spark("bigint", "n") is FeatureType.INT64
+
+
+def test_durations_round_trip() -> None:
+    assert parse_duration("7d", "ttl") == dt.timedelta(days=7)
+    assert parse_duration("90m", "ttl") == dt.timedelta(minutes=90)
+    assert format_duration(dt.timedelta(days=14)) == "2w"
+    assert format_duration(dt.timedelta(minutes=90)) == "90m"
+    assert format_duration(None) is None
+
+
+def test_references() -> None:
+    pinned = FeatureRef.parse("user_spend@v3:last_amount")
+    assert (pinned.family, pinned.version, pinned.feature) == ("user_spend", 3, "last_amount")
+    assert str(pinned) == "user_spend@v3:last_amount"
+    assert FeatureRef.parse("user_spend:*").is_wildcard
+    assert FeatureRef.parse("user_spend:x").version is None
+    for bad in ["user_spend", "user_spend@3:x", "user_spend@v0:x", "User:x", ":x"]:
+        with pytest.raises(DefinitionError, match="not a feature reference"):
+            FeatureRef.parse(bad)
+    with pytest.raises(DefinitionError, match="listed twice"):
+        parse_refs(["a:x", "a:x"])
+
+
+def test_source_format_is_inferred() -> None:
+    assert Source.infer("s", "data/x.csv").format is SourceFormat.CSV
+    assert Source.infer("s", "data/x.parquet").format is SourceFormat.PARQUET
+    assert Source.infer("s", "gs://bucket/tx").format is SourceFormat.PARQUET
+    assert Source.infer("s", "db.transactions").format is SourceFormat.TABLE
+
+
+def test_tags_and_deprecation() -> None:
+    assert parse_tags(" b, a,,b ") == ("a", "b")
+    assert parse_tags(None) == ()
+    gone = Deprecation("replaced", "user_spend_v2", dt.date(2026, 1, 1))
+    assert gone.is_past_sunset(dt.date(2026, 1, 2))
+    assert not gone.is_past_sunset(dt.date(2026, 1, 1))
+    with pytest.raises(DefinitionError, match="say why"):
+        Deprecation("")
