@@ -1,0 +1,242 @@
+"""The notebook's magics: thin shells that parse a line, call the library, and display.
+
+    %nbf_config [--workspace DIR] [--owner WHO] [--catalog-uri URI]
+    %nbf_source NAME PATH_OR_TABLE [--timestamp COL]
+    %%feature NAME --entity KEY --timestamp COL [--owner WHO] [--ttl 7d] [--freshness 1h]
+              [--description TEXT] [--tags a,b] [--python] [--register]
+    %features [NAME]
+
+Every ``NbfeaturesError`` becomes one ``UsageError`` with a clear message: IPython prints it
+without a traceback, nothing is registered, and the next cell runs as usual.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from IPython.core import magic as _magic
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, magics_class
+
+from nbfeatures._deps import require
+from nbfeatures.config import load_settings
+from nbfeatures.definitions import Source, parse_tags
+from nbfeatures.errors import NbfeaturesError, TransformationError
+from nbfeatures.notebook import display as html
+from nbfeatures.notebook.state import FeatureCell, KernelState, configure, current
+from nbfeatures.notebook.widgets import PreviewWidget
+
+if TYPE_CHECKING:
+    from nbfeatures.catalog import Registration
+
+# IPython's argument decorators and display helpers carry no annotations; the typed wrappers
+# below keep the magics typed.
+_args = require("IPython.core.magic_arguments", "notebook")
+_display = require("IPython.display", "notebook")
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def magic_arguments() -> Callable[[_F], _F]:
+    """IPython's ``@magic_arguments()``: makes the function's ``argument``s its parser."""
+    decorator: Callable[[_F], _F] = _args.magic_arguments()
+    return decorator
+
+
+def argument(*names: str, **options: Any) -> Callable[[_F], _F]:
+    """IPython's ``@argument``: one ``argparse`` argument of a magic."""
+    decorator: Callable[[_F], _F] = _args.argument(*names, **options)
+    return decorator
+
+
+def line_magic(method: _F) -> _F:
+    """IPython's ``@line_magic`` (its declared return type is a union that hides the method)."""
+    return cast(_F, _magic.line_magic(method))
+
+
+def cell_magic(method: _F) -> _F:
+    """IPython's ``@cell_magic``, typed like ``line_magic``."""
+    return cast(_F, _magic.cell_magic(method))
+
+
+def parse_argstring(magic: Callable[..., Any], line: str) -> Any:
+    """Parse a magic's line; a bad line raises ``UsageError`` with the magic's usage."""
+    return _args.parse_argstring(magic, line)
+
+
+LAST_NAME = "_nbf_last"
+
+
+def describe_error(exc: NbfeaturesError) -> str:
+    """One line for the notebook; SQL errors lead with where: ``line 3, column 8: ...``."""
+    if isinstance(exc, TransformationError) and exc.line:
+        where = f"line {exc.line}" + (f", column {exc.column}" if exc.column else "")
+        return f"feature family {exc.family!r}: {where}: {exc.reason}"
+    return str(exc)
+
+
+@contextmanager
+def usage_errors() -> Iterator[None]:
+    """Turn the library's errors into ``UsageError``: a message, not a traceback."""
+    try:
+        yield
+    except NbfeaturesError as exc:
+        raise UsageError(describe_error(exc)) from exc
+
+
+def sources_used(body: str, sources: Mapping[str, Source]) -> tuple[Source, ...]:
+    """The kernel's sources the cell mentions by name.
+
+    Only these go into the family, so registering an unrelated source later in the notebook
+    does not change the family's version hash.
+    """
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", body))
+    return tuple(source for name, source in sorted(sources.items()) if name in words)
+
+
+@magics_class
+class FeatureMagics(Magics):
+    """``%nbf_config``, ``%nbf_source``, ``%%feature`` and ``%features``."""
+
+    @property
+    def state(self) -> KernelState:
+        return current()
+
+    @magic_arguments()
+    @argument("--workspace", help="workspace directory (holds nbfeatures.yaml and .nbfeatures/)")
+    @argument("--owner", help="default owner for families defined in this notebook")
+    @argument("--catalog-uri", help="MLflow tracking URI of the catalog")
+    @line_magic
+    def nbf_config(self, line: str) -> None:
+        """Point this kernel at a workspace; forgets the kernel's sources and last family."""
+        args = parse_argstring(self.nbf_config, line)
+        with usage_errors():
+            settings = load_settings(args.workspace, owner=args.owner, catalog_uri=args.catalog_uri)
+        configure(settings)
+        print(
+            f"nbfeatures workspace {settings.workspace}; catalog {settings.catalog}; "
+            f"owner {settings.owner or '(none: pass --owner to %%feature)'}"
+        )
+
+    @magic_arguments()
+    @argument("name", help="the name cells use for this source, e.g. in FROM name")
+    @argument("location", help="a Parquet/CSV path or a Spark table name")
+    @argument("--timestamp", help="the source's event-time column")
+    @line_magic
+    def nbf_source(self, line: str) -> None:
+        """Register a named source for this kernel, reading one row now to fail early."""
+        args = parse_argstring(self.nbf_source, line)
+        from nbfeatures.engine.session import get_spark
+        from nbfeatures.engine.sources import read_source
+
+        with usage_errors():
+            source = Source.infer(args.name, args.location, args.timestamp)
+            settings = self.state.get_settings()
+            frame = read_source(get_spark(settings), source, limit=1)
+        self.state.sources[source.name] = source
+        print(
+            f"source {source.name}: {source.format.value} {source.location} "
+            f"({', '.join(frame.columns)})"
+        )
+
+    @magic_arguments()
+    @argument("name", help="the family's name")
+    @argument("--entity", required=True, help="the entity's join key column, e.g. user_id")
+    @argument("--timestamp", required=True, help="the output's event-time column")
+    @argument("--owner", help="who answers for this family (default: settings.owner)")
+    @argument("--ttl", help="max age a served value may have, e.g. 7d")
+    @argument("--freshness", help="freshness SLA, e.g. 1h")
+    @argument("--description", default="", help="what the family describes")
+    @argument("--tags", help="comma-separated tags")
+    @argument("--python", action="store_true", help="the body is Python defining one function")
+    @argument("--register", action="store_true", help="register at once, without a click")
+    @cell_magic
+    def feature(self, line: str, cell: str) -> None:
+        """Define a family, preview it on a bounded sample, and offer (or do) registration."""
+        args = parse_argstring(self.feature, line)
+        with usage_errors():
+            result, widget = self._define(args, cell)
+            if args.register:
+                registration = self._register(result)
+                widget.show_registration(registration)
+        if self.shell is not None:
+            self.shell.user_ns[LAST_NAME] = result
+        _display.display(widget)
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="a family: show its versions")
+    @line_magic
+    def features(self, line: str) -> None:
+        """List the catalog's families, or one family's versions and metadata."""
+        args = parse_argstring(self.features, line)
+        with usage_errors():
+            catalog = self.state.catalog()
+            if args.name:
+                page = html.history_html(args.name, catalog.history(args.name))
+            else:
+                page = html.catalog_html(catalog.list())
+        _display.display(_display.HTML(page))
+
+    def _define(self, args: Any, body: str) -> tuple[FeatureCell, PreviewWidget]:
+        from nbfeatures.engine.preview import compute_preview
+        from nbfeatures.engine.session import get_spark
+        from nbfeatures.engine.transform import build_family
+
+        state = self.state
+        settings = state.get_settings()
+        owner = args.owner or settings.owner
+        if not owner:
+            raise UsageError(
+                f"feature family {args.name!r} needs an owner: pass --owner WHO, "
+                "or set owner in nbfeatures.yaml (or NBF_OWNER)"
+            )
+        # Look the name up first: an unreachable catalog fails before Spark does any work.
+        catalog = state.catalog()
+        previous = catalog.latest(args.name)
+        family, frame = build_family(
+            get_spark(settings),
+            name=args.name,
+            body=body,
+            python=args.python,
+            entity_key=args.entity,
+            timestamp=args.timestamp,
+            sources=sources_used(body, state.sources),
+            owner=owner,
+            description=args.description,
+            tags=parse_tags(args.tags),
+            ttl=args.ttl,
+            freshness=args.freshness,
+            limit=settings.preview_limit,
+        )
+        preview = compute_preview(frame, family, rows=settings.preview_rows)
+        result = FeatureCell(family=family, preview=preview)
+        state.last = result
+
+        def register() -> Registration:
+            return self._register(result)
+
+        widget = PreviewWidget(
+            preview,
+            on_register=register,
+            previous_stats=previous.stats if previous is not None else None,
+            previous_version=previous.version if previous is not None else None,
+        )
+        return result, widget
+
+    def _register(self, result: FeatureCell) -> Registration:
+        registration = self.state.catalog().register(
+            result.family, stats=result.preview.stats_dict()
+        )
+        result.registration = registration
+        return registration
+
+
+def changed_features(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Names of the features a ``Preview.compare`` table marks as changed (for tests/reports)."""
+    return [
+        str(row.get("feature"))
+        for row in rows
+        if str(row.get("change", "")).lower() not in ("", "unchanged", "same")
+    ]

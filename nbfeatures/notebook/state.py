@@ -1,0 +1,66 @@
+"""What one kernel remembers between cells: its settings, named sources and the last family.
+
+Settings are read once per kernel (the notebook is an edge) on first use, or set explicitly
+with ``configure(settings)`` / ``%nbf_config`` so tests and users can point the kernel at a
+workspace without environment variables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from nbfeatures.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from nbfeatures.catalog import Catalog, Registration
+    from nbfeatures.definitions import FeatureFamily, Source
+    from nbfeatures.engine.preview import Preview
+
+
+@dataclass
+class FeatureCell:
+    """The outcome of the last ``%%feature`` cell; also bound to ``_nbf_last`` in the notebook."""
+
+    family: FeatureFamily
+    preview: Preview
+    registration: Registration | None = None
+
+
+@dataclass
+class KernelState:
+    """Mutable per-kernel state behind the magics."""
+
+    settings: Settings | None = None
+    sources: dict[str, Source] = field(default_factory=dict)
+    last: FeatureCell | None = None
+    _catalog: Catalog | None = None
+
+    def get_settings(self) -> Settings:
+        """The kernel's settings, read from ``nbfeatures.yaml`` and ``NBF_*`` on first use."""
+        if self.settings is None:
+            self.settings = load_settings()
+        return self.settings
+
+    def catalog(self) -> Catalog:
+        """The catalog for the kernel's settings, built once (MLflow loads on first use)."""
+        if self._catalog is None:
+            from nbfeatures.catalog import Catalog
+
+            self._catalog = Catalog.from_settings(self.get_settings())
+        return self._catalog
+
+
+_state = KernelState()
+
+
+def current() -> KernelState:
+    """The kernel's state."""
+    return _state
+
+
+def configure(settings: Settings | None = None) -> KernelState:
+    """Start over with ``settings`` (or re-read them on next use): no sources, no last family."""
+    global _state
+    _state = KernelState(settings=settings)
+    return _state
