@@ -1,0 +1,284 @@
+"""The magics in a real IPython shell, on real Spark and a real SQLite-backed MLflow catalog."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
+
+from nbfeatures.config import Settings
+
+pytestmark = pytest.mark.integration
+
+SPEND_SQL = """\
+SELECT user_id,
+       date_trunc('DAY', ts) AS ts,
+       count(*) AS txn_count,
+       sum(amount) AS spend
+FROM transactions
+GROUP BY user_id, date_trunc('DAY', ts)
+"""
+
+SPEND_SQL_V2 = SPEND_SQL.replace(
+    "sum(amount) AS spend", "sum(amount) AS spend,\n       max(amount) AS max_amount"
+)
+
+
+def _catalog(settings: Settings) -> Any:
+    from nbfeatures.catalog import Catalog
+
+    return Catalog.from_settings(settings)
+
+
+def _html(captured: Any) -> str:
+    return "\n".join(o.data.get("text/html", "") for o in captured.outputs)
+
+
+def test_load_ext_registers_the_magics(shell: Any) -> None:
+    magics = shell.magics_manager.magics
+    assert {"nbf_config", "nbf_source", "nbf_register", "features"} <= set(magics["line"])
+    assert "feature" in magics["cell"]
+
+
+def test_feature_cell_previews_without_registering(kernel: Any, module_settings: Settings) -> None:
+    with capture_output() as captured:
+        kernel.run_cell_magic("feature", "preview_only --entity user_id --timestamp ts", SPEND_SQL)
+    page = _html(captured)
+    assert "preview_only" in page and "Feature statistics" in page
+    assert "txn_count" in page and "spend" in page
+    last = kernel.user_ns["_nbf_last"]
+    assert last.family.name == "preview_only"
+    assert last.family.owner == "tests"  # from settings.owner
+    assert last.registration is None
+    assert [s.name for s in last.family.sources] == ["transactions"]
+    assert _catalog(module_settings).latest("preview_only") is None
+
+
+def test_register_flag_then_changed_sql_shows_changes_and_button_registers_v2(
+    kernel: Any, module_settings: Settings
+) -> None:
+    line = "user_spend --entity user_id --timestamp ts --ttl 7d --tags payments,demo"
+    with capture_output() as first:
+        kernel.run_cell_magic("feature", line + " --register", SPEND_SQL)
+    assert "Registered user_spend v1" in _html(first)
+
+    with capture_output() as again:
+        kernel.run_cell_magic("feature", line + " --register", SPEND_SQL)
+    assert "Already registered as user_spend v1" in _html(again)
+
+    with capture_output() as second:
+        kernel.run_cell_magic("feature", line, SPEND_SQL_V2)
+    page = _html(second)
+    assert "Changes vs v1" in page and "max_amount" in page
+    widget = kernel.user_ns["_nbf_last"].widget
+    widget.button.click()
+    assert "Registered user_spend v2" in widget.status.value
+    assert widget.button.disabled
+
+    catalog = _catalog(module_settings)
+    assert [v.version for v in catalog.history("user_spend")] == [1, 2] or [
+        v.version for v in catalog.history("user_spend")
+    ] == [2, 1]
+    latest = catalog.latest("user_spend")
+    assert latest is not None and "max_amount" in latest.family.feature_names
+    assert latest.stats  # the preview statistics went into the catalog
+
+    with capture_output() as listing:
+        kernel.run_line_magic("features", "")
+    assert "user_spend" in _html(listing) and "payments" in _html(listing)
+    with capture_output() as history:
+        kernel.run_line_magic("features", "user_spend")
+    assert "v1" in _html(history) and "v2" in _html(history)
+    assert latest.hash[:12] in _html(history)
+
+
+def test_nbf_register_registers_the_last_preview(kernel: Any, module_settings: Settings) -> None:
+    kernel.run_cell_magic("feature", "by_line --entity user_id --timestamp ts", SPEND_SQL)
+    with capture_output() as captured:
+        kernel.run_line_magic("nbf_register", "")
+    assert "Registered by_line v1" in _html(captured)
+    assert _catalog(module_settings).latest("by_line") is not None
+
+
+def test_python_family(kernel: Any, module_settings: Settings) -> None:
+    body = """
+def user_countries(transactions):
+    from pyspark.sql import functions as F
+    return transactions.groupBy("user_id").agg(
+        F.max("ts").alias("ts"), F.countDistinct("country").alias("countries")
+    )
+"""
+    with capture_output() as captured:
+        kernel.run_cell_magic(
+            "feature", "user_countries --entity user_id --timestamp ts --python --register", body
+        )
+    assert "Registered user_countries v1" in _html(captured)
+    assert _catalog(module_settings).latest("user_countries") is not None
+
+
+# --- bad input: one UsageError, nothing registered, and the next cell still works ---------
+
+BAD_CELLS = [
+    (
+        "sql_syntax",
+        "--entity user_id --timestamp ts",
+        "SELECT user_id,\n  ts\n  FROM transactions WHERE\n",
+        r"line \d+",
+    ),
+    (
+        "sql_line",
+        "--entity user_id --timestamp ts",
+        "SELECT user_id,\n       ts,\n       amount +* 2 AS x\nFROM transactions",
+        r"line 3",
+    ),
+    (
+        "no_entity",
+        "--entity customer_id --timestamp ts",
+        "SELECT user_id, ts, amount FROM transactions",
+        "customer_id",
+    ),
+    (
+        "no_timestamp",
+        "--entity user_id --timestamp event_time",
+        "SELECT user_id, ts, amount FROM transactions",
+        "event_time",
+    ),
+    (
+        "text_timestamp",
+        "--entity user_id --timestamp ts",
+        "SELECT user_id, 'yesterday' AS ts, amount FROM transactions",
+        "ts",
+    ),
+    (
+        "duplicates",
+        "--entity user_id --timestamp ts",
+        "SELECT user_id, ts, amount AS a, amount AS a FROM transactions",
+        "a",
+    ),
+    (
+        "unsupported",
+        "--entity user_id --timestamp ts",
+        "SELECT user_id, ts, array(amount) AS amounts FROM transactions",
+        "amounts",
+    ),
+    (
+        "unknown_source",
+        "--entity user_id --timestamp ts",
+        "SELECT user_id, ts, amount FROM no_such_source",
+        "no_such_source",
+    ),
+    ("py_no_function", "--entity user_id --timestamp ts --python", "x = 1\n", "function"),
+    (
+        "py_raises",
+        "--entity user_id --timestamp ts --python",
+        "def broken(transactions):\n    raise RuntimeError('boom here')\n",
+        "boom here",
+    ),
+    (
+        "Bad-Name",
+        "--entity user_id --timestamp ts",
+        "SELECT user_id, ts, amount FROM transactions",
+        "not a valid name",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "body", "message"), BAD_CELLS, ids=[c[0] for c in BAD_CELLS]
+)
+def test_bad_cells_raise_one_usage_error_and_register_nothing(
+    kernel: Any, module_settings: Settings, name: str, options: str, body: str, message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        kernel.run_cell_magic("feature", f"{name} {options} --register", body)
+    if name.islower():
+        assert _catalog(module_settings).latest(name) is None
+
+
+def test_kernel_stays_usable_after_an_error(kernel: Any) -> None:
+    bad = kernel.run_cell("%%feature broken_cell --entity user_id --timestamp ts\nSELEC nothing")
+    assert isinstance(bad.error_in_exec, UsageError)
+    good = kernel.run_cell(
+        "%%feature after_error --entity user_id --timestamp ts\n"
+        "SELECT user_id, ts, amount FROM transactions"
+    )
+    assert good.success
+    assert kernel.user_ns["_nbf_last"].family.name == "after_error"
+
+
+def test_sql_error_names_line_and_column(kernel: Any) -> None:
+    body = "SELECT user_id,\n       ts,\n       amount FROM transactions WHERE (\n"
+    with pytest.raises(UsageError) as raised:
+        kernel.run_cell_magic("feature", "where_bad --entity user_id --timestamp ts", body)
+    assert "line " in str(raised.value)
+    assert "Traceback" not in str(raised.value)
+
+
+def test_missing_owner_is_refused(shell: Any, spark: object, module_settings: Settings) -> None:
+    from nbfeatures.notebook import configure
+
+    configure(dataclasses.replace(module_settings, owner=None))
+    try:
+        with pytest.raises(UsageError, match="owner"):
+            shell.run_cell_magic(
+                "feature", "orphan --entity user_id --timestamp ts", "SELECT 1 AS user_id"
+            )
+    finally:
+        configure(None)
+
+
+def test_unknown_source_path_fails_at_nbf_source(kernel: Any, tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "events.parquet"
+    with pytest.raises(UsageError, match="does not exist"):
+        kernel.run_line_magic("nbf_source", f"events {missing}")
+    from nbfeatures.notebook import current
+
+    assert "events" not in current().sources
+
+
+def test_unreachable_catalog_is_a_usage_error(
+    shell: Any, spark: object, module_settings: Settings, transactions: Path
+) -> None:
+    from nbfeatures.notebook import configure
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    configure(dataclasses.replace(module_settings, catalog_uri=f"http://127.0.0.1:{port}"))
+    try:
+        shell.run_line_magic("nbf_source", f"transactions {transactions}")
+        with pytest.raises(UsageError, match="cannot be reached"):
+            shell.run_cell_magic(
+                "feature",
+                "offline_catalog --entity user_id --timestamp ts --register",
+                "SELECT user_id, ts, amount FROM transactions",
+            )
+        with pytest.raises(UsageError, match="cannot be reached"):
+            shell.run_line_magic("features", "")
+    finally:
+        configure(None)
+
+
+def test_nbf_config_points_the_kernel_at_a_workspace(shell: Any, tmp_path: Path) -> None:
+    from nbfeatures.notebook import configure, current
+
+    try:
+        shell.run_line_magic("nbf_config", f"--workspace {tmp_path} --owner alice")
+        settings = current().get_settings()
+        assert settings.workspace == tmp_path.resolve()
+        assert settings.owner == "alice"
+    finally:
+        configure(None)
+
+
+def test_nbf_register_without_a_preview_is_a_usage_error(shell: Any) -> None:
+    from nbfeatures.notebook import configure
+
+    configure(None)
+    with pytest.raises(UsageError, match="run a %%feature cell first"):
+        shell.run_line_magic("nbf_register", "")

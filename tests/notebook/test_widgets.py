@@ -1,0 +1,144 @@
+"""The preview widget: built from a real preview of a real Spark DataFrame, clicked in Python."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from nbfeatures.definitions import (
+    Entity,
+    Feature,
+    FeatureFamily,
+    FeatureType,
+    Transformation,
+)
+from nbfeatures.errors import CatalogUnavailable
+
+pytestmark = pytest.mark.integration
+
+SQL = "SELECT user_id, ts, spend, txn_count FROM t"
+
+
+def _family(name: str = "user_spend") -> FeatureFamily:
+    return FeatureFamily(
+        name=name,
+        entity=Entity("user", "user_id"),
+        timestamp="ts",
+        features=(Feature("spend", FeatureType.FLOAT64), Feature("txn_count", FeatureType.INT64)),
+        transformation=Transformation("sql", SQL),
+        owner="tests",
+    )
+
+
+@pytest.fixture(scope="module")
+def preview(spark: Any) -> Any:
+    from nbfeatures.engine.preview import compute_preview
+
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    rows = [(f"u{i % 4}", start + dt.timedelta(hours=i), float(i * 10), i) for i in range(12)]
+    frame = spark.createDataFrame(
+        rows, "user_id string, ts timestamp, spend double, txn_count bigint"
+    )
+    return compute_preview(frame, _family(), rows=5, bins=4)
+
+
+def _registration(family: FeatureFamily, version: int, created: bool) -> Any:
+    from nbfeatures.catalog import FamilyVersion, Registration
+
+    registered = FamilyVersion(
+        family=family,
+        version=version,
+        hash=family.version_hash,
+        status="draft",
+        aliases=(),
+        created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+        run_id="run",
+        deprecation=None,
+        stats=None,
+    )
+    return Registration(version=registered, created=created, previous=None, changes=())
+
+
+def test_widget_shows_header_sample_schema_stats_and_histograms(preview: Any) -> None:
+    from nbfeatures.notebook.widgets import PreviewWidget
+
+    widget = PreviewWidget(preview)
+    page = widget.body.value
+    assert "user_spend" in page
+    assert "12 rows, 4 entities" in page
+    assert "2024-01-01 00:00:00" in page and "2024-01-01 11:00:00" in page
+    assert "Sample (5 of 12 rows)" in page
+    assert "<th>spend</th>" in page or ">spend<" in page
+    assert "Feature statistics" in page
+    assert page.count("<svg") == 2  # one histogram per numeric feature
+    assert "Changes vs" not in page
+    assert widget.button.disabled  # nothing to register with
+
+
+def test_register_button_calls_back_shows_version_and_disables(preview: Any) -> None:
+    from nbfeatures.notebook.widgets import PreviewWidget
+
+    calls: list[int] = []
+
+    def register() -> Any:
+        calls.append(1)
+        return _registration(preview.family, 3, created=True)
+
+    widget = PreviewWidget(preview, on_register=register)
+    assert not widget.button.disabled
+    widget.button.click()
+    assert calls == [1]
+    assert "Registered user_spend v3" in widget.status.value
+    assert widget.button.disabled
+    assert widget.registration is not None and widget.registration.version.version == 3
+
+
+def test_register_of_existing_content_says_already_registered(preview: Any) -> None:
+    from nbfeatures.notebook.widgets import PreviewWidget
+
+    widget = PreviewWidget(
+        preview, on_register=lambda: _registration(preview.family, 2, created=False)
+    )
+    widget.button.click()
+    assert "Already registered as user_spend v2" in widget.status.value
+    assert widget.button.disabled
+
+
+def test_register_failure_is_shown_in_red_and_button_stays_enabled(preview: Any) -> None:
+    from nbfeatures.notebook.widgets import PreviewWidget
+
+    def register() -> Any:
+        raise CatalogUnavailable("http://127.0.0.1:9", "connection refused")
+
+    widget = PreviewWidget(preview, on_register=register)
+    widget.button.click()
+    assert "nbf-error" in widget.status.value
+    assert "connection refused" in widget.status.value
+    assert not widget.button.disabled
+    assert widget.registration is None
+
+
+def test_changes_table_against_previous_version(preview: Any) -> None:
+    from nbfeatures.notebook.widgets import PreviewWidget
+
+    old = dict(preview.stats_dict())
+    old.pop("txn_count", None)
+    widget = PreviewWidget(preview, previous_stats=old, previous_version=1)
+    assert widget.changes  # Preview.compare produced rows
+    assert "Changes vs v1" in widget.body.value
+    assert "nbf-changed" in widget.body.value  # txn_count is new in this version
+
+
+def test_mimebundle_carries_html_for_saved_notebooks(preview: Any) -> None:
+    from nbfeatures.notebook.widgets import PreviewWidget
+
+    widget = PreviewWidget(
+        preview, on_register=lambda: _registration(preview.family, 1, created=True)
+    )
+    widget.register()
+    bundle = widget._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "Feature statistics" in bundle["text/html"]
+    assert "Registered user_spend v1" in bundle["text/html"]
