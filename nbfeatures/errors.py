@@ -14,6 +14,7 @@
     │   ├── CatalogUnavailable(uri, reason)       the catalog cannot be reached
     │   ├── FeatureNotFound(name, version)        no such family, version or feature
     │   ├── RegistrationConflict(name, reason)    a concurrent registration could not settle
+    │   ├── RegistrationFailed(name, step, reason) a registration failed and was rolled back
     │   └── FamilySunset(name, version, sunset)   deprecated and past its sunset date
     ├── OfflineDataMissing(family, version, start, end)
     └── PromotionFailed(family, version, step, notebook, cell)
@@ -127,6 +128,18 @@ class RegistrationConflict(CatalogError):
         self.name = name
         self.reason = reason
         super().__init__(f"registration of {name!r} did not complete: {reason}")
+
+
+class RegistrationFailed(CatalogError):
+    """A registration failed at ``step``; what it had written was removed again."""
+
+    def __init__(self, name: str, step: str, reason: str) -> None:
+        self.name = name
+        self.step = step
+        self.reason = reason
+        super().__init__(
+            f"registration of {name!r} failed while {step}: {reason}; nothing was registered"
+        )
 
 
 class FamilySunset(CatalogError):

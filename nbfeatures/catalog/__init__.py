@@ -1,0 +1,20 @@
+"""The feature catalog: families and their versions, kept in MLflow's model registry.
+
+Importing this package does not import MLflow; the first catalog call does.
+"""
+
+from nbfeatures.catalog.records import (
+    FamilyDeprecatedWarning,
+    FamilySummary,
+    FamilyVersion,
+    Registration,
+)
+from nbfeatures.catalog.store import Catalog
+
+__all__ = [
+    "Catalog",
+    "FamilyDeprecatedWarning",
+    "FamilySummary",
+    "FamilyVersion",
+    "Registration",
+]

@@ -1,0 +1,673 @@
+"""The feature catalog, with MLflow's model registry as its system of record.
+
+Each family is one registered model ``{prefix}{family}`` and each family version one model
+version, whose run (in the experiment ``nbfeatures-catalog``) holds ``definition.yaml``, the
+transformation source and ``stats.json``. The MLflow UI therefore shows families, versions,
+owners and which version is ``production`` without anything of ours.
+
+MLflow is imported lazily (it takes seconds), never by ``import nbfeatures``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import json
+import re
+import tempfile
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+
+from nbfeatures.catalog.changes import describe_changes
+from nbfeatures.catalog.connection import Connection, error_code, redact
+from nbfeatures.catalog.lock import FamilyLock
+from nbfeatures.catalog.records import (
+    MAX_MODEL_TAG_VALUE,
+    MAX_VERSION_TAG_VALUE,
+    PRODUCTION_ALIAS,
+    STATUS_DEPRECATED,
+    STATUS_DRAFT,
+    STATUS_PRODUCTION,
+    TAG_DEFINITION,
+    TAG_FAMILY,
+    TAG_HASH,
+    TAG_OWNER,
+    TAG_STATS,
+    TAG_STATS_ARTIFACT,
+    TAG_STATUS,
+    TAG_VERSION,
+    FamilyDeprecatedWarning,
+    FamilySummary,
+    FamilyVersion,
+    Registration,
+    deprecation_tags,
+    encode_json,
+    family_status,
+    metadata_tags,
+    overlay_metadata,
+    read_deprecation,
+    utc_from_millis,
+    version_status,
+)
+from nbfeatures.definitions import (
+    NAME_PATTERN,
+    Deprecation,
+    FeatureFamily,
+    FeatureRef,
+    TransformationKind,
+    parse_tags,
+)
+from nbfeatures.errors import (
+    CatalogUnavailable,
+    DefinitionError,
+    FamilySunset,
+    FeatureNotFound,
+    RegistrationFailed,
+)
+
+if TYPE_CHECKING:
+    from nbfeatures.config import Settings
+
+DEFAULT_EXPERIMENT = "nbfeatures-catalog"
+_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9._-]*$")
+_TRANSFORMATION_FILES = {
+    TransformationKind.SQL: "transformation.sql",
+    TransformationKind.PYTHON: "transformation.py",
+}
+
+
+class Catalog:
+    """Register, find and resolve feature family versions.
+
+    Versions are immutable and identified by ``FeatureFamily.version_hash``. Owner,
+    description and tags are family-level metadata kept on the registered model; they change
+    without a new version and every returned ``FamilyVersion`` carries the current values.
+    Deprecation is also family-level: deprecating a family deprecates all its versions.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        artifact_location: str | None = None,
+        model_prefix: str = "nbf.",
+        *,
+        experiment_name: str = DEFAULT_EXPERIMENT,
+        timeout: float = 10.0,
+        retries: int = 1,
+        lock_timeout: float = 60.0,
+        lock_stale_after: float = 120.0,
+    ) -> None:
+        """Describe the catalog; nothing is contacted until the first call.
+
+        ``timeout`` (seconds per HTTP request) and ``retries`` bound how long an unreachable
+        tracking server takes to raise ``CatalogUnavailable``.
+        """
+        if not _PREFIX_PATTERN.match(model_prefix):
+            raise DefinitionError(
+                "registered_model_prefix", "use letters, digits, '.', '_' and '-' only"
+            )
+        self.tracking_uri = tracking_uri
+        self.artifact_location = artifact_location or _default_artifact_location(tracking_uri)
+        self.model_prefix = model_prefix
+        self.experiment_name = experiment_name
+        self._connection = Connection(tracking_uri, timeout=timeout, retries=retries)
+        self._lock = FamilyLock(
+            self._connection, model_prefix, timeout=lock_timeout, stale_after=lock_stale_after
+        )
+        self._experiment_id: str | None = None
+        # Versions are immutable, so a definition cached by (model, hash) is never stale.
+        self._definitions: dict[str, FeatureFamily] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Catalog:
+        """The workspace's catalog (embedded SQLite by default)."""
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return cls(settings.catalog, settings.artifacts, settings.registered_model_prefix)
+
+    def __repr__(self) -> str:
+        return f"Catalog({redact(self.tracking_uri)!r}, prefix={self.model_prefix!r})"
+
+    def model_name(self, family: str) -> str:
+        """The registered model that holds ``family``."""
+        return f"{self.model_prefix}{family}"
+
+    # ----------------------------------------------------------------- registration
+
+    def register(
+        self, family: FeatureFamily, stats: Mapping[str, Any] | None = None
+    ) -> Registration:
+        """Register ``family``; idempotent by content hash.
+
+        Same content as an existing version returns that version (``created=False``) and
+        updates changed owner/description/tags. New content becomes ``vN+1`` and
+        ``changes`` lists what differs from the latest version. Concurrent callers, in any
+        process or machine, are serialized by a lock made of MLflow itself (see ``lock``).
+        A registration that fails midway removes what it wrote and raises
+        ``RegistrationFailed`` (or ``CatalogUnavailable``).
+        """
+        if len(family.description) > MAX_MODEL_TAG_VALUE:
+            raise DefinitionError("description", f"longer than {MAX_MODEL_TAG_VALUE} characters")
+        stats_json = None if stats is None else encode_json(dict(stats))
+        name = self.model_name(family.name)
+        with self._lock.hold(family.name):
+            model = self._find_model(name)
+            versions = self._search_versions(name) if model is not None else []
+            records = [self._record(model, v) for v in versions]
+            previous = records[-1] if records else None
+            existing = next((r for r in records if r.hash == family.version_hash), None)
+            if existing is not None:
+                self._write_metadata(name, model, family)
+                return Registration(self.get(family.name, existing.version), False, previous, ())
+            created = self._create_version(family, stats_json, model, versions)
+        if isinstance(created, FamilyVersion):
+            changes = describe_changes(previous.family, family) if previous else ()
+            return Registration(created, True, previous, changes)
+        return Registration(self.get(family.name, created), False, previous, ())
+
+    def _create_version(
+        self,
+        family: FeatureFamily,
+        stats_json: str | None,
+        model: Any | None,
+        versions: builtins.list[Any],
+    ) -> FamilyVersion | int:
+        """Write run, artifacts and model version; on failure remove them again.
+
+        Returns the new version, or the number of an equal version found by the
+        post-create check (which only happens if a stale lock was broken while held).
+        """
+        client = self._connection.client
+        name = self.model_name(family.name)
+        created_model = False
+        run_id: str | None = None
+        number: int | None = None
+        step = "creating the registered model"
+        try:
+            if model is None:
+                created_model = self._create_model(name, family)
+            else:
+                self._write_metadata(name, model, family)
+            step = "creating the run"
+            run_id = self._start_run(family)
+            step = "logging artifacts"
+            self._log_artifacts(run_id, family, stats_json)
+            self._connection.call(client.set_terminated, run_id, "FINISHED")
+            step = "creating the model version"
+            number = self._add_version(name, family, run_id, stats_json)
+            step = "checking for a concurrent duplicate"
+            twin = self._earlier_twin(name, family.version_hash, number)
+            if twin is not None:
+                self._remove(name, number, run_id, created_model=False)
+                return twin
+            return self.get(family.name, number)
+        except BaseException as exc:
+            self._remove(name, number, run_id, created_model and not versions)
+            if isinstance(exc, CatalogUnavailable | KeyboardInterrupt):
+                raise
+            if isinstance(exc, Exception):
+                raise RegistrationFailed(family.name, step, _first_line(exc)) from exc
+            raise
+
+    def _create_model(self, name: str, family: FeatureFamily) -> bool:
+        client = self._connection.client
+        try:
+            self._connection.call(
+                client.create_registered_model,
+                name,
+                tags=metadata_tags(family),
+                description=family.description,
+            )
+        except Exception as exc:
+            if error_code(exc) != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return False
+        return True
+
+    def _start_run(self, family: FeatureFamily) -> str:
+        client = self._connection.client
+        run = self._connection.call(
+            client.create_run,
+            self._experiment(),
+            run_name=f"{family.name}-{family.version_hash[:12]}",
+            tags={TAG_FAMILY: family.name, TAG_HASH: family.version_hash, TAG_OWNER: family.owner},
+        )
+        return str(run.info.run_id)
+
+    def _log_artifacts(self, run_id: str, family: FeatureFamily, stats_json: str | None) -> None:
+        client = self._connection.client
+        definition = yaml.safe_dump(family.to_dict(), sort_keys=False, allow_unicode=True)
+        source = _TRANSFORMATION_FILES[family.transformation.kind]
+        self._connection.call(client.log_text, run_id, definition, "definition.yaml")
+        self._connection.call(client.log_text, run_id, family.transformation.text, source)
+        if stats_json is not None:
+            self._connection.call(client.log_text, run_id, stats_json, "stats.json")
+
+    def _add_version(
+        self, name: str, family: FeatureFamily, run_id: str, stats_json: str | None
+    ) -> int:
+        client = self._connection.client
+        tags = {
+            TAG_FAMILY: family.name,
+            TAG_HASH: family.version_hash,
+            TAG_OWNER: family.owner,
+            TAG_STATUS: STATUS_DRAFT,
+        }
+        definition = encode_json(family.to_dict())
+        # Copies of the artifacts in tags let list/history read everything in one search.
+        if len(definition) <= MAX_VERSION_TAG_VALUE:
+            tags[TAG_DEFINITION] = definition
+        if stats_json is not None:
+            if len(stats_json) <= MAX_VERSION_TAG_VALUE:
+                tags[TAG_STATS] = stats_json
+            else:
+                tags[TAG_STATS_ARTIFACT] = "stats.json"
+        run = self._connection.call(client.get_run, run_id)
+        version = self._connection.call(
+            client.create_model_version,
+            name,
+            source=run.info.artifact_uri,
+            run_id=run_id,
+            tags=tags,
+            description=family.description[:MAX_MODEL_TAG_VALUE],
+        )
+        number = int(version.version)
+        self._connection.call(client.set_model_version_tag, name, str(number), TAG_VERSION, number)
+        return number
+
+    def _earlier_twin(self, name: str, version_hash: str, number: int) -> int | None:
+        twins = [
+            int(v.version)
+            for v in self._search_versions(name)
+            if v.tags.get(TAG_HASH) == version_hash and int(v.version) < number
+        ]
+        return min(twins) if twins else None
+
+    def _remove(
+        self, name: str, number: int | None, run_id: str | None, created_model: bool
+    ) -> None:
+        """Best-effort cleanup after a failed registration: the version, the run, the model."""
+        client = self._connection.client
+        steps: builtins.list[tuple[Any, tuple[Any, ...]]] = []
+        if number is not None:
+            steps.append((client.delete_model_version, (name, str(number))))
+        if run_id is not None:
+            steps.append((client.delete_run, (run_id,)))
+        if created_model:
+            steps.append((client.delete_registered_model, (name,)))
+        for fn, args in steps:
+            try:
+                self._connection.call(fn, *args)
+            except Exception:
+                continue
+
+    def _experiment(self) -> str:
+        if self._experiment_id is not None:
+            return self._experiment_id
+        client = self._connection.client
+        experiment = self._connection.call(client.get_experiment_by_name, self.experiment_name)
+        if experiment is None:
+            try:
+                self._experiment_id = str(
+                    self._connection.call(
+                        client.create_experiment,
+                        self.experiment_name,
+                        artifact_location=self.artifact_location,
+                    )
+                )
+                return self._experiment_id
+            except Exception as exc:
+                if error_code(exc) != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                experiment = self._connection.call(
+                    client.get_experiment_by_name, self.experiment_name
+                )
+        if experiment is None:
+            raise RegistrationFailed("*", "creating the experiment", self.experiment_name)
+        if experiment.lifecycle_stage == "deleted":
+            self._connection.call(client.restore_experiment, experiment.experiment_id)
+        self._experiment_id = str(experiment.experiment_id)
+        return self._experiment_id
+
+    # ----------------------------------------------------------------- reading
+
+    def get(self, name: str, version: int | None = None, alias: str | None = None) -> FamilyVersion:
+        """A version by number or alias; the latest by default. ``FeatureNotFound`` otherwise."""
+        model = self._require_model(name)
+        client = self._connection.client
+        model_name = self.model_name(name)
+        if alias is not None:
+            aliased = _aliases(model).get(alias)
+            if aliased is None:
+                raise FeatureNotFound(name, alias, f"no version has the alias {alias!r}")
+            if version is not None and version != aliased:
+                raise FeatureNotFound(name, version, f"the alias {alias!r} is v{aliased}")
+            version = aliased
+        if version is None:
+            latest = self._latest_version(model_name)
+            if latest is None:
+                raise FeatureNotFound(name, None, "the family has no versions")
+            return self._record(model, latest)
+        try:
+            found = self._connection.call(client.get_model_version, model_name, str(version))
+        except Exception as exc:
+            if error_code(exc) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise FeatureNotFound(name, version) from None
+            raise
+        return self._record(model, found)
+
+    def latest(self, name: str) -> FamilyVersion | None:
+        """The highest version of ``name``, or None if there is no such family."""
+        model = self._find_model(self.model_name(name)) if _is_name(name) else None
+        if model is None:
+            return None
+        latest = self._latest_version(self.model_name(name))
+        return None if latest is None else self._record(model, latest)
+
+    def history(self, name: str) -> builtins.list[FamilyVersion]:
+        """Every version of ``name``, oldest first."""
+        model = self._require_model(name)
+        return [self._record(model, v) for v in self._search_versions(self.model_name(name))]
+
+    def list(self) -> builtins.list[FamilySummary]:
+        """Every family, sorted by name: one paged search, no call per family."""
+        client = self._connection.client
+        models = self._connection.search_all(
+            client.search_registered_models,
+            filter_string=f"name LIKE '{self.model_prefix}%'",
+        )
+        summaries = [self._summary(m) for m in models if self._family_of(m.name) is not None]
+        return sorted((s for s in summaries if s is not None), key=lambda s: s.name)
+
+    def search(
+        self,
+        text: str | None = None,
+        owner: str | None = None,
+        tag: str | None = None,
+        name: str | None = None,
+    ) -> builtins.list[FamilySummary]:
+        """Families matching every given criterion (case-insensitive).
+
+        ``text`` matches the name, description and feature names (substring); ``owner`` is
+        exact; ``tag`` must be one of the family's tags; ``name`` is a substring of the name.
+        """
+
+        def matches(summary: FamilySummary) -> bool:
+            if name is not None and name.lower() not in summary.name.lower():
+                return False
+            if owner is not None and owner.lower() != summary.owner.lower():
+                return False
+            if tag is not None and tag.strip().lower() not in {t.lower() for t in summary.tags}:
+                return False
+            if text is not None:
+                needle = text.lower()
+                haystack = [summary.name, summary.description, *summary.features]
+                return any(needle in item.lower() for item in haystack)
+            return True
+
+        return [s for s in self.list() if matches(s)]
+
+    # ----------------------------------------------------------------- metadata and status
+
+    def set_metadata(
+        self,
+        name: str,
+        owner: str | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> FamilyVersion:
+        """Change owner, description or tags of the family; no new version is made."""
+        model = self._require_model(name)
+        latest = self.get(name)
+        updated = latest.family.with_metadata(
+            owner=owner, description=description, tags=None if tags is None else parse_tags(tags)
+        )
+        if len(updated.description) > MAX_MODEL_TAG_VALUE:
+            raise DefinitionError("description", f"longer than {MAX_MODEL_TAG_VALUE} characters")
+        self._write_metadata(self.model_name(name), model, updated)
+        return self.get(name, latest.version)
+
+    def deprecate(
+        self,
+        name: str,
+        reason: str,
+        replacement: str | None = None,
+        sunset: dt.date | None = None,
+    ) -> FamilyVersion:
+        """Deprecate the whole family (all its versions); returns the latest version.
+
+        ``resolve`` then warns with ``FamilyDeprecatedWarning``, and after ``sunset`` refuses
+        the family for training with ``FamilySunset``.
+        """
+        deprecation = Deprecation(reason=reason, replacement=replacement, sunset=sunset)
+        model_name = self.model_name(name)
+        self._require_model(name)
+        client = self._connection.client
+        for key, value in deprecation_tags(deprecation).items():
+            self._connection.call(client.set_registered_model_tag, model_name, key, value)
+        for version in self._search_versions(model_name):
+            self._connection.call(
+                client.set_model_version_tag,
+                model_name,
+                str(version.version),
+                TAG_STATUS,
+                STATUS_DEPRECATED,
+            )
+        return self.get(name)
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point ``alias`` at ``version``; for ``production`` also update the status tags."""
+        model = self._require_model(name)
+        model_name = self.model_name(name)
+        client = self._connection.client
+        self.get(name, version)  # FeatureNotFound for a version that does not exist
+        before = _aliases(model).get(alias)
+        self._connection.call(client.set_registered_model_alias, model_name, alias, str(version))
+        if alias != PRODUCTION_ALIAS or read_deprecation(model.tags) is not None:
+            return
+        self._connection.call(
+            client.set_model_version_tag, model_name, str(version), TAG_STATUS, STATUS_PRODUCTION
+        )
+        self._connection.call(
+            client.set_registered_model_tag, model_name, TAG_STATUS, STATUS_PRODUCTION
+        )
+        if before is not None and before != version:
+            self._connection.call(
+                client.set_model_version_tag, model_name, str(before), TAG_STATUS, STATUS_DRAFT
+            )
+
+    def resolve(
+        self,
+        ref: FeatureRef | str,
+        purpose: Literal["read", "training"] = "read",
+        today: dt.date | None = None,
+    ) -> FamilyVersion:
+        """The version a reference means: pinned, else ``production``, else the latest.
+
+        ``ref`` is a ``FeatureRef``, its text (``family:feature``, ``family@v3:feature``,
+        ``family:*``) or a bare family name. A missing family, version or feature raises
+        ``FeatureNotFound`` naming it. A deprecated family warns with
+        ``FamilyDeprecatedWarning``; for ``purpose="training"`` past its sunset date it
+        raises ``FamilySunset``.
+        """
+        if isinstance(ref, str):
+            text = ref.strip()
+            ref = FeatureRef.parse(text if ":" in text else f"{text}:*")
+        if ref.version is not None:
+            found = self.get(ref.family, ref.version)
+        else:
+            model = self._require_model(ref.family)
+            production = _aliases(model).get(PRODUCTION_ALIAS)
+            found = self.get(ref.family, production)
+        if not ref.is_wildcard and ref.feature not in found.family.feature_names:
+            raise FeatureNotFound(ref.family, found.version, f"it has no feature {ref.feature!r}")
+        deprecation = found.deprecation
+        if deprecation is not None:
+            sunset = deprecation.sunset
+            if purpose == "training" and sunset is not None and (today or dt.date.today()) > sunset:
+                raise FamilySunset(ref.family, found.version, sunset, deprecation.replacement)
+            message = _deprecation_message(ref.family, deprecation)
+            warnings.warn(FamilyDeprecatedWarning(message), stacklevel=2)
+        return found
+
+    # ----------------------------------------------------------------- MLflow records
+
+    def _family_of(self, model_name: str) -> str | None:
+        """The family a registered model holds, or None for lock and foreign models."""
+        if not model_name.startswith(self.model_prefix):
+            return None
+        family = model_name[len(self.model_prefix) :]
+        return family if _is_name(family) else None
+
+    def _find_model(self, model_name: str) -> Any | None:
+        client = self._connection.client
+        try:
+            return self._connection.call(client.get_registered_model, model_name)
+        except Exception as exc:
+            if error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+
+    def _require_model(self, name: str) -> Any:
+        if not _is_name(name):
+            raise FeatureNotFound(name, None, "not a valid family name")
+        model = self._find_model(self.model_name(name))
+        if model is None:
+            raise FeatureNotFound(name)
+        return model
+
+    def _search_versions(self, model_name: str) -> builtins.list[Any]:
+        client = self._connection.client
+        found = self._connection.search_all(
+            client.search_model_versions, filter_string=f"name = '{model_name}'"
+        )
+        return sorted(found, key=lambda v: int(v.version))
+
+    def _latest_version(self, model_name: str) -> Any | None:
+        client = self._connection.client
+        found = self._connection.call(
+            client.search_model_versions,
+            filter_string=f"name = '{model_name}'",
+            order_by=["version_number DESC"],
+            max_results=1,
+        )
+        return found[0] if found else None
+
+    def _write_metadata(self, model_name: str, model: Any, family: FeatureFamily) -> None:
+        """Update only the registered-model tags that differ (and its UI description)."""
+        client = self._connection.client
+        current = dict(model.tags) if model is not None else {}
+        for key, value in metadata_tags(family).items():
+            if current.get(key) != value:
+                self._connection.call(client.set_registered_model_tag, model_name, key, value)
+        if model is not None and (model.description or "") != family.description:
+            self._connection.call(
+                client.update_registered_model, model_name, description=family.description
+            )
+
+    def _definition(self, version: Any) -> FeatureFamily:
+        # The hash covers content, not the family name: two families may share it.
+        key = f"{version.name}:{version.tags.get(TAG_HASH, '')}"
+        cached = self._definitions.get(key)
+        if cached is not None:
+            return cached
+        raw = version.tags.get(TAG_DEFINITION)
+        if raw:
+            data = json.loads(raw)
+        else:
+            data = yaml.safe_load(self._download(str(version.run_id), "definition.yaml"))
+        family = FeatureFamily.from_dict(data)
+        if version.tags.get(TAG_HASH):
+            self._definitions[key] = family
+        return family
+
+    def _download(self, run_id: str, path: str) -> str:
+        client = self._connection.client
+        with tempfile.TemporaryDirectory(prefix="nbf-catalog-") as tmp:
+            local = self._connection.call(client.download_artifacts, run_id, path, tmp)
+            return Path(local).read_text()
+
+    def _stats(self, version: Any) -> dict[str, Any] | None:
+        raw = version.tags.get(TAG_STATS)
+        if raw is None and version.tags.get(TAG_STATS_ARTIFACT):
+            raw = self._download(str(version.run_id), version.tags[TAG_STATS_ARTIFACT])
+        if raw is None:
+            return None
+        loaded = json.loads(raw)
+        return loaded if isinstance(loaded, dict) else {"value": loaded}
+
+    def _record(self, model: Any, version: Any) -> FamilyVersion:
+        tags = dict(model.tags)
+        number = int(version.version)
+        deprecation = read_deprecation(tags)
+        aliases = tuple(sorted(a for a, v in _aliases(model).items() if v == number))
+        return FamilyVersion(
+            family=overlay_metadata(self._definition(version), tags),
+            version=number,
+            hash=str(version.tags.get(TAG_HASH, "")),
+            status=version_status(aliases, deprecation),
+            aliases=aliases,
+            created_at=utc_from_millis(version.creation_timestamp),
+            run_id=str(version.run_id or ""),
+            deprecation=deprecation,
+            stats=self._stats(version),
+        )
+
+    def _summary(self, model: Any) -> FamilySummary | None:
+        latest_versions = list(model.latest_versions or [])
+        if not latest_versions:
+            latest = self._latest_version(model.name)  # a store that omits latest_versions
+            if latest is None:
+                return None
+            latest_versions = [latest]
+        latest = max(latest_versions, key=lambda v: int(v.version))
+        tags = dict(model.tags)
+        family = overlay_metadata(self._definition(latest), tags)
+        production = _aliases(model).get(PRODUCTION_ALIAS)
+        return FamilySummary(
+            name=family.name,
+            latest_version=int(latest.version),
+            production_version=production,
+            owner=family.owner,
+            description=family.description,
+            tags=family.tags,
+            status=family_status(production, read_deprecation(tags)),
+            entity=family.entity.name,
+            features=family.feature_names,
+        )
+
+
+def _aliases(model: Any) -> dict[str, int]:
+    raw = getattr(model, "aliases", None) or {}
+    if isinstance(raw, Mapping):
+        return {str(k): int(v) for k, v in raw.items()}
+    return {str(a.alias): int(a.version) for a in raw}
+
+
+def _is_name(name: str) -> bool:
+    return isinstance(name, str) and NAME_PATTERN.match(name) is not None
+
+
+def _default_artifact_location(tracking_uri: str) -> str | None:
+    """Beside an embedded SQLite file; remote servers choose (``--serve-artifacts``)."""
+    if tracking_uri.startswith("sqlite:///"):
+        db_path = Path(tracking_uri[len("sqlite:///") :])
+        return (db_path.parent / "artifacts").absolute().as_uri()
+    return None
+
+
+def _deprecation_message(family: str, deprecation: Deprecation) -> str:
+    parts = [f"feature family {family} is deprecated: {deprecation.reason}"]
+    if deprecation.replacement:
+        parts.append(f"use {deprecation.replacement} instead")
+    if deprecation.sunset:
+        parts.append(f"sunset {deprecation.sunset.isoformat()}")
+    return "; ".join(parts)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
