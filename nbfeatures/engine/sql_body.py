@@ -37,8 +37,13 @@ _TOKEN = re.compile(
     re.DOTALL | re.VERBOSE,
 )
 _LEADING_SPACE = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
-_FIRST_WORD = re.compile(r"[A-Za-z]+|\(")
-_QUERY_STARTS = {"select", "with", "from", "values", "table", "("}
+_FIRST_WORD = re.compile(r"[A-Za-z]+")
+# Statements spark.sql would run at once; a preview must change nothing, so they are refused.
+_COMMANDS = {
+    "add", "alter", "analyze", "cache", "call", "clear", "create", "declare", "delete",
+    "drop", "execute", "grant", "insert", "load", "merge", "msck", "refresh", "replace",
+    "reset", "revoke", "set", "truncate", "uncache", "update", "use",
+}  # fmt: skip
 _WITH = re.compile(r"with(\s+recursive)?\b", re.IGNORECASE)
 
 
@@ -89,8 +94,8 @@ def _check_is_query(family: str, body: str) -> None:
     start = _LEADING_SPACE.match(body)
     offset = start.end() if start else 0
     word = _FIRST_WORD.match(body, offset)
-    if word is None or word.group(0).lower() in _QUERY_STARTS:
-        return  # Spark's parser reports anything else, with its position.
+    if word is None or word.group(0).lower() not in _COMMANDS:
+        return  # a query, or something Spark's parser reports with its position
     line = body.count("\n", 0, offset) + 1
     column = offset - (body.rfind("\n", 0, offset) + 1) + 1
     raise TransformationError(
