@@ -60,6 +60,9 @@ def get_spark(settings: Settings) -> SparkSession:
                 .config("spark.sql.shuffle.partitions", "8")
                 .config("spark.sql.session.timeZone", "UTC")
                 .config("spark.ui.enabled", "false")
+                # Notebooks and promotion runs show their own progress; Spark's console bar
+                # would interleave with it on the kernel's stderr.
+                .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                 .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
                 .config("spark.sql.warehouse.dir", str(settings.home / "spark-warehouse"))
@@ -67,6 +70,8 @@ def get_spark(settings: Settings) -> SparkSession:
         session: SparkSession = builder.getOrCreate()
         if settings.uses_spark_connect:
             session.conf.set("spark.sql.session.timeZone", "UTC")
+        else:
+            session.sparkContext.setLogLevel("ERROR")
         _session, _session_key = session, key
         return session
 
