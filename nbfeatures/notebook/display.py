@@ -212,6 +212,11 @@ def registration_html(registration: Registration) -> str:
     return f'<span class="nbf-ok">{text}</span>'
 
 
+def standalone(fragment: str) -> str:
+    """A fragment with the styles it needs, for display on its own."""
+    return f'{STYLE}<div class="nbf">{fragment}</div>'
+
+
 def error_html(message: str) -> str:
     return f'<span class="nbf-error">{html.escape(message)}</span>'
 

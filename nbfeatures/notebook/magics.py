@@ -4,6 +4,7 @@
     %nbf_source NAME PATH_OR_TABLE [--timestamp COL]
     %%feature NAME --entity KEY --timestamp COL [--owner WHO] [--ttl 7d] [--freshness 1h]
               [--description TEXT] [--tags a,b] [--python] [--register]
+    %nbf_register                      register the family the last %%feature cell previewed
     %features [NAME]
 
 Every ``NbfeaturesError`` becomes one ``UsageError`` with a clear message: IPython prints it
@@ -12,7 +13,6 @@ without a traceback, nothing is registered, and the next cell runs as usual.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -86,19 +86,9 @@ def usage_errors() -> Iterator[None]:
         raise UsageError(describe_error(exc)) from exc
 
 
-def sources_used(body: str, sources: Mapping[str, Source]) -> tuple[Source, ...]:
-    """The kernel's sources the cell mentions by name.
-
-    Only these go into the family, so registering an unrelated source later in the notebook
-    does not change the family's version hash.
-    """
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", body))
-    return tuple(source for name, source in sorted(sources.items()) if name in words)
-
-
 @magics_class
 class FeatureMagics(Magics):
-    """``%nbf_config``, ``%nbf_source``, ``%%feature`` and ``%features``."""
+    """``%nbf_config``, ``%nbf_source``, ``%%feature``, ``%nbf_register`` and ``%features``."""
 
     @property
     def state(self) -> KernelState:
@@ -165,6 +155,18 @@ class FeatureMagics(Magics):
             self.shell.user_ns[LAST_NAME] = result
         _display.display(widget)
 
+    @line_magic
+    def nbf_register(self, line: str) -> None:
+        """Register the family the last ``%%feature`` cell previewed (the button, as a line)."""
+        if line.strip():
+            raise UsageError("%nbf_register takes no arguments")
+        last = self.state.last
+        if last is None:
+            raise UsageError("no family to register: run a %%feature cell first")
+        with usage_errors():
+            registration = self._register(last)
+        _display.display(_display.HTML(html.standalone(html.registration_html(registration))))
+
     @magic_arguments()
     @argument("name", nargs="?", help="a family: show its versions")
     @line_magic
@@ -202,7 +204,7 @@ class FeatureMagics(Magics):
             python=args.python,
             entity_key=args.entity,
             timestamp=args.timestamp,
-            sources=sources_used(body, state.sources),
+            sources=tuple(state.sources.values()),  # the engine keeps those the body reads
             owner=owner,
             description=args.description,
             tags=parse_tags(args.tags),
@@ -223,6 +225,7 @@ class FeatureMagics(Magics):
             previous_stats=previous.stats if previous is not None else None,
             previous_version=previous.version if previous is not None else None,
         )
+        result.widget = widget
         return result, widget
 
     def _register(self, result: FeatureCell) -> Registration:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from nbfeatures.catalog import Catalog, Registration
     from nbfeatures.definitions import FeatureFamily, Source
     from nbfeatures.engine.preview import Preview
+    from nbfeatures.notebook.widgets import PreviewWidget
 
 
 @dataclass
@@ -25,6 +26,7 @@ class FeatureCell:
     family: FeatureFamily
     preview: Preview
     registration: Registration | None = None
+    widget: PreviewWidget | None = None
 
 
 @dataclass

@@ -127,7 +127,7 @@ BAD_CELLS = [
     (
         "sql_syntax",
         "--entity user_id --timestamp ts",
-        "SELECT user_id,\n  ts\n  FROM transactions WHERE\n",
+        "SELECT user_id,\n  ts,\n  amount\nFROM transactions\nWHERE amount >",
         r"line \d+",
     ),
     (
