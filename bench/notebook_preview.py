@@ -140,7 +140,9 @@ def main() -> None:
                 "name": "bench_register",
                 "transformation": {
                     "kind": "sql",
-                    "text": SQL.replace("amount AS amount", f"amount + {round_no * 100 + i} AS amount"),
+                    "text": SQL.replace(
+                        "amount AS amount", f"amount + {round_no * 100 + i} AS amount"
+                    ),
                 },
             }
         )

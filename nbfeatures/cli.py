@@ -1,0 +1,128 @@
+"""The ``nbfeatures`` command: the catalog from a terminal.
+
+    nbfeatures list                         every family, latest and production versions
+    nbfeatures show NAME [--version N]      one family's versions and its definition
+    nbfeatures search [TEXT] [--owner O] [--tag T]
+    nbfeatures set NAME [--owner O] [--description D] [--tags a,b]
+    nbfeatures deprecate NAME --reason R [--replacement X] [--sunset YYYY-MM-DD]
+
+Settings are read here, once (``nbfeatures.yaml`` in ``--workspace`` plus ``NBF_*``);
+errors of the library become one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import yaml
+
+from nbfeatures.config import load_settings
+from nbfeatures.definitions import parse_tags
+from nbfeatures.errors import NbfeaturesError
+
+if TYPE_CHECKING:
+    from nbfeatures.catalog import Catalog, FamilySummary
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nbfeatures", description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", help="workspace folder (default: $NBF_WORKSPACE or .)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("list", help="list every family")
+
+    show = commands.add_parser("show", help="a family's versions and definition")
+    show.add_argument("name")
+    show.add_argument("--version", type=int, help="the version whose definition to print")
+
+    search = commands.add_parser("search", help="find families by text, owner or tag")
+    search.add_argument("text", nargs="?")
+    search.add_argument("--owner")
+    search.add_argument("--tag")
+
+    meta = commands.add_parser("set", help="change owner, description or tags (no new version)")
+    meta.add_argument("name")
+    meta.add_argument("--owner")
+    meta.add_argument("--description")
+    meta.add_argument("--tags", help="comma-separated; replaces the current tags")
+
+    deprecate = commands.add_parser("deprecate", help="deprecate a family")
+    deprecate.add_argument("name")
+    deprecate.add_argument("--reason", required=True)
+    deprecate.add_argument("--replacement", help="the family to use instead")
+    deprecate.add_argument(
+        "--sunset",
+        type=dt.date.fromisoformat,
+        help="after this date (YYYY-MM-DD) new training sets refuse the family",
+    )
+    return parser
+
+
+def _print_summaries(summaries: Sequence[FamilySummary]) -> None:
+    if not summaries:
+        print("no feature families")
+        return
+    print(f"{'family':<24}{'latest':>7}{'prod':>6}  {'status':<11}{'owner':<16}features")
+    for s in summaries:
+        production = f"v{s.production_version}" if s.production_version else "-"
+        print(
+            f"{s.name:<24}{'v' + str(s.latest_version):>7}{production:>6}  {s.status:<11}"
+            f"{s.owner:<16}{', '.join(s.features)}"
+        )
+
+
+def _show(catalog: Catalog, name: str, version: int | None) -> None:
+    history = catalog.history(name)
+    print(f"{'version':<9}{'hash':<14}{'created (UTC)':<22}{'status':<12}aliases")
+    for v in history:
+        created = v.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"v{v.version:<8}{v.hash[:12]:<14}{created:<22}{v.status:<12}{','.join(v.aliases)}")
+    chosen = catalog.get(name, version=version)
+    if chosen.deprecation is not None:
+        d = chosen.deprecation
+        print(f"\ndeprecated: {d.reason}; replacement: {d.replacement or '-'}; sunset: {d.sunset}")
+    print(f"\n# definition of {name} v{chosen.version}")
+    print(yaml.safe_dump(chosen.family.to_dict(), sort_keys=False), end="")
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = load_settings(args.workspace)
+    from nbfeatures.catalog import Catalog
+
+    catalog = Catalog.from_settings(settings)
+    if args.command == "list":
+        _print_summaries(catalog.list())
+    elif args.command == "show":
+        _show(catalog, args.name, args.version)
+    elif args.command == "search":
+        _print_summaries(catalog.search(text=args.text, owner=args.owner, tag=args.tag))
+    elif args.command == "set":
+        tags = parse_tags(args.tags) if args.tags is not None else None
+        updated = catalog.set_metadata(
+            args.name, owner=args.owner, description=args.description, tags=tags
+        )
+        print(f"{updated.ref}: owner {updated.family.owner}, tags {','.join(updated.family.tags)}")
+    elif args.command == "deprecate":
+        done = catalog.deprecate(
+            args.name, args.reason, replacement=args.replacement, sunset=args.sunset
+        )
+        print(f"{done.name} deprecated" + (f", sunset {args.sunset}" if args.sunset else ""))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        code = run(argv)
+    except NbfeaturesError as exc:
+        print(f"nbfeatures: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
