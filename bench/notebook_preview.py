@@ -77,7 +77,9 @@ def view(i):
 store.apply([user, view(-1)])  # warm-up: first apply creates the registry
 out = []
 for i in range({repeats}):
-    t = time.perf_counter(); store.apply([user, view({round_no} * 100 + i)]); out.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    store.apply([user, view({round_no} * 100 + i)])
+    out.append(time.perf_counter() - t)
 print(json.dumps(out))
 """
     done = subprocess.run(
