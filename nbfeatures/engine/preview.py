@@ -130,9 +130,9 @@ def compute_preview(
     level = df.storageLevel
     # Three passes read the result: cache it once, unless the caller already did.
     owned = not (level.useMemory or level.useDisk)
-    if owned:
-        df = df.persist()
     try:
+        if owned:
+            df = df.persist()  # may already run the optimizer, and fail, on constant input
         return _compute(df, family, rows, bins)
     except errors.PySparkException as exc:
         raise TransformationError(family.name, spark_message(exc)) from exc
@@ -227,7 +227,8 @@ def _histograms(
             continue
         ranges[feature.name] = (low, high)
         scaled = (_value(feature).cast("double") - F.lit(low)) * F.lit(bins / (high - low))
-        bucket = F.least(F.floor(scaled), F.lit(bins - 1))
+        # Not least(): it skips nulls, which would put every missing value in the last bin.
+        bucket = F.when(scaled >= bins, bins - 1).otherwise(F.floor(scaled))
         aggregates += [F.count(F.when(bucket == b, 1)).alias(f"h{i}_{b}") for b in range(bins)]
     if not aggregates:
         return histograms

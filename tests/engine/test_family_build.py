@@ -168,9 +168,7 @@ def test_user_temp_view_of_a_source_name_is_neither_used_nor_dropped(
 ) -> None:
     spark.createDataFrame([("x", 1)], "a string, b int").createOrReplaceTempView("transactions")
     try:
-        family, frame = build(
-            spark, sources, "shadow", "SELECT user_id, ts, amount FROM transactions"
-        )
+        _, frame = build(spark, sources, "shadow", "SELECT user_id, ts, amount FROM transactions")
         assert frame.count() == len(ROWS)
         assert temp_views(spark) == ["transactions"]
     finally:
