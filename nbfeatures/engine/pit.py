@@ -1,0 +1,177 @@
+"""Point-in-time joins: each spine row gets, per family, the latest value known at its time.
+
+For a spine row at time ``T`` and a family with rows keyed by the same entity, the value is
+the family's row with the greatest event time ``t <= T``; with a family ``ttl`` that row must
+also satisfy ``t > T - ttl`` (a value exactly ``ttl`` old has expired: its age must be less
+than ``ttl``). Otherwise the features are null. Nothing from the future is ever used, and every
+spine row comes out exactly once, duplicates included.
+
+How it scales (sort-merge, not a range join): spine rows and feature rows of all families
+keyed by the same entity column are unioned into one frame, partitioned by the entity key and
+sorted by (time, kind) where feature rows sort before spine rows at the same time, so a value
+stamped exactly at the spine time is visible. ``last(struct, ignorenulls)`` over a running
+window then carries each family's latest row forward to the spine rows: one shuffle and one
+sort per entity column, linear in the rows, no pairs. When a family has several rows for the
+same entity and time, the one whose struct (time, features in order) sorts last wins, so the
+answer is deterministic.
+
+Output columns are named ``{family}__{feature}`` (always, even when unambiguous, so adding a
+family to a call never renames the others' columns).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import reduce
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from nbfeatures.engine import spark_api
+from nbfeatures.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pyspark.sql import Column, DataFrame
+
+_KIND = "__nbf_kind"
+_TIME = "t"
+SEPARATOR = "__"
+
+
+@dataclass(frozen=True)
+class FeatureFrame:
+    """One family's rows for a join: which columns are the key, the time and the features."""
+
+    name: str
+    frame: DataFrame
+    join_key: str
+    timestamp: str
+    features: tuple[str, ...]
+    ttl: dt.timedelta | None = None
+
+    def column(self, feature: str) -> str:
+        """The output column of ``feature``: ``{family}__{feature}``."""
+        return f"{self.name}{SEPARATOR}{feature}"
+
+    @property
+    def event_time_column(self) -> str:
+        """The output column holding the event time of the value used (when asked for)."""
+        return f"{self.name}{SEPARATOR}event_time"
+
+
+def point_in_time_join(
+    spine: DataFrame,
+    families: Sequence[FeatureFrame],
+    *,
+    timestamp_column: str,
+    include_event_times: bool = False,
+) -> DataFrame:
+    """Add each family's point-in-time correct features to every spine row.
+
+    ``spine`` must hold ``timestamp_column`` and each family's ``join_key``; its other columns
+    (labels, ids) pass through. With ``include_event_times`` a ``{family}__event_time`` column
+    says which row each value came from (null when none was valid).
+    """
+    F = spark_api.functions(spine)
+    _check_columns(spine, families, timestamp_column, include_event_times)
+    result = spine.withColumn(timestamp_column, F.col(timestamp_column).cast("timestamp"))
+    for key, group in _group_by_key(families).items():
+        result = _join_group(result, key, group, timestamp_column, include_event_times)
+    return result
+
+
+def _check_columns(
+    spine: DataFrame,
+    families: Sequence[FeatureFrame],
+    timestamp_column: str,
+    include_event_times: bool,
+) -> None:
+    present = list(spine.columns)
+    needed = [timestamp_column, *(f.join_key for f in families)]
+    for column in needed:
+        if column not in present:
+            raise DefinitionError(
+                "spine", f"has no column {column!r}; its columns are {', '.join(present)}"
+            )
+    outputs: set[str] = set()
+    for family in families:
+        names = [family.column(f) for f in family.features]
+        if include_event_times:
+            names.append(family.event_time_column)
+        for name in names:
+            if name in present or name in outputs:
+                raise DefinitionError(
+                    "features", f"output column {name!r} would appear twice; rename it"
+                )
+            outputs.add(name)
+
+
+def _group_by_key(families: Sequence[FeatureFrame]) -> dict[str, list[FeatureFrame]]:
+    groups: dict[str, list[FeatureFrame]] = {}
+    for family in families:
+        groups.setdefault(family.join_key, []).append(family)
+    return groups
+
+
+def _join_group(
+    spine: DataFrame,
+    key: str,
+    group: list[FeatureFrame],
+    timestamp_column: str,
+    include_event_times: bool,
+) -> DataFrame:
+    """One union, one sort, one running window for all families keyed by ``key``."""
+    F = spark_api.functions(spine)
+    Window = spark_api.window(spine)
+    structs = [f"__nbf_f{i}" for i in range(len(group))]
+    parts = [spine.withColumn(_KIND, F.lit(1))]
+    for family, struct in zip(group, structs, strict=True):
+        event_time = F.col(family.timestamp).cast("timestamp")
+        parts.append(
+            family.frame.where(F.col(family.join_key).isNotNull() & event_time.isNotNull()).select(
+                F.col(family.join_key).alias(key),
+                event_time.alias(timestamp_column),
+                F.struct(
+                    event_time.alias(_TIME), *[F.col(f).alias(f) for f in family.features]
+                ).alias(struct),
+                F.lit(0).alias(_KIND),
+            )
+        )
+    union = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
+    window = (
+        Window.partitionBy(key)
+        .orderBy(F.col(timestamp_column), F.col(_KIND), *[F.col(s) for s in structs])
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    carried = union.select(
+        *[F.col(c) for c in spine.columns],
+        F.col(_KIND),
+        *[F.last(F.col(s), ignorenulls=True).over(window).alias(s) for s in structs],
+    ).where(F.col(_KIND) == 1)
+
+    spine_time = F.col(timestamp_column)
+    outputs: list[Column] = []
+    for family, struct in zip(group, structs, strict=True):
+        valid = _valid(F, F.col(f"{struct}.{_TIME}"), spine_time, family.ttl)
+        outputs.extend(
+            F.when(valid, F.col(f"{struct}.{f}")).alias(family.column(f)) for f in family.features
+        )
+        if include_event_times:
+            outputs.append(
+                F.when(valid, F.col(f"{struct}.{_TIME}")).alias(family.event_time_column)
+            )
+    return carried.select(*[F.col(c) for c in spine.columns], *outputs)
+
+
+def _valid(
+    F: ModuleType, event_time: Column, spine_time: Column, ttl: dt.timedelta | None
+) -> Column:
+    """A carried row is usable when it exists and, with a ttl, its age is under the ttl."""
+    present = event_time.isNotNull()
+    if ttl is None:
+        return present
+    ttl_micros = ttl // dt.timedelta(microseconds=1)
+    age_ok: Column = F.unix_micros(event_time) > F.unix_micros(spine_time) - F.lit(ttl_micros)
+    return present & age_ok

@@ -1,0 +1,171 @@
+"""Shared fixtures of the offline-store, point-in-time and training tests.
+
+A real Spark Connect server (from the installed pyspark) and a real GCS emulator are started
+at most once per test run, on free loopback ports, and stopped when the run ends. They are
+cached in this module rather than in a conftest so that the test modules importing these
+fixtures share one server each.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """End the server and everything it started (its own process group)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def _wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
+        with socket.socket() as probe:
+            probe.settimeout(1)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    _stop(process)
+    raise RuntimeError(
+        f"server did not listen on {port} within {limit}s:\n{log.read_text()[-3000:]}"
+    )
+
+
+def connect_url() -> str:
+    """Start (once) a Spark Connect server from the installed pyspark; return its sc:// URL."""
+    if "connect" in _servers:
+        return _servers["connect"][1]
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="nbf-connect-"))
+    log = workdir / "server.log"
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(home),
+        "SPARK_LOG_DIR": str(workdir),
+        "SPARK_PID_DIR": str(workdir),
+        "PYSPARK_PYTHON": sys.executable,
+    }
+    command = [
+        str(home / "sbin" / "start-connect-server.sh"),
+        "--wait",
+        "--master", "local[2]",
+        "--driver-memory", "1g",
+        "--driver-java-options", "-Duser.timezone=UTC",
+        "--conf", f"spark.connect.grpc.binding.port={port}",
+        "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+        "--conf", "spark.sql.session.timeZone=UTC",
+        "--conf", "spark.sql.shuffle.partitions=8",
+        "--conf", "spark.ui.enabled=false",
+        "--conf", f"spark.sql.warehouse.dir={workdir / 'warehouse'}",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    atexit.register(_stop, process)
+    _wait_for_port(process, port, log, limit=180)
+    url = f"sc://127.0.0.1:{port}"
+    _servers["connect"] = (process, url)
+    return url
+
+
+def gcs_emulator() -> str:
+    """Start (once) a real in-memory GCS emulator; return its ``http://host:port``."""
+    if "gcs" in _servers:
+        return _servers["gcs"][1]
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="nbf-gcs-")) / "emulator.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(_BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1",
+             "--port", str(port), "--in-memory"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    atexit.register(_stop, process)
+    _wait_for_port(process, port, log, limit=60)
+    url = f"http://127.0.0.1:{port}"
+    # The port opens a moment before the API answers; wait for a real answer.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/storage/v1/b?project=test", timeout=2).read()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    _servers["gcs"] = (process, url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def connect_spark() -> Iterator[Any]:
+    """A Spark Connect session to a real server started for this test run."""
+    # The Connect builder itself: the generic one refuses while a local session runs.
+    from pyspark.sql.connect.session import SparkSession
+
+    session = SparkSession.builder.remote(connect_url()).getOrCreate()
+    session.conf.set("spark.sql.session.timeZone", "UTC")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session", params=["local", "connect"])
+def any_spark(request: pytest.FixtureRequest) -> Any:
+    """The local session and the Connect session in turn: suites run on both."""
+    if request.param == "local":
+        return request.getfixturevalue("spark")
+    return request.getfixturevalue("connect_spark")
+
+
+@pytest.fixture(scope="session")
+def gcs_root() -> Iterator[str]:
+    """A ``gs://`` root on a real emulator, with STORAGE_EMULATOR_HOST set only meanwhile.
+
+    Tests using it must not run beside tests that need the variable unset; pytest runs them
+    one at a time, and the variable is restored when the run ends.
+    """
+    url = gcs_emulator()
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = url
+    from nbfeatures.engine.gcs import gcs_filesystem
+
+    gcs_filesystem().create_dir("nbf-offline-tests")
+    yield "gs://nbf-offline-tests/offline"
+    if previous is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = previous
