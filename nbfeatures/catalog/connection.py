@@ -108,10 +108,19 @@ class Connection:
         _quiet_mlflow()
         if self.is_remote:
             self._probe_health()
-        with self.scope():
-            client: MlflowClient = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-            # The first call creates or migrates an embedded database: fail here, not later.
-            client.search_experiments(max_results=1)
+        try:
+            with self.scope():
+                client: MlflowClient = mlflow.MlflowClient(
+                    tracking_uri=self.uri, registry_uri=self.uri
+                )
+                # The first call creates or migrates an embedded database: fail here, not later.
+                client.search_experiments(max_results=1)
+        except CatalogUnavailable:
+            raise
+        except Exception as exc:
+            # Whatever stops the store from opening (a bad path, an unknown scheme, a
+            # database that refuses us) makes the catalog unusable, not the caller's request.
+            raise CatalogUnavailable(redact(self.uri), _first_line(exc)) from exc
         return client
 
     def _probe_health(self) -> None:

@@ -11,7 +11,9 @@ MLflow is imported lazily (it takes seconds), never by ``import nbfeatures``.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import datetime as dt
+import io
 import json
 import re
 import tempfile
@@ -192,12 +194,14 @@ class Catalog:
             else:
                 self._write_metadata(name, model, family)
             step = "creating the run"
-            run_id = self._start_run(family)
+            run_id, artifact_uri = self._start_run(family)
             step = "logging artifacts"
             self._log_artifacts(run_id, family, stats_json)
-            self._connection.call(client.set_terminated, run_id, "FINISHED")
+            # MLflow prints "View run" links to stdout here; a catalog call should be quiet.
+            with contextlib.redirect_stdout(io.StringIO()):
+                self._connection.call(client.set_terminated, run_id, "FINISHED")
             step = "creating the model version"
-            number = self._add_version(name, family, run_id, stats_json)
+            number = self._add_version(name, family, run_id, artifact_uri, stats_json)
             step = "checking for a concurrent duplicate"
             twin = self._earlier_twin(name, family.version_hash, number)
             if twin is not None:
@@ -227,7 +231,7 @@ class Catalog:
             return False
         return True
 
-    def _start_run(self, family: FeatureFamily) -> str:
+    def _start_run(self, family: FeatureFamily) -> tuple[str, str]:
         client = self._connection.client
         run = self._connection.call(
             client.create_run,
@@ -235,7 +239,7 @@ class Catalog:
             run_name=f"{family.name}-{family.version_hash[:12]}",
             tags={TAG_FAMILY: family.name, TAG_HASH: family.version_hash, TAG_OWNER: family.owner},
         )
-        return str(run.info.run_id)
+        return str(run.info.run_id), str(run.info.artifact_uri)
 
     def _log_artifacts(self, run_id: str, family: FeatureFamily, stats_json: str | None) -> None:
         client = self._connection.client
@@ -247,7 +251,12 @@ class Catalog:
             self._connection.call(client.log_text, run_id, stats_json, "stats.json")
 
     def _add_version(
-        self, name: str, family: FeatureFamily, run_id: str, stats_json: str | None
+        self,
+        name: str,
+        family: FeatureFamily,
+        run_id: str,
+        artifact_uri: str,
+        stats_json: str | None,
     ) -> int:
         client = self._connection.client
         tags = {
@@ -265,11 +274,10 @@ class Catalog:
                 tags[TAG_STATS] = stats_json
             else:
                 tags[TAG_STATS_ARTIFACT] = "stats.json"
-        run = self._connection.call(client.get_run, run_id)
         version = self._connection.call(
             client.create_model_version,
             name,
-            source=run.info.artifact_uri,
+            source=artifact_uri,
             run_id=run_id,
             tags=tags,
             description=family.description[:MAX_MODEL_TAG_VALUE],

@@ -7,6 +7,7 @@ artifacts served by the server itself, as in production.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# MLflow 3 reports usage to its vendor unless told not to; tests reach no outside network.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from nbfeatures.catalog import Catalog
 from nbfeatures.definitions import (
@@ -127,7 +131,13 @@ def server_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend
         "--workers", "1",
     ]  # fmt: skip
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=root)
+        process = subprocess.Popen(
+            command,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process, log)
