@@ -25,7 +25,7 @@ STYLE = """<style>
 .nbf th, .nbf td {border: 1px solid #d0d7de; padding: 2px 8px; text-align: right;}
 .nbf th {background: #f6f8fa;}
 .nbf td.nbf-text, .nbf th.nbf-text {text-align: left;}
-.nbf tr.nbf-changed td {background: #fff8c5;}
+.nbf tr.nbf-changed td, .nbf td.nbf-diff {background: #fff8c5;}
 .nbf .nbf-header {color: #57606a;}
 .nbf .nbf-ok {color: #1a7f37; font-weight: bold;}
 .nbf .nbf-error {color: #cf222e; font-weight: bold;}
@@ -162,20 +162,38 @@ def stats_table(preview: Preview) -> str:
 
 
 def changes_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """``Preview.compare`` rows side by side; rows whose change is not 'unchanged' stand out."""
+    """``Preview.compare`` rows, one per feature: each ``old_X``/``new_X`` pair in one column.
+
+    A value that did not change is shown once; one that did reads ``old → new`` and is
+    highlighted, and so is the whole row of an added, removed or retyped feature.
+    """
     if not rows:
         return "<p>No features to compare.</p>"
-    columns: list[str] = []
+    keys: list[str] = []
     for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    changed = [str(row.get("change", "")).lower() not in ("", "unchanged", "same") for row in rows]
-    return table(
-        columns,
-        ([row.get(c) for c in columns] for row in rows),
-        text_columns=[i for i, c in enumerate(columns) if c in ("feature", "change")]
-        + [i for i, c in enumerate(columns) if "type" in c],
-        highlight=changed,
+        keys.extend(k for k in row if k not in keys)
+    paired = [k[4:] for k in keys if k.startswith("old_") and f"new_{k[4:]}" in keys]
+    plain = [k for k in keys if not k.startswith(("old_", "new_"))]
+    head = "".join(
+        f'<th class="nbf-text">{html.escape(k)}</th>'
+        if k in ("feature", "change")
+        else f"<th>{html.escape(k)}</th>"
+        for k in (*plain, *paired)
     )
+    body = []
+    for row in rows:
+        change = str(row.get("change", "")).lower()
+        css = "" if change in ("", "same", "unchanged") else ' class="nbf-changed"'
+        cells = [f'<td class="nbf-text">{html.escape(fmt(row.get(k)))}</td>' for k in plain]
+        for key in paired:
+            old, new = row.get(f"old_{key}"), row.get(f"new_{key}")
+            if fmt(old) == fmt(new):
+                cells.append(f"<td>{html.escape(fmt(new))}</td>")
+            else:
+                text = f"{fmt(old)} → {fmt(new)}"
+                cells.append(f'<td class="nbf-diff">{html.escape(text)}</td>')
+        body.append(f"<tr{css}>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def preview_html(

@@ -28,14 +28,18 @@ def test_fmt_renders_times_floats_and_lists() -> None:
     assert display.fmt(()) == display.MISSING
 
 
-def test_changes_table_highlights_only_changed_features() -> None:
+def test_changes_table_pairs_old_and_new_and_marks_what_changed() -> None:
     rows = [
-        {"feature": "spend", "change": "unchanged", "old_mean": 1.0, "new_mean": 1.0},
+        {"feature": "txn_count", "change": "same", "old_mean": 1.5, "new_mean": 1.5},
+        {"feature": "spend", "change": "same", "old_mean": 98.0, "new_mean": 79.0},
         {"feature": "max_amount", "change": "added", "old_mean": None, "new_mean": 9.5},
     ]
     page = display.changes_table(rows)
-    assert page.count('class="nbf-changed"') == 1
-    assert "max_amount" in page and "old_mean" in page and "new_mean" in page
+    assert page.count('<tr class="nbf-changed">') == 1  # only the added feature's row
+    assert "98 → 79" in page  # a changed value reads old → new
+    assert "1.5 → 1.5" not in page
+    assert page.count('class="nbf-diff"') == 2  # spend's mean, max_amount's mean
+    assert "<th>mean</th>" in page and "old_mean" not in page
 
 
 def test_error_html_is_red_and_escaped() -> None:
