@@ -17,6 +17,7 @@
     │   ├── RegistrationFailed(name, step, reason) a registration failed and was rolled back
     │   └── FamilySunset(name, version, sunset)   deprecated and past its sunset date
     ├── OfflineDataMissing(family, version, start, end)
+    ├── SpineError(column, reason, columns)       a training spine without a needed column
     └── PromotionFailed(family, version, step, notebook, cell)
 
 The core raises these; the edges translate them: magics into ``UsageError``, the CLI into a
@@ -169,6 +170,17 @@ class OfflineDataMissing(NbfeaturesError, LookupError):
             f"feature family {family} v{version} has no offline data for "
             f"{start.isoformat()} .. {end.isoformat()}; compute that range first"
         )
+
+
+class SpineError(NbfeaturesError, ValueError):
+    """A training-set spine lacks a column or holds timestamps that cannot be made UTC."""
+
+    def __init__(self, column: str, reason: str, columns: tuple[str, ...] = ()) -> None:
+        self.column = column
+        self.reason = reason
+        self.columns = columns
+        present = f"; the spine's columns are: {', '.join(columns)}" if columns else ""
+        super().__init__(f"spine column {column!r}: {reason}{present}")
 
 
 class PromotionFailed(NbfeaturesError):

@@ -1,0 +1,275 @@
+"""Point-in-time correct training sets from a spine of entity keys and event times.
+
+    training_set(spine, ["user_spend:*", "merchant_risk@v2:chargebacks"])
+
+The spine is a pandas or Spark DataFrame holding each family's entity key column, the event
+timestamp column (``event_timestamp`` unless told otherwise) and anything else (labels,
+ids), which passes through. The result has the same type as the spine: a pandas result keeps
+the spine's row order, a Spark result is lazy. Every spine row comes out exactly once.
+
+Feature columns are named ``{family}__{feature}`` (double underscore), always, so adding a
+family never renames the columns of the others. Values are the latest known at each row's
+time (event time <= spine time, and for a family with ``ttl``, event time > spine time - ttl);
+see ``nbfeatures.engine.pit``.
+
+Times are UTC: naive pandas timestamps are taken as UTC, aware ones converted, a column
+mixing naive and aware values is refused. References resolve through the catalog for
+training (a deprecated family past its sunset is refused). Each version must have offline
+data covering the spine's time range, else ``OfflineDataMissing`` names the gap. Nothing is
+written unless everything succeeded; inside an active MLflow run the set is then logged as a
+dataset input and the run is tagged with the versions used (``nbfeatures.lineage``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from nbfeatures._deps import require
+from nbfeatures.definitions import FeatureRef, parse_refs
+from nbfeatures.errors import DefinitionError, SpineError
+
+if TYPE_CHECKING:
+    from nbfeatures.catalog import Catalog, FamilyVersion
+    from nbfeatures.config import Settings
+
+DEFAULT_TIMESTAMP = "event_timestamp"
+_ROW = "__nbf_row"
+_ONE_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+@dataclass
+class _Selection:
+    version: FamilyVersion
+    features: list[str] = field(default_factory=list)
+
+
+def training_set(
+    spine: Any,
+    features: Sequence[str | FeatureRef],
+    *,
+    settings: Settings | None = None,
+    catalog: Catalog | None = None,
+    spark: Any = None,
+    timestamp_column: str = DEFAULT_TIMESTAMP,
+    label_columns: Sequence[str] = (),
+    include_event_times: bool = False,
+    progress: bool = True,
+    today: dt.date | None = None,
+) -> Any:
+    """A point-in-time correct training set for ``spine`` with the referenced features.
+
+    ``label_columns`` must be in the spine; they pass through and are recorded as the MLflow
+    dataset's targets. ``include_event_times`` adds ``{family}__event_time`` columns naming
+    the event time of each value used. ``spark`` defaults to the spine's own session (Spark
+    spine) or the workspace session (pandas spine).
+    """
+    from nbfeatures.config import load_settings
+    from nbfeatures.engine.offline import check_offline, read_offline
+    from nbfeatures.engine.pit import FeatureFrame, point_in_time_join
+    from nbfeatures.engine.progress import spark_progress
+
+    settings = settings or load_settings()
+    selections = _resolve(features, settings, catalog, today)
+    is_pandas = _is_pandas(spine)
+    columns = tuple(str(c) for c in spine.columns)
+    needed = [timestamp_column, *label_columns]
+    needed += [s.version.family.entity.join_key for s in selections.values()]
+    for column in needed:
+        if column not in columns:
+            raise SpineError(column, "is missing", columns)
+    if is_pandas:
+        spine = _normalize_pandas(spine, timestamp_column, columns)
+        low, high = _pandas_bounds(spine, timestamp_column)
+    if spark is None:
+        spark = spine.sparkSession if not is_pandas else _workspace_spark(settings)
+
+    with spark_progress(spark, "training set", enabled=progress):
+        if is_pandas:
+            frame = spark.createDataFrame(spine)
+        else:
+            frame = spine
+            low, high = _spark_bounds(spine, timestamp_column)
+        families = []
+        for name, selection in selections.items():
+            version = selection.version
+            ttl = version.family.ttl
+            if low is not None and high is not None:
+                check_offline(settings, name, version.version, low, high + _ONE_MICROSECOND)
+            start = low - ttl if (low is not None and ttl is not None) else None
+            end = high + _ONE_MICROSECOND if high is not None else None
+            stored = read_offline(spark, settings, name, version.version, start, end, check=False)
+            families.append(
+                FeatureFrame(
+                    name=name,
+                    frame=stored,
+                    join_key=version.family.entity.join_key,
+                    timestamp=version.family.timestamp,
+                    features=tuple(selection.features),
+                    ttl=ttl,
+                )
+            )
+        joined = point_in_time_join(
+            frame,
+            families,
+            timestamp_column=timestamp_column,
+            include_event_times=include_event_times,
+        )
+        result = _to_pandas(joined, timestamp_column, families) if is_pandas else joined
+
+    versions = [s.version.ref for s in selections.values()]
+    _record_lineage(result, is_pandas, versions, label_columns)
+    return result
+
+
+def _resolve(
+    features: Sequence[str | FeatureRef],
+    settings: Settings,
+    catalog: Catalog | None,
+    today: dt.date | None,
+) -> dict[str, _Selection]:
+    """Resolve each reference for training; merge the features asked of each family."""
+    if isinstance(features, str):
+        features = [features]
+    refs = parse_refs(features)
+    if not refs:
+        raise DefinitionError("features", "name at least one feature, e.g. 'family:feature'")
+    if catalog is None:
+        from nbfeatures.catalog import Catalog
+
+        catalog = Catalog.from_settings(settings)
+    selections: dict[str, _Selection] = {}
+    for ref in refs:
+        version = catalog.resolve(ref, purpose="training", today=today)
+        selection = selections.setdefault(ref.family, _Selection(version))
+        if selection.version.version != version.version:
+            raise DefinitionError(
+                "features",
+                f"{ref} and {selection.version.ref} name two versions of {ref.family}; "
+                "one training set uses one version of a family",
+            )
+        wanted = version.family.feature_names if ref.is_wildcard else (ref.feature,)
+        selection.features.extend(f for f in wanted if f not in selection.features)
+    return selections
+
+
+def _is_pandas(spine: Any) -> bool:
+    pd = require("pandas", "spark")
+    if isinstance(spine, pd.DataFrame):
+        return True
+    if hasattr(spine, "sparkSession") and hasattr(spine, "columns"):
+        return False
+    raise DefinitionError(
+        "spine", f"expected a pandas or Spark DataFrame, got {type(spine).__name__}"
+    )
+
+
+def _normalize_pandas(spine: Any, timestamp_column: str, columns: tuple[str, ...]) -> Any:
+    """A copy with the timestamp column as UTC-aware datetimes and the row order recorded."""
+    pd = require("pandas", "spark")
+    values = spine[timestamp_column]
+    if values.dtype == object:
+        kinds = {
+            getattr(v, "tzinfo", None) is None
+            for v in values
+            if isinstance(v, dt.datetime) and not pd.isna(v)
+        }
+        if len(kinds) > 1:
+            raise SpineError(
+                timestamp_column,
+                "mixes naive and time-zone-aware timestamps; make them all one kind "
+                "(naive values are taken as UTC)",
+                columns,
+            )
+    try:
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            converted = values.dt.tz_convert("UTC")
+        else:
+            converted = pd.to_datetime(values)
+            converted = (
+                converted.dt.tz_localize("UTC")
+                if converted.dt.tz is None
+                else converted.dt.tz_convert("UTC")
+            )
+    except (TypeError, ValueError) as exc:
+        raise SpineError(
+            timestamp_column, f"cannot be read as timestamps: {exc}", columns
+        ) from None
+    normalized = spine.copy()
+    normalized[timestamp_column] = converted
+    normalized[_ROW] = range(len(normalized))
+    return normalized
+
+
+def _pandas_bounds(spine: Any, column: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    values = spine[column].dropna()
+    if values.empty:
+        return None, None
+    return values.min().to_pydatetime(), values.max().to_pydatetime()
+
+
+def _spark_bounds(spine: Any, column: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The spine's time range as UTC datetimes (via microseconds: no local-zone conversion)."""
+    from nbfeatures.engine.spark_api import functions
+
+    F = functions(spine)
+    ts = F.col(column).cast("timestamp")
+    row = spine.agg(F.unix_micros(F.min(ts)), F.unix_micros(F.max(ts))).collect()[0]
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    low, high = row[0], row[1]
+    if low is None or high is None:
+        return None, None
+    return epoch + low * _ONE_MICROSECOND, epoch + high * _ONE_MICROSECOND
+
+
+def _workspace_spark(settings: Settings) -> Any:
+    from nbfeatures.engine.session import get_spark
+
+    return get_spark(settings)
+
+
+def _to_pandas(joined: Any, timestamp_column: str, families: Sequence[Any]) -> Any:
+    """Collect, restore the spine's order and make every timestamp column UTC-aware."""
+    pd = require("pandas", "spark")
+    out = joined.toPandas().sort_values(_ROW, kind="stable").drop(columns=[_ROW])
+    out = out.reset_index(drop=True)
+    for column in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[column]):
+            series = out[column]
+            out[column] = (
+                series.dt.tz_localize("UTC")
+                if series.dt.tz is None
+                else series.dt.tz_convert("UTC")
+            )
+    return out
+
+
+def _digest(frame: Any, versions: Sequence[str]) -> str:
+    """A short identity of a training set: versions, shape, schema, hashed sample rows."""
+    pd = require("pandas", "spark")
+    sample = frame.head(10_000)
+    hashed = int(pd.util.hash_pandas_object(sample, index=False).sum()) & (2**64 - 1)
+    text = "|".join(
+        [",".join(versions), str(frame.shape), ",".join(map(str, frame.dtypes)), str(hashed)]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _record_lineage(
+    result: Any,
+    is_pandas: bool,
+    versions: Sequence[str],
+    label_columns: Sequence[str],
+) -> None:
+    """Inside an active MLflow run, log the dataset input and tag the versions used."""
+    mlflow = require("mlflow", "catalog")
+    if mlflow.active_run() is None:
+        return
+    from nbfeatures.lineage import SAMPLE_ROWS, log_training_set
+
+    frame = result if is_pandas else result.limit(SAMPLE_ROWS).toPandas()
+    targets = label_columns[0] if len(label_columns) == 1 else None
+    log_training_set(frame, versions, _digest(frame, versions), targets=targets)
