@@ -1,0 +1,181 @@
+"""training_set: resolves through the real catalog, reads the offline store, joins point in
+time, keeps the spine's rows and order, refuses bad spines, and records lineage in MLflow."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+import pytest
+from test_offline import DAY, DAY1, write_source
+
+from nbfeatures.catalog import Catalog, FamilyVersion
+from nbfeatures.config import Settings, load_settings
+from nbfeatures.definitions import Entity, Feature, FeatureFamily, Source, Transformation
+from nbfeatures.engine.offline import compute_offline
+from nbfeatures.errors import FamilySunset, OfflineDataMissing, SpineError
+from nbfeatures.lineage import runs_using, versions_used
+from nbfeatures.training import training_set
+
+pytestmark = pytest.mark.integration
+HOUR = dt.timedelta(hours=1)
+
+
+@dataclasses.dataclass
+class World:
+    settings: Settings
+    catalog: Catalog
+    spend: FamilyVersion
+    doubled: FamilyVersion
+
+
+def family(name: str, sql: str, feature: str, source: Path, ttl: str | None) -> FeatureFamily:
+    return FeatureFamily(
+        name=f"{name}_{uuid.uuid4().hex[:6]}",
+        entity=Entity("user", "user_id"),
+        timestamp="ts",
+        features=(Feature(feature, "float64"),),
+        transformation=Transformation("sql", sql),
+        sources=(Source.infer("tx", str(source)),),
+        owner="tests",
+        ttl=ttl,
+    )
+
+
+@pytest.fixture(scope="module")
+def world(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
+    root = tmp_path_factory.mktemp("training-workspace")
+    settings = load_settings(root, environ={}, owner="tests")
+    catalog = Catalog.from_settings(settings)
+    source = root / "tx.parquet"
+    write_source(source)
+    spend = catalog.register(
+        family("spend", "SELECT user_id, ts, amount AS spend FROM tx", "spend", source, "6h")
+    ).version
+    doubled = catalog.register(
+        family("doubled", "SELECT user_id, ts, amount * 2 AS x2 FROM tx", "x2", source, None)
+    ).version
+    for fv in (spend, doubled):
+        compute_offline(spark, settings, fv, DAY1, DAY1 + 3 * DAY)
+    return World(settings, catalog, spend, doubled)
+
+
+def spine_frame() -> pd.DataFrame:
+    naive = DAY1.replace(tzinfo=None)
+    return pd.DataFrame(
+        {
+            "user_id": [1, 1, 2, 1, 1],
+            "event_timestamp": [
+                naive + 7 * HOUR,  # sees 06:00 of day 1
+                naive + 5 * HOUR,  # nothing before it
+                naive + DAY + 18 * HOUR,  # exactly at a row's time: sees it
+                naive + 23 * HOUR,  # 18:00 is 5h old: within the 6h ttl
+                naive + DAY + 5 * HOUR,  # 18:00 the day before is 11h old: expired
+            ],
+            "label": [1, 0, 1, 0, 1],
+        }
+    )
+
+
+def build(world: World, spine: Any, spark: Any, **kwargs: Any) -> Any:
+    return training_set(
+        spine,
+        [f"{world.spend.family.name}:*", f"{world.doubled.ref}:x2"],
+        settings=world.settings,
+        catalog=world.catalog,
+        spark=spark,
+        label_columns=["label"],
+        progress=False,
+        **kwargs,
+    )
+
+
+def test_pandas_spine_gets_point_in_time_values_in_order(world: World, spark: Any) -> None:
+    out = build(world, spine_frame(), spark)
+    spend = f"{world.spend.family.name}__spend"
+    doubled = f"{world.doubled.family.name}__x2"
+    assert list(out.columns) == ["user_id", "event_timestamp", "label", spend, doubled]
+    assert list(out["label"]) == [1, 0, 1, 0, 1]
+    assert str(out["event_timestamp"].dt.tz) == "UTC"
+    assert out.loc[0, spend] == 10.0 and out.loc[0, doubled] == 20.0
+    assert pd.isna(out.loc[1, spend]) and pd.isna(out.loc[1, doubled])
+    assert out.loc[2, spend] == 21.0
+    assert out.loc[3, spend] == 10.0
+    assert pd.isna(out.loc[4, spend])  # expired by the ttl
+    assert out.loc[4, doubled] == 20.0  # no ttl: still the latest value
+
+
+def test_spark_spine_returns_spark_frame(world: World, spark: Any) -> None:
+    spine = spark.createDataFrame(spine_frame())
+    out = build(world, spine, spark, include_event_times=True)
+    assert hasattr(out, "sparkSession")
+    rows = out.collect()
+    assert len(rows) == 5
+    for row in rows:
+        used = row[f"{world.spend.family.name}__event_time"]
+        assert used is None or used <= row["event_timestamp"]
+
+
+def test_missing_column_is_named_with_the_columns_present(world: World, spark: Any) -> None:
+    spine = spine_frame().drop(columns=["user_id"])
+    with pytest.raises(SpineError, match=r"'user_id'.*event_timestamp, label"):
+        build(world, spine, spark)
+
+
+def test_mixed_naive_and_aware_timestamps_are_refused(world: World, spark: Any) -> None:
+    spine = spine_frame()
+    spine["event_timestamp"] = pd.Series(
+        [DAY1, DAY1.replace(tzinfo=None), DAY1, DAY1, DAY1], dtype=object
+    )
+    with pytest.raises(SpineError, match="mixes naive and time-zone-aware"):
+        build(world, spine, spark)
+
+
+def test_spine_beyond_the_computed_range_names_the_gap(world: World, spark: Any) -> None:
+    spine = spine_frame()
+    spine.loc[0, "event_timestamp"] = (DAY1 + 4 * DAY).replace(tzinfo=None)
+    with pytest.raises(OfflineDataMissing) as caught:
+        build(world, spine, spark)
+    assert caught.value.start == DAY1 + 3 * DAY
+    assert caught.value.end == DAY1 + 4 * DAY + dt.timedelta(microseconds=1)
+
+
+def test_lineage_is_recorded_both_ways_inside_an_mlflow_run(world: World, spark: Any) -> None:
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(world.settings.catalog)
+    try:
+        mlflow.set_experiment(f"training-{uuid.uuid4().hex[:6]}")
+        with mlflow.start_run() as run:
+            build(world, spine_frame(), spark)
+        run_id = run.info.run_id
+        logged = mlflow.get_run(run_id)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    uri = world.settings.catalog
+    assert versions_used(run_id, uri) == [world.spend.ref, world.doubled.ref]
+    assert run_id in [u.run_id for u in runs_using(world.spend.family.name, 1, uri)]
+    assert runs_using(world.spend.family.name, 2, uri) == []
+    inputs = logged.inputs.dataset_inputs
+    assert len(inputs) == 1 and inputs[0].dataset.name == "training_set"
+
+
+def test_family_past_sunset_is_refused_for_training(world: World, spark: Any) -> None:
+    source = Path(str(world.settings.workspace)) / "tx.parquet"
+    old = world.catalog.register(
+        family("old", "SELECT user_id, ts, amount AS v FROM tx", "v", source, None)
+    ).version
+    world.catalog.deprecate(old.family.name, "replaced", sunset=dt.date(2020, 1, 1))
+    with pytest.raises(FamilySunset):
+        training_set(
+            spine_frame(),
+            [f"{old.family.name}:v"],
+            settings=world.settings,
+            catalog=world.catalog,
+            spark=spark,
+            progress=False,
+        )
