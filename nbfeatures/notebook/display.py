@@ -165,7 +165,7 @@ def changes_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """``Preview.compare`` rows, one per feature: each ``old_X``/``new_X`` pair in one column.
 
     A value that did not change is shown once; one that did reads ``old → new`` and is
-    highlighted, and so is the whole row of an added, removed or retyped feature.
+    highlighted. The whole row of an added, removed or retyped feature is highlighted.
     """
     if not rows:
         return "<p>No features to compare.</p>"
@@ -187,8 +187,9 @@ def changes_table(rows: Sequence[Mapping[str, Any]]) -> str:
         cells = [f'<td class="nbf-text">{html.escape(fmt(row.get(k)))}</td>' for k in plain]
         for key in paired:
             old, new = row.get(f"old_{key}"), row.get(f"new_{key}")
-            if fmt(old) == fmt(new):
-                cells.append(f"<td>{html.escape(fmt(new))}</td>")
+            if old is None or new is None or fmt(old) == fmt(new):
+                # Added or removed features are marked by their row; show the value they have.
+                cells.append(f"<td>{html.escape(fmt(new if new is not None else old))}</td>")
             else:
                 text = f"{fmt(old)} → {fmt(new)}"
                 cells.append(f'<td class="nbf-diff">{html.escape(text)}</td>')
