@@ -69,6 +69,9 @@ def test_concurrent_registrations(
     assert {o[1] for o in same_outcomes} == {1}
     assert sum(o[3] for o in same_outcomes) == 1
     assert [v.version for v in catalog.history(same_name)] == [1]
+    # No duplicate was created and deleted behind the scenes: that would burn number 2.
+    follow_up = catalog.register(family(same_name, features={"later": "int64"}))
+    assert follow_up.version.version == 2
     # Different content: versions 1..N without gaps, every hash once.
     history = catalog.history(varied_name)
     assert [v.version for v in history] == list(range(1, WORKERS + 1))
