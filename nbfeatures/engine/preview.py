@@ -3,8 +3,9 @@
 ``compute_preview`` reads the (cached) result three times, whatever the number of features:
 
 1. one aggregation for row and entity counts, event-time range and, per feature, non-null
-   count, approximate distinct count (HyperLogLog, ``approx_count_distinct``: exact on small
-   data, within a few percent on large), min, max and mean;
+   count, exact distinct count, min, max and mean. Distinct counts are exact because a
+   preview reads a bounded sample (``preview_limit`` rows per source), where an estimate's
+   error (HyperLogLog reported 52 users of 50) would only confuse;
 2. one aggregation for the histograms of numeric features, bucketing each value by the
    min/max of pass 1;
 3. the first ``rows`` rows by entity key and timestamp (a top-k, not a sort of everything).
@@ -146,7 +147,7 @@ def _compute(df: DataFrame, family: FeatureFamily, rows: int, bins: int) -> Prev
     key, ts = family.entity.join_key, family.timestamp
     aggregates = [
         F.count(F.lit(1)).alias("rows"),
-        F.approx_count_distinct(key).alias("entities"),
+        F.count_distinct(F.col(key)).alias("entities"),
         F.min(ts).alias("ts_min"),
         F.max(ts).alias("ts_max"),
     ]
@@ -154,7 +155,7 @@ def _compute(df: DataFrame, family: FeatureFamily, rows: int, bins: int) -> Prev
         value = _value(feature)
         aggregates += [
             F.count(value).alias(f"count_{i}"),
-            F.approx_count_distinct(value).alias(f"distinct_{i}"),
+            F.count_distinct(value).alias(f"distinct_{i}"),
             F.min(value).alias(f"min_{i}"),
             F.max(value).alias(f"max_{i}"),
         ]

@@ -6,6 +6,7 @@ is ``sc://host:port``. The session is started once and reused: starting Spark co
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -68,6 +69,9 @@ def get_spark(settings: Settings) -> SparkSession:
                 .config("spark.sql.warehouse.dir", str(settings.home / "spark-warehouse"))
             )
         session: SparkSession = builder.getOrCreate()
+        # PySpark logs every failed query with its JVM stack trace before raising; we turn
+        # those errors into one clear message, so the dump would only bury it.
+        logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
         if settings.uses_spark_connect:
             session.conf.set("spark.sql.session.timeZone", "UTC")
         else:

@@ -123,10 +123,13 @@ def test_register_failure_is_shown_in_red_and_button_stays_enabled(preview: Any)
 def test_changes_table_against_previous_version(preview: Any) -> None:
     from nbfeatures.notebook.widgets import PreviewWidget
 
-    old = dict(preview.stats_dict())
-    old.pop("txn_count", None)
+    old = preview.stats_dict()
+    # The previous version had no txn_count: drop it from the stored statistics.
+    del old["stats"]["txn_count"]
+    old["histograms"].pop("txn_count", None)
     widget = PreviewWidget(preview, previous_stats=old, previous_version=1)
-    assert widget.changes  # Preview.compare produced rows
+    changes = {row["feature"]: row["change"] for row in widget.changes}
+    assert changes == {"spend": "same", "txn_count": "added"}
     assert "Changes vs v1" in widget.body.value
     assert "nbf-changed" in widget.body.value  # txn_count is new in this version
 
