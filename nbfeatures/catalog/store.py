@@ -11,9 +11,7 @@ MLflow is imported lazily (it takes seconds), never by ``import nbfeatures``.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import datetime as dt
-import io
 import json
 import re
 import tempfile
@@ -29,19 +27,15 @@ from nbfeatures.catalog.connection import Connection, error_code, redact
 from nbfeatures.catalog.lock import FamilyLock
 from nbfeatures.catalog.records import (
     MAX_MODEL_TAG_VALUE,
-    MAX_VERSION_TAG_VALUE,
     PRODUCTION_ALIAS,
     STATUS_DEPRECATED,
     STATUS_DRAFT,
     STATUS_PRODUCTION,
     TAG_DEFINITION,
-    TAG_FAMILY,
     TAG_HASH,
-    TAG_OWNER,
     TAG_STATS,
     TAG_STATS_ARTIFACT,
     TAG_STATUS,
-    TAG_VERSION,
     FamilyDeprecatedWarning,
     FamilySummary,
     FamilyVersion,
@@ -49,12 +43,12 @@ from nbfeatures.catalog.records import (
     deprecation_tags,
     encode_json,
     family_status,
-    metadata_tags,
     overlay_metadata,
     read_deprecation,
     utc_from_millis,
     version_status,
 )
+from nbfeatures.catalog.writer import VersionWriter
 from nbfeatures.definitions import (
     NAME_PATTERN,
     Deprecation,
@@ -120,7 +114,7 @@ class Catalog:
         self._lock = FamilyLock(
             self._connection, model_prefix, timeout=lock_timeout, stale_after=lock_stale_after
         )
-        self._experiment_id: str | None = None
+        self._writer = VersionWriter(self._connection, experiment_name, self.artifact_location)
         # Versions are immutable, so a definition cached by (model, hash) is never stale.
         self._definitions: dict[str, FeatureFamily] = {}
 
@@ -162,7 +156,7 @@ class Catalog:
             previous = records[-1] if records else None
             existing = next((r for r in records if r.hash == family.version_hash), None)
             if existing is not None:
-                self._write_metadata(name, model, family)
+                self._writer.write_metadata(name, model, family)
                 return Registration(self.get(family.name, existing.version), False, previous, ())
             created = self._create_version(family, stats_json, model, versions)
         if isinstance(created, FamilyVersion):
@@ -182,7 +176,6 @@ class Catalog:
         Returns the new version, or the number of an equal version found by the
         post-create check (which only happens if a stale lock was broken while held).
         """
-        client = self._connection.client
         name = self.model_name(family.name)
         created_model = False
         run_id: str | None = None
@@ -190,101 +183,29 @@ class Catalog:
         step = "creating the registered model"
         try:
             if model is None:
-                created_model = self._create_model(name, family)
+                created_model = self._writer.create_model(name, family)
             else:
-                self._write_metadata(name, model, family)
+                self._writer.write_metadata(name, model, family)
             step = "creating the run"
-            run_id, artifact_uri = self._start_run(family)
+            run_id, artifact_uri = self._writer.start_run(family)
             step = "logging artifacts"
-            self._log_artifacts(run_id, family, stats_json)
-            # MLflow prints "View run" links to stdout here; a catalog call should be quiet.
-            with contextlib.redirect_stdout(io.StringIO()):
-                self._connection.call(client.set_terminated, run_id, "FINISHED")
+            self._writer.log_artifacts(run_id, family, stats_json)
+            self._writer.finish_run(run_id)
             step = "creating the model version"
-            number = self._add_version(name, family, run_id, artifact_uri, stats_json)
+            number = self._writer.add_version(name, family, run_id, artifact_uri, stats_json)
             step = "checking for a concurrent duplicate"
             twin = self._earlier_twin(name, family.version_hash, number)
             if twin is not None:
-                self._remove(name, number, run_id, created_model=False)
+                self._writer.remove(name, number, run_id, created_model=False)
                 return twin
             return self.get(family.name, number)
         except BaseException as exc:
-            self._remove(name, number, run_id, created_model and not versions)
+            self._writer.remove(name, number, run_id, created_model and not versions)
             if isinstance(exc, CatalogUnavailable | KeyboardInterrupt):
                 raise
             if isinstance(exc, Exception):
                 raise RegistrationFailed(family.name, step, _first_line(exc)) from exc
             raise
-
-    def _create_model(self, name: str, family: FeatureFamily) -> bool:
-        client = self._connection.client
-        try:
-            self._connection.call(
-                client.create_registered_model,
-                name,
-                tags=metadata_tags(family),
-                description=family.description,
-            )
-        except Exception as exc:
-            if error_code(exc) != "RESOURCE_ALREADY_EXISTS":
-                raise
-            return False
-        return True
-
-    def _start_run(self, family: FeatureFamily) -> tuple[str, str]:
-        client = self._connection.client
-        run = self._connection.call(
-            client.create_run,
-            self._experiment(),
-            run_name=f"{family.name}-{family.version_hash[:12]}",
-            tags={TAG_FAMILY: family.name, TAG_HASH: family.version_hash, TAG_OWNER: family.owner},
-        )
-        return str(run.info.run_id), str(run.info.artifact_uri)
-
-    def _log_artifacts(self, run_id: str, family: FeatureFamily, stats_json: str | None) -> None:
-        client = self._connection.client
-        definition = yaml.safe_dump(family.to_dict(), sort_keys=False, allow_unicode=True)
-        source = _TRANSFORMATION_FILES[family.transformation.kind]
-        self._connection.call(client.log_text, run_id, definition, "definition.yaml")
-        self._connection.call(client.log_text, run_id, family.transformation.text, source)
-        if stats_json is not None:
-            self._connection.call(client.log_text, run_id, stats_json, "stats.json")
-
-    def _add_version(
-        self,
-        name: str,
-        family: FeatureFamily,
-        run_id: str,
-        artifact_uri: str,
-        stats_json: str | None,
-    ) -> int:
-        client = self._connection.client
-        tags = {
-            TAG_FAMILY: family.name,
-            TAG_HASH: family.version_hash,
-            TAG_OWNER: family.owner,
-            TAG_STATUS: STATUS_DRAFT,
-        }
-        definition = encode_json(family.to_dict())
-        # Copies of the artifacts in tags let list/history read everything in one search.
-        if len(definition) <= MAX_VERSION_TAG_VALUE:
-            tags[TAG_DEFINITION] = definition
-        if stats_json is not None:
-            if len(stats_json) <= MAX_VERSION_TAG_VALUE:
-                tags[TAG_STATS] = stats_json
-            else:
-                tags[TAG_STATS_ARTIFACT] = "stats.json"
-        version = self._connection.call(
-            client.create_model_version,
-            name,
-            source=artifact_uri,
-            run_id=run_id,
-            tags=tags,
-            description=family.description[:MAX_MODEL_TAG_VALUE],
-        )
-        number = int(version.version)
-        self._connection.call(client.set_model_version_tag, name, str(number), TAG_VERSION, number)
-        return number
 
     def _earlier_twin(self, name: str, version_hash: str, number: int) -> int | None:
         twins = [
@@ -293,52 +214,6 @@ class Catalog:
             if v.tags.get(TAG_HASH) == version_hash and int(v.version) < number
         ]
         return min(twins) if twins else None
-
-    def _remove(
-        self, name: str, number: int | None, run_id: str | None, created_model: bool
-    ) -> None:
-        """Best-effort cleanup after a failed registration: the version, the run, the model."""
-        client = self._connection.client
-        steps: builtins.list[tuple[Any, tuple[Any, ...]]] = []
-        if number is not None:
-            steps.append((client.delete_model_version, (name, str(number))))
-        if run_id is not None:
-            steps.append((client.delete_run, (run_id,)))
-        if created_model:
-            steps.append((client.delete_registered_model, (name,)))
-        for fn, args in steps:
-            try:
-                self._connection.call(fn, *args)
-            except Exception:
-                continue
-
-    def _experiment(self) -> str:
-        if self._experiment_id is not None:
-            return self._experiment_id
-        client = self._connection.client
-        experiment = self._connection.call(client.get_experiment_by_name, self.experiment_name)
-        if experiment is None:
-            try:
-                self._experiment_id = str(
-                    self._connection.call(
-                        client.create_experiment,
-                        self.experiment_name,
-                        artifact_location=self.artifact_location,
-                    )
-                )
-                return self._experiment_id
-            except Exception as exc:
-                if error_code(exc) != "RESOURCE_ALREADY_EXISTS":
-                    raise
-                experiment = self._connection.call(
-                    client.get_experiment_by_name, self.experiment_name
-                )
-        if experiment is None:
-            raise RegistrationFailed("*", "creating the experiment", self.experiment_name)
-        if experiment.lifecycle_stage == "deleted":
-            self._connection.call(client.restore_experiment, experiment.experiment_id)
-        self._experiment_id = str(experiment.experiment_id)
-        return self._experiment_id
 
     # ----------------------------------------------------------------- reading
 
@@ -435,7 +310,7 @@ class Catalog:
         )
         if len(updated.description) > MAX_MODEL_TAG_VALUE:
             raise DefinitionError("description", f"longer than {MAX_MODEL_TAG_VALUE} characters")
-        self._write_metadata(self.model_name(name), model, updated)
+        self._writer.write_metadata(self.model_name(name), model, updated)
         return self.get(name, latest.version)
 
     def deprecate(
@@ -563,18 +438,6 @@ class Catalog:
             max_results=1,
         )
         return found[0] if found else None
-
-    def _write_metadata(self, model_name: str, model: Any, family: FeatureFamily) -> None:
-        """Update only the registered-model tags that differ (and its UI description)."""
-        client = self._connection.client
-        current = dict(model.tags) if model is not None else {}
-        for key, value in metadata_tags(family).items():
-            if current.get(key) != value:
-                self._connection.call(client.set_registered_model_tag, model_name, key, value)
-        if model is not None and (model.description or "") != family.description:
-            self._connection.call(
-                client.update_registered_model, model_name, description=family.description
-            )
 
     def _definition(self, version: Any) -> FeatureFamily:
         # The hash covers content, not the family name: two families may share it.

@@ -33,6 +33,7 @@ from nbfeatures.definitions import (
     FeatureType,
     Source,
     Transformation,
+    TransformationKind,
 )
 
 PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
@@ -58,7 +59,7 @@ def _free_port() -> int:
 
 
 def _ensure_postgres() -> None:
-    import psycopg2
+    import psycopg2  # type: ignore[import-untyped]
 
     try:
         psycopg2.connect(PG_DSN, connect_timeout=3).close()
@@ -187,7 +188,9 @@ def make_family(
     """A family built directly (no Spark needed)."""
     columns = features or {"clicks": "int64"}
     transformation = (
-        Transformation("python", python) if python is not None else Transformation("sql", sql)
+        Transformation(TransformationKind.PYTHON, python)
+        if python is not None
+        else Transformation(TransformationKind.SQL, sql)
     )
     return FeatureFamily(
         name=name,

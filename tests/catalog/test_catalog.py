@@ -351,6 +351,7 @@ def test_failed_registration_leaves_nothing(
     assert client.search_registered_models(f"name = '{catalog.model_name(fam.name)}'") == []
     assert client.search_model_versions(f"name = '{catalog.model_name(fam.name)}'") == []
     experiment = client.get_experiment_by_name(broken.experiment_name)
+    assert experiment is not None
     assert client.search_runs([experiment.experiment_id]) == []  # active runs only
     with pytest.raises(FeatureNotFound):
         catalog.get(fam.name)
