@@ -104,6 +104,10 @@ class Connection:
         return self._client
 
     def _connect(self) -> MlflowClient:
+        # MLflow 3 sends usage telemetry unless told not to. A catalog should not phone home,
+        # and where the network is closed each attempt stalls a registration for seconds.
+        # Anyone who wants it sets MLFLOW_DISABLE_TELEMETRY=false themselves.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         mlflow = require("mlflow", "catalog")
         _quiet_mlflow()
         if self.is_remote:
