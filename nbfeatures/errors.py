@@ -18,6 +18,10 @@
     │   └── FamilySunset(name, version, sunset)   deprecated and past its sunset date
     ├── OfflineDataMissing(family, version, start, end)
     ├── SpineError(column, reason, columns)       a training spine without a needed column
+    ├── OnlineStoreError(target, reason)          the online store (Redis) refused or failed
+    │   ├── OnlineStoreUnavailable(target, reason) it cannot be reached or authenticated
+    │   └── LiveVersionChanged(family, expected, actual)
+    │                                             a flip lost a race with another flip
     └── PromotionFailed(family, version, step, notebook, cell)
 
 The core raises these; the edges translate them: magics into ``UsageError``, the CLI into a
@@ -181,6 +185,35 @@ class SpineError(NbfeaturesError, ValueError):
         self.columns = columns
         present = f"; the spine's columns are: {', '.join(columns)}" if columns else ""
         super().__init__(f"spine column {column!r}: {reason}{present}")
+
+
+class OnlineStoreError(NbfeaturesError):
+    """The online store refused an operation or answered something unexpected."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        self.target = target
+        self.reason = reason
+        super().__init__(f"online store {target}: {reason}")
+
+
+class OnlineStoreUnavailable(OnlineStoreError, ConnectionError):
+    """The online store cannot be reached, or refused the credentials given."""
+
+
+class LiveVersionChanged(OnlineStoreError):
+    """A flip expected the live version ``expected`` but found ``actual``; nothing changed."""
+
+    def __init__(self, family: str, expected: int | None, actual: int | None) -> None:
+        self.family = family
+        self.expected = expected
+        self.actual = actual
+        label = {None: "none"}
+        super().__init__(
+            f"live pointer of {family!r}",
+            f"expected {label.get(expected, f'v{expected}')} but it is "
+            f"{label.get(actual, f'v{actual}')}; another promotion or rollback changed it, "
+            "so nothing was flipped",
+        )
 
 
 class PromotionFailed(NbfeaturesError):
