@@ -2,9 +2,11 @@
 
 For a spine row at time ``T`` and a family with rows keyed by the same entity, the value is
 the family's row with the greatest event time ``t <= T``; with a family ``ttl`` that row must
-also satisfy ``t > T - ttl`` (a value exactly ``ttl`` old has expired: its age must be less
-than ``ttl``). Otherwise the features are null. Nothing from the future is ever used, and every
-spine row comes out exactly once, duplicates included.
+also satisfy ``t >= T - ttl``: a value is usable while its age is at most ``ttl``, the same
+boundary the online store uses (Redis expires a key only once its time is strictly past, and
+the server marks STALE only values older than ``ttl``). Otherwise the features are null.
+Nothing from the future is ever used, and every spine row comes out exactly once,
+duplicates included.
 
 How it scales (sort-merge, not a range join): spine rows and feature rows of all families
 keyed by the same entity column are unioned into one frame, partitioned by the entity key and
@@ -168,10 +170,10 @@ def _join_group(
 def _valid(
     F: ModuleType, event_time: Column, spine_time: Column, ttl: dt.timedelta | None
 ) -> Column:
-    """A carried row is usable when it exists and, with a ttl, its age is under the ttl."""
+    """A carried row is usable when it exists and, with a ttl, its age is at most the ttl."""
     present = event_time.isNotNull()
     if ttl is None:
         return present
     ttl_micros = ttl // dt.timedelta(microseconds=1)
-    age_ok: Column = F.unix_micros(event_time) > F.unix_micros(spine_time) - F.lit(ttl_micros)
+    age_ok: Column = F.unix_micros(event_time) >= F.unix_micros(spine_time) - F.lit(ttl_micros)
     return present & age_ok

@@ -44,7 +44,9 @@ def reference(
             allowed = [
                 (t, v)
                 for k, t, v in rows
-                if k == row[key_index] and t <= spine_time and (ttl is None or t > spine_time - ttl)
+                if k == row[key_index]
+                and t <= spine_time
+                and (ttl is None or t >= spine_time - ttl)
             ]
             best = max(allowed) if allowed else None
             values += [None, None] if best is None else [best[1], micros(best[0])]
@@ -116,6 +118,7 @@ def test_hand_written_case_matches_expected_values(any_spark: Any) -> None:
         (1, 7, at(5), 1),  # a repeated spine row stays repeated
         (2, 7, at(4), 0),
         (3, 8, at(5), 0),  # no features at all
+        (4, 7, at(6), 1),  # risk at 3 is 3 minutes old: past the ttl
     ]
     ttl = 2 * MINUTE
     got = run_join(any_spark, spine, spend, risk, None, ttl)
@@ -123,11 +126,12 @@ def test_hand_written_case_matches_expected_values(any_spark: Any) -> None:
     by_user = {r[0]: r for r in got}
     assert by_user[1][4] == 15.0
     assert by_user[2][4] == 21.0
-    # risk at 3 is 2 minutes old at 5: exactly ttl old has expired (age must be < ttl).
-    assert by_user[1][6] is None
+    # risk at 3 is 2 minutes old at 5: exactly ttl old is still usable (age <= ttl).
+    assert by_user[1][6] == 0.7
     assert by_user[2][6] == 0.7
     assert by_user[3][4] is None and by_user[3][6] is None
-    assert len(got) == 4
+    assert by_user[4][6] is None
+    assert len(got) == 5
 
 
 def test_missing_spine_column_names_it_and_the_columns_present(spark: Any) -> None:
@@ -192,4 +196,4 @@ def test_property_agrees_with_brute_force_and_never_leaks(
                 continue
             assert value_time <= spine_time
             if ttl is not None:
-                assert value_time > spine_time - ttl // dt.timedelta(microseconds=1)
+                assert value_time >= spine_time - ttl // dt.timedelta(microseconds=1)
