@@ -22,7 +22,9 @@
     │   ├── OnlineStoreUnavailable(target, reason) it cannot be reached or authenticated
     │   └── LiveVersionChanged(family, expected, actual)
     │                                             a flip lost a race with another flip
-    └── PromotionFailed(family, version, step, notebook, cell)
+    ├── PromotionFailed(family, version, step, notebook, cell)
+    └── PromotionInProgress(family, holder, expires_in)
+                                                  another promotion of the family holds its lock
 
 The core raises these; the edges translate them: magics into ``UsageError``, the CLI into a
 message and exit code, the server into gRPC status codes. This module imports nothing of ours
@@ -207,13 +209,15 @@ class LiveVersionChanged(OnlineStoreError):
         self.family = family
         self.expected = expected
         self.actual = actual
-        label = {None: "none"}
         super().__init__(
             f"live pointer of {family!r}",
-            f"expected {label.get(expected, f'v{expected}')} but it is "
-            f"{label.get(actual, f'v{actual}')}; another promotion or rollback changed it, "
-            "so nothing was flipped",
+            f"expected {_version_label(expected)} but it is {_version_label(actual)}; another "
+            "promotion or rollback changed it, so nothing was flipped",
         )
+
+
+def _version_label(version: int | None) -> str:
+    return "no live version" if version is None else f"v{version}"
 
 
 class PromotionFailed(NbfeaturesError):
@@ -238,4 +242,21 @@ class PromotionFailed(NbfeaturesError):
         super().__init__(
             f"promotion of {family} v{version} failed at step {step!r}{where}: {reason}; "
             "production is unchanged"
+        )
+
+
+class PromotionInProgress(NbfeaturesError):
+    """Another promotion (or rollback) of the same family holds its lock; nothing was changed.
+
+    ``holder`` describes who holds it (user, host, process); ``expires_in`` is how many seconds
+    the lock has left unless its holder renews it (a killed holder's lock simply expires).
+    """
+
+    def __init__(self, family: str, holder: str, expires_in: float | None) -> None:
+        self.family = family
+        self.holder = holder
+        self.expires_in = expires_in
+        left = f"; its lock expires in {expires_in:.0f} s unless renewed" if expires_in else ""
+        super().__init__(
+            f"another promotion of {family} is running ({holder}){left}; try again when it ends"
         )

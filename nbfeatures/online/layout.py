@@ -1,0 +1,144 @@
+"""What the online store needs to know about a family version, and where its keys live.
+
+Key layout (``prefix`` defaults to ``nbf:``; the ``{...}`` part is a Redis Cluster hash tag):
+
+    nbf:{family@vN}:<entity>     one value per entity: every feature plus the event time, in the
+                                 binary format of ``nbfeatures.online.codec``. The hash tag puts
+                                 all keys of one family version in one cluster slot, so reading a
+                                 family for many entities is a single ``MGET`` on one node.
+    nbf:layout:{family}:vN       this ``FamilyLayout`` as JSON: the server decodes values with it
+                                 and needs no catalog
+    nbf:wm:{family}:vN           the incremental-materialization watermark (ISO-8601, UTC)
+    nbf:live:{family}            the production version number (the live pointer)
+    nbf:history:{family}         previous live versions, newest first (rollback targets)
+
+The live pointer and the history share the ``{family}`` tag, so a flip that updates both is one
+atomic script even on a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nbfeatures.definitions import FeatureType, check_name
+from nbfeatures.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from nbfeatures.definitions import FeatureFamily
+
+DEFAULT_PREFIX = "nbf:"
+
+
+@dataclass(frozen=True)
+class FamilyLayout:
+    """The encoding-relevant part of a family version; JSON-serializable."""
+
+    family: str
+    version: int
+    hash: str
+    entity_key: str
+    timestamp: str
+    features: tuple[tuple[str, str], ...]
+    ttl_seconds: int | None = None
+
+    def __post_init__(self) -> None:
+        check_name(self.family, "layout.family")
+        if not isinstance(self.version, int) or self.version < 1:
+            raise DefinitionError("layout.version", f"{self.version!r} is not a version >= 1")
+        if not self.features:
+            raise DefinitionError("layout.features", "a layout needs at least one feature")
+        pairs = tuple((str(name), FeatureType(kind).value) for name, kind in self.features)
+        object.__setattr__(self, "features", pairs)
+        if self.ttl_seconds is not None and self.ttl_seconds <= 0:
+            raise DefinitionError("layout.ttl_seconds", "must be positive")
+
+    @classmethod
+    def of(cls, family: FeatureFamily, version: int) -> FamilyLayout:
+        """The layout of ``family`` registered as ``version``."""
+        ttl = int(family.ttl.total_seconds()) if family.ttl is not None else None
+        return cls(
+            family=family.name,
+            version=version,
+            hash=family.version_hash,
+            entity_key=family.entity.join_key,
+            timestamp=family.timestamp,
+            features=tuple((f.name, f.dtype.value) for f in family.features),
+            ttl_seconds=ttl,
+        )
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.features)
+
+    @property
+    def feature_types(self) -> tuple[FeatureType, ...]:
+        return tuple(FeatureType(kind) for _, kind in self.features)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "family": self.family,
+                "version": self.version,
+                "hash": self.hash,
+                "entity_key": self.entity_key,
+                "timestamp": self.timestamp,
+                "features": [list(pair) for pair in self.features],
+                "ttl_seconds": self.ttl_seconds,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> FamilyLayout:
+        data: dict[str, Any] = json.loads(text)
+        try:
+            return cls(
+                family=data["family"],
+                version=int(data["version"]),
+                hash=data["hash"],
+                entity_key=data["entity_key"],
+                timestamp=data["timestamp"],
+                features=tuple((str(n), str(t)) for n, t in data["features"]),
+                ttl_seconds=data.get("ttl_seconds"),
+            )
+        except KeyError as missing:
+            raise DefinitionError(f"layout.{missing.args[0]}", "missing from the layout") from None
+
+
+@dataclass(frozen=True)
+class KeySpace:
+    """Builds every key of the layout above for one prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def value_tag(self, family: str, version: int) -> str:
+        """The common start of every value key of a family version (hash tag included)."""
+        return f"{self.prefix}{{{family}@v{version}}}:"
+
+    def value(self, family: str, version: int, entity: str | int) -> str:
+        return f"{self.value_tag(family, version)}{entity}"
+
+    def values_pattern(self, family: str, version: int) -> str:
+        """A ``SCAN MATCH`` pattern for one version's values (names are ``[a-z0-9_]``)."""
+        return f"{self.value_tag(family, version)}*"
+
+    def layout(self, family: str, version: int) -> str:
+        return f"{self.prefix}layout:{{{family}}}:v{version}"
+
+    def watermark(self, family: str, version: int) -> str:
+        return f"{self.prefix}wm:{{{family}}}:v{version}"
+
+    def live(self, family: str) -> str:
+        return f"{self.prefix}live:{{{family}}}"
+
+    def history(self, family: str) -> str:
+        return f"{self.prefix}history:{{{family}}}"
+
+    def live_pattern(self) -> str:
+        return f"{self.prefix}live:*"
+
+    def family_of_live_key(self, key: str) -> str:
+        """``nbf:live:{name}`` -> ``name``."""
+        return key[len(self.prefix) + len("live:") :].strip("{}")

@@ -1,0 +1,371 @@
+"""The Redis online store: write a family version's rows, read them back, flip the live pointer.
+
+Keys are laid out as ``nbfeatures.online.layout`` describes, values as ``nbfeatures.online.codec``
+describes. Writes build the whole pipeline of ``SET key value PXAT expiry`` commands for a batch
+with Arrow string kernels (the wire bytes of a batch are one Arrow buffer) and send it on one
+connection; reads are one ``MGET`` decoded column-wise. Both work unchanged on Redis Cluster
+because a family version's keys share one hash slot, so each batch goes to a single node.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nbfeatures.errors import LiveVersionChanged, OnlineStoreError
+from nbfeatures.online.codec import decode, encode, event_micros
+from nbfeatures.online.layout import DEFAULT_PREFIX, FamilyLayout, KeySpace
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import redis
+
+    from nbfeatures.config import Settings
+    from nbfeatures.online.connect import RedisClient
+
+__all__ = ["FamilyLayout", "OnlineRows", "OnlineStore"]
+
+_SCAN_COUNT = 1000
+_HISTORY_KEPT = 100
+# KEYS: live pointer, history list, layout of the target version.
+# ARGV: expected current version ("" for none), target version, history length kept.
+_FLIP_SCRIPT = """
+if redis.call('EXISTS', KEYS[3]) == 0 then return {-1, ''} end
+local current = redis.call('GET', KEYS[1])
+if not current then current = '' end
+if current ~= ARGV[1] then return {0, current} end
+redis.call('SET', KEYS[1], ARGV[2])
+if current ~= '' and current ~= ARGV[2] then
+  redis.call('LPUSH', KEYS[2], current)
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+end
+return {1, current}
+"""
+
+
+@dataclass(frozen=True)
+class OnlineRows:
+    """What a read found, aligned with the keys asked for.
+
+    ``present[i]`` says whether key ``i`` had a value; ``event_time`` is NaT where absent;
+    ``columns`` are Arrow arrays, null where absent or where the feature itself was null.
+    """
+
+    keys: tuple[str | int, ...]
+    present: np.ndarray
+    event_time: np.ndarray
+    columns: dict[str, pa.Array]
+    ttl_seconds: int | None
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def stale(self, now: dt.datetime) -> np.ndarray:
+        """True where a present value is older than the family's ttl at ``now`` (aware UTC)."""
+        if self.ttl_seconds is None:
+            return np.zeros(len(self.keys), dtype=bool)
+        now_us = np.datetime64(_utc(now).replace(tzinfo=None), "us")
+        limit = np.timedelta64(self.ttl_seconds * 1_000_000, "us")
+        return self.present & (self.event_time + limit <= now_us)
+
+    def to_arrow(self) -> pa.Table:
+        """Entity keys, ``present``, ``event_time`` and the feature columns as one table."""
+        import pyarrow as pa
+
+        event = pa.array(self.event_time, mask=~self.present).cast(pa.timestamp("us", tz="UTC"))
+        data: dict[str, Any] = {
+            "key": pa.array([str(k) for k in self.keys]),
+            "present": pa.array(self.present),
+            "event_time": event,
+        }
+        data.update(self.columns)
+        return pa.table(data)
+
+
+_OK = b"+OK\r\n"
+
+
+def _read_ok_replies(connection: Any, count: int) -> str | None:
+    """Read ``count`` replies to ``SET``; ``None`` if all were ``+OK``, else the first error.
+
+    Parsing 10,000 identical ``+OK`` replies one by one costs more than building and sending
+    the batch, so they are read as raw bytes from the socket and compared in one step. Any
+    other reply (an error is longer than ``+OK``) leaves the stream out of step: the connection
+    is dropped and the first error is reported.
+    """
+    sock = getattr(connection, "_sock", None)
+    parser_buffer = getattr(getattr(connection, "_parser", None), "_buffer", None)
+    if sock is None or (parser_buffer is not None and parser_buffer.unread_bytes()):
+        return _read_replies_parsed(connection, count)
+    expected = len(_OK) * count
+    received = bytearray(expected)
+    view = memoryview(received)
+    filled = 0
+    while filled < expected:
+        got = sock.recv_into(view[filled:], expected - filled)
+        if got == 0:
+            raise OSError("the server closed the connection while replying")
+        filled += got
+    if received == _OK * count:
+        return None
+    connection.disconnect()
+    replies = np.frombuffer(received, dtype=np.uint8).reshape(count, len(_OK))
+    first_bad = int((replies != np.frombuffer(_OK, dtype=np.uint8)).any(axis=1).argmax())
+    error = bytes(received[first_bad * len(_OK) :]).split(b"\r\n", 1)[0]
+    return error.decode(errors="replace").lstrip("-")
+
+
+def _read_replies_parsed(connection: Any, count: int) -> str | None:
+    import redis
+
+    failure: str | None = None
+    for _ in range(count):
+        try:
+            connection.read_response()
+        except redis.ResponseError as exc:
+            failure = failure or str(exc)  # keep reading: the stream must stay in step
+    return failure
+
+
+def _utc(when: dt.datetime) -> dt.datetime:
+    if when.tzinfo is None:
+        return when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC)
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class OnlineStore:
+    """Redis (standalone, TLS/AUTH through the URL) or Redis Cluster, one client per store."""
+
+    def __init__(
+        self, client: RedisClient, prefix: str = DEFAULT_PREFIX, *, url: str | None = None
+    ) -> None:
+        self.client = client
+        self.keys = KeySpace(prefix)
+        self.prefix = prefix
+        # How executors reconnect (materialization ships the URL, never the client).
+        self.url = url
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = DEFAULT_PREFIX) -> OnlineStore:
+        from nbfeatures.online.connect import client_from_url
+
+        return cls(client_from_url(url), prefix, url=url)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OnlineStore:
+        """``settings.redis_url``, or the workspace's embedded server (started if needed)."""
+        if settings.redis_url:
+            return cls.from_url(settings.redis_url)
+        from nbfeatures.online.embedded import ensure_embedded
+
+        return cls.from_url(ensure_embedded(settings).url)
+
+    # -- layouts and watermarks -------------------------------------------------------------
+
+    def write_layout(self, layout: FamilyLayout) -> None:
+        """Record a version's layout so readers decode its values without the catalog."""
+        self.client.set(self.keys.layout(layout.family, layout.version), layout.to_json())
+
+    def layout(self, family: str, version: int) -> FamilyLayout | None:
+        raw = self.client.get(self.keys.layout(family, version))
+        return None if raw is None else FamilyLayout.from_json(raw)
+
+    def watermark(self, family: str, version: int) -> dt.datetime | None:
+        raw = _text(self.client.get(self.keys.watermark(family, version)))
+        return None if raw is None else dt.datetime.fromisoformat(raw)
+
+    def set_watermark(self, family: str, version: int, when: dt.datetime) -> None:
+        self.client.set(self.keys.watermark(family, version), _utc(when).isoformat())
+
+    # -- values ----------------------------------------------------------------------------
+
+    def write_rows(self, layout: FamilyLayout, batch: pa.RecordBatch) -> int:
+        """Write one value per row (the last row wins for a repeated entity); return how many.
+
+        With a ttl, each key expires at event time + ttl (``PXAT``), and rows already past it
+        are not written at all. The batch's wire bytes are built with Arrow kernels and sent as
+        one pipeline on the connection of the node that owns the version's slot.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+        if batch.num_rows == 0:
+            return 0
+        entity = batch.column(layout.entity_key)
+        if entity.null_count:
+            batch = batch.filter(entity.is_valid())
+        expire_ms: np.ndarray | None = None
+        if layout.ttl_seconds is not None:
+            event_us = event_micros(batch.column(layout.timestamp), layout.family, layout.timestamp)
+            expire_ms = event_us // 1000 + layout.ttl_seconds * 1000
+            alive = expire_ms > int(time.time() * 1000)
+            if not alive.all():
+                batch = batch.filter(pa.array(alive))
+                expire_ms = expire_ms[alive]
+        n = int(batch.num_rows)
+        if n == 0:
+            return 0
+        values = encode(layout, batch)
+        tag = self.keys.value_tag(layout.family, layout.version)
+        entity_text = batch.column(layout.entity_key).cast(pa.string())
+        keys = pc.binary_join_element_wise(tag, entity_text, "").cast(pa.binary())
+
+        def bulk(array: pa.Array) -> list[Any]:
+            """RESP bulk-string pieces: ``$<length>\\r\\n<bytes>\\r\\n``."""
+            length = pc.binary_length(array).cast(pa.string()).cast(pa.binary())
+            return [b"$", length, b"\r\n", array, b"\r\n"]
+
+        if expire_ms is None:
+            parts = [b"*3\r\n$3\r\nSET\r\n", *bulk(keys), *bulk(values)]
+        else:
+            expiry = pa.array(expire_ms).cast(pa.string()).cast(pa.binary())
+            parts = [b"*5\r\n$3\r\nSET\r\n", *bulk(keys), *bulk(values), b"$4\r\nPXAT\r\n"]
+            parts += bulk(expiry)
+        commands = pc.binary_join_element_wise(*parts, b"")
+        offsets = np.frombuffer(commands.buffers()[1], dtype=np.int32)
+        start, end = int(offsets[commands.offset]), int(offsets[commands.offset + n])
+        payload = memoryview(commands.buffers()[2])[start:end]
+        self._send_pipeline(self._node_client(keys[0].as_py()), payload, n, layout)
+        return n
+
+    def _node_client(self, key: bytes | str) -> redis.Redis[Any]:
+        """The client of the node owning ``key``'s slot (the store's client when standalone)."""
+        import redis
+
+        if isinstance(self.client, redis.RedisCluster):
+            node = self.client.get_node_from_key(key)
+            if node is None:
+                raise OnlineStoreError(str(key), "no cluster node serves this key's slot")
+            found: redis.Redis[Any] = self.client.get_redis_connection(node)
+            return found
+        return self.client
+
+    @staticmethod
+    def _send_pipeline(
+        client: redis.Redis[Any], payload: memoryview, count: int, layout: FamilyLayout
+    ) -> None:
+        """Send ``count`` packed commands and check every reply; on error drop the connection."""
+        import redis
+
+        pool = client.connection_pool
+        connection = pool.get_connection()
+        where = f"{layout.family} v{layout.version}"
+        try:
+            connection.send_packed_command([payload], check_health=False)
+            refusal = _read_ok_replies(connection, count)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            connection.disconnect()
+            raise OnlineStoreError(where, f"writing values failed: {exc}") from None
+        finally:
+            pool.release(connection)
+        if refusal is not None:
+            raise OnlineStoreError(where, f"Redis refused a write: {refusal}")
+
+    def read(self, layout: FamilyLayout, keys: Sequence[str | int]) -> OnlineRows:
+        """Read one family version for many entities with a single ``MGET``."""
+        wanted = tuple(keys)
+        if wanted:
+            names = [self.keys.value(layout.family, layout.version, k) for k in wanted]
+            payloads: list[bytes | None] = self.client.mget(names)
+        else:
+            payloads = []
+        decoded = decode(layout, payloads)
+        event_time = decoded.event_us.astype("datetime64[us]")
+        event_time[~decoded.present] = np.datetime64("NaT")
+        return OnlineRows(
+            keys=wanted,
+            present=decoded.present,
+            event_time=event_time,
+            columns=decoded.columns,
+            ttl_seconds=layout.ttl_seconds,
+        )
+
+    # -- live pointer ----------------------------------------------------------------------
+
+    def live_version(self, family: str) -> int | None:
+        raw = _text(self.client.get(self.keys.live(family)))
+        return None if raw is None else int(raw)
+
+    def flip(self, family: str, version: int, expected: int | None) -> int | None:
+        """Point ``family`` at ``version`` if it still points at ``expected``; return the old.
+
+        One Lua script, so it is atomic against other flips; the version's layout must have
+        been written first. Raises ``LiveVersionChanged`` when the pointer moved meanwhile.
+        """
+        keys = [
+            self.keys.live(family),
+            self.keys.history(family),
+            self.keys.layout(family, version),
+        ]
+        args = ["" if expected is None else str(expected), str(version), str(_HISTORY_KEPT)]
+        # Both clients run scripts; the cluster routes this one by its keys' common slot.
+        run: Any = self.client.eval  # type: ignore[union-attr]
+        outcome, previous = run(_FLIP_SCRIPT, 3, *keys, *args)
+        previous_version = int(previous) if previous else None
+        if int(outcome) == -1:
+            raise OnlineStoreError(
+                f"{family} v{version}", "has no layout in Redis; materialize it before a flip"
+            )
+        if int(outcome) == 0:
+            raise LiveVersionChanged(family, expected, previous_version)
+        return previous_version
+
+    def live_history(self, family: str) -> list[int]:
+        return [int(v) for v in self.client.lrange(self.keys.history(family), 0, -1)]
+
+    def live_versions(self) -> dict[str, int]:
+        """Every family with a live pointer and its live version (scans every primary)."""
+        found: dict[str, int] = {}
+        for key in self.client.scan_iter(match=self.keys.live_pattern(), count=_SCAN_COUNT):
+            family = self.keys.family_of_live_key(_text(key) or "")
+            version = self.live_version(family)
+            if version is not None:
+                found[family] = version
+        return found
+
+    # -- keyspaces -------------------------------------------------------------------------
+
+    def _scan_version(self, family: str, version: int) -> Any:
+        tag = self.keys.value_tag(family, version)
+        node = self._node_client(tag)
+        return node, node.scan_iter(
+            match=self.keys.values_pattern(family, version), count=_SCAN_COUNT
+        )
+
+    def count_keys(self, family: str, version: int) -> int:
+        """How many entities a version holds (``SCAN`` on the node owning its slot)."""
+        _, keys = self._scan_version(family, version)
+        return sum(1 for _ in keys)
+
+    def delete_version(self, family: str, version: int) -> int:
+        """Remove a version's values, layout and watermark; never the live version."""
+        live = self.live_version(family)
+        if live == version:
+            raise OnlineStoreError(
+                f"{family} v{version}", "is the live version; flip to another version first"
+            )
+        node, keys = self._scan_version(family, version)
+        deleted = 0
+        chunk: list[bytes] = []
+        for key in keys:
+            chunk.append(key)
+            if len(chunk) >= _SCAN_COUNT:
+                deleted += int(node.unlink(*chunk))
+                chunk = []
+        if chunk:
+            deleted += int(node.unlink(*chunk))
+        self.client.delete(self.keys.layout(family, version))
+        self.client.delete(self.keys.watermark(family, version))
+        return deleted
+
+    def close(self) -> None:
+        self.client.close()
