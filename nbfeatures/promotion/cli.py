@@ -1,0 +1,47 @@
+"""The promotion commands of ``nbfeatures``: promote, rollback, materialize --incremental."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from nbfeatures.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nbfeatures.config import Settings
+    from nbfeatures.promotion.records import StepEvent
+
+
+def _print_step(event: StepEvent) -> None:
+    print(event.line(), file=sys.stderr, flush=True)
+
+
+def run_promotion_command(settings: Settings, args: Any) -> int:
+    """Run one parsed promotion command; library errors propagate to ``cli.main``."""
+    from nbfeatures import promotion
+
+    if args.command == "promote":
+        record = promotion.promote(settings, args.name, args.version, progress=_print_step)
+        before = f"v{record.previous}" if record.previous is not None else "nothing"
+        print(
+            f"{record.family} v{record.version} is live (was {before}) after "
+            f"{record.seconds:.1f} s; notebook {record.notebook}; MLflow run {record.run_id}"
+        )
+    elif args.command == "rollback":
+        version = promotion.rollback(settings, args.name)
+        print(f"{args.name} rolled back: v{version} is live")
+    else:
+        from nbfeatures.promotion.refresh import refresh_all
+
+        if args.all == bool(args.names):
+            raise ConfigError("materialize", "name the families to refresh, or pass --all")
+        if args.all:
+            results = refresh_all(settings, force=args.force)
+        else:
+            found = [promotion.refresh(settings, n, force=args.force) for n in args.names]
+            results = [r for r in found if r is not None]
+        for result in results:
+            print(result.line())
+        if not results:
+            print("no live families to refresh")
+    return 0

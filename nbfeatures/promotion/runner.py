@@ -1,0 +1,281 @@
+"""``promote``: run the promotion notebook with papermill, under the family's lock.
+
+The caller's process holds the lock, creates the MLflow run, runs the template in a fresh
+kernel (which starts its own Spark) and reports each step as it starts and ends. Whatever
+stops the run (an error in a cell, Redis or MLflow going away, the kernel dying) becomes one
+``PromotionFailed`` naming the step, the cell and the executed notebook; production is not
+touched before the ``flip`` step, and ``flip`` moves pointer and alias together or not at all.
+If this process itself is killed, the kernel stops with it (ipykernel watches its parent),
+the flip cell is never sent, and the lock expires ``lock_ttl`` seconds later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbfeatures._deps import require
+from nbfeatures.errors import NbfeaturesError, PromotionFailed
+from nbfeatures.promotion.records import (
+    STEPS,
+    ProgressCallback,
+    PromotionOptions,
+    PromotionRecord,
+    StepEvent,
+)
+
+if TYPE_CHECKING:
+    from nbfeatures.config import Settings
+
+log = logging.getLogger(__name__)
+
+ENGINE_NAME = "nbfeatures-promotion"
+TEMPLATE = "promote.ipynb"
+
+
+def template_path() -> Path:
+    """The template notebook shipped inside the package."""
+    return Path(str(resources.files("nbfeatures.templates").joinpath(TEMPLATE)))
+
+
+def log_progress(event: StepEvent) -> None:
+    """The default progress report: one log line per step start and end."""
+    log.info("%s", event.line())
+
+
+class StepObserver:
+    """Turns papermill's cell start/end into ``StepEvent``s for the tagged step cells."""
+
+    def __init__(self, callback: ProgressCallback) -> None:
+        self.callback = callback
+        self.current: str | None = None
+        self.durations: dict[str, float] = {}
+        self._started = 0.0
+
+    def attach(self, manager: Any) -> None:
+        """Wrap a papermill ``NotebookExecutionManager``'s cell hooks (one run only)."""
+        cell_start, cell_complete = manager.cell_start, manager.cell_complete
+
+        def on_start(cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+            cell_start(cell, cell_index, **kwargs)
+            step = step_of(cell)
+            if step is not None:
+                self.current, self._started = step, time.perf_counter()
+                self._emit(StepEvent(step, STEPS.index(step) + 1, len(STEPS)))
+
+        def on_complete(cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+            cell_complete(cell, cell_index, **kwargs)
+            step = step_of(cell)
+            if step is not None:
+                seconds = time.perf_counter() - self._started
+                ok = cell.metadata.get("papermill", {}).get("status") != "failed"
+                self.durations[step] = round(seconds, 3)
+                index = STEPS.index(step) + 1
+                self._emit(StepEvent(step, index, len(STEPS), seconds, ok))
+
+        manager.cell_start, manager.cell_complete = on_start, on_complete
+
+    def _emit(self, event: StepEvent) -> None:
+        try:
+            self.callback(event)
+        except Exception as exc:  # a broken progress display must not break a promotion
+            log.warning("progress callback failed: %s", exc)
+
+
+def step_of(cell: Any) -> str | None:
+    """The step a template cell runs: its tag that names a step."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    return next((t for t in tags if t in STEPS), None)
+
+
+def _register_engine() -> None:
+    """Register (once, idempotently) the papermill engine that reports steps."""
+    engines = require("papermill.engines", "notebook")
+
+    class ObservedEngine(engines.NBClientEngine):  # type: ignore[misc, name-defined]
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
+            observer = kwargs.pop("step_observer", None)
+            if observer is not None:
+                observer.attach(nb_man)
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    if ENGINE_NAME not in engines.papermill_engines._engines:
+        engines.papermill_engines.register(ENGINE_NAME, ObservedEngine)
+
+
+def _overrides(settings: Settings) -> dict[str, Any]:
+    """The caller's settings that differ from the defaults, so the kernel uses the same."""
+    from nbfeatures.config import Settings
+
+    defaults = Settings(workspace=settings.workspace)
+    return {
+        f.name: getattr(settings, f.name)
+        for f in dataclasses.fields(settings)
+        if f.name != "workspace"
+        and getattr(settings, f.name) is not None
+        and getattr(settings, f.name) != getattr(defaults, f.name)
+    }
+
+
+def promote(
+    settings: Settings,
+    family: str,
+    version: int | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    options: PromotionOptions | None = None,
+) -> PromotionRecord:
+    """Compute, materialize, verify and make ``family`` ``version`` (default: latest) live.
+
+    ``progress`` receives a ``StepEvent`` as each step starts and ends (default: log lines
+    ``step 3/6 materialize: 12.3 s``). Raises ``PromotionInProgress`` when another promotion
+    of the family runs, and ``PromotionFailed(family, version, step, reason, notebook, cell)``
+    when a step fails; in both cases production serves what it served before.
+    """
+    from nbfeatures.online.store import OnlineStore
+    from nbfeatures.promotion.lock import PromotionLock
+
+    options = options or PromotionOptions()
+    label = version if version is not None else 0
+    try:
+        store = OnlineStore.from_settings(settings)
+        lock = PromotionLock(store.client, store.prefix, family, options.lock_ttl)
+        holding = lock.hold(options.lock_wait)
+        holding.__enter__()
+    except NbfeaturesError:
+        raise
+    except Exception as exc:  # Redis unreachable before anything started
+        raise PromotionFailed(family, label, "lock", _first_line(exc)) from exc
+    try:
+        return _run(settings, family, version, progress or log_progress, options)
+    finally:
+        holding.__exit__(None, None, None)
+
+
+def _run(
+    settings: Settings,
+    family: str,
+    version: int | None,
+    progress: ProgressCallback,
+    options: PromotionOptions,
+) -> PromotionRecord:
+    from nbfeatures.promotion.tracking import finish_run, start_run
+
+    papermill = require("papermill", "notebook")
+    pm_exceptions = require("papermill.exceptions", "notebook")
+    started_at = dt.datetime.now(dt.UTC)
+    label = version if version is not None else 0
+    run_dir = (
+        settings.home
+        / "promotions"
+        / (f"{family}-{started_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}")
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    notebook = run_dir / TEMPLATE
+    results_path = run_dir / "results.json"
+    try:
+        run_id = start_run(settings, family, version, "promotion")
+    except Exception as exc:
+        raise PromotionFailed(family, label, "record", _first_line(exc)) from exc
+
+    observer = StepObserver(progress)
+    _register_engine()
+    failure: PromotionFailed | None = None
+    began = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(template_path()),
+            str(notebook),
+            parameters={
+                "workspace": str(settings.workspace),
+                "family": family,
+                "version": version,
+                "run_id": run_id,
+                "results_path": str(results_path),
+                "settings_overrides": _overrides(settings),
+                "start": options.start.isoformat() if options.start else None,
+                "end": options.end.isoformat() if options.end else None,
+                "sample_size": options.sample_size,
+                "inject_mismatch": options.inject_mismatch,
+            },
+            engine_name=ENGINE_NAME,
+            kernel_name=options.kernel_name,
+            cwd=str(settings.workspace),
+            progress_bar=False,
+            step_observer=observer,
+        )
+    except pm_exceptions.PapermillExecutionError as exc:
+        step = observer.current or "load"
+        failure = PromotionFailed(
+            family, _version(results_path, label), step, _reason(exc), str(notebook), exc.cell_index
+        )
+    except Exception as exc:  # the kernel died or could not start
+        step = observer.current or "load"
+        failure = PromotionFailed(
+            family, _version(results_path, label), step, _first_line(exc), str(notebook), None
+        )
+    results = _read(results_path)
+    seconds = time.perf_counter() - began
+    if failure is not None and failure.step == "record" and "flip" in results:
+        # The flip happened: the promotion stands, only its record is incomplete.
+        log.warning("%s is live but recording the promotion failed: %s", family, failure.reason)
+        failure = None
+    tags = {"outcome": "failed" if failure else "succeeded"}
+    if failure is not None:
+        tags.update(failed_step=failure.step, reason=failure.reason[:5000])
+    try:
+        finish_run(
+            settings, run_id, notebook=str(notebook) if notebook.exists() else None,
+            tags=tags, failed=failure is not None,
+        )  # fmt: skip
+    except Exception as exc:
+        log.warning("could not finish the MLflow run of the promotion of %s: %s", family, exc)
+    if failure is not None:
+        raise failure
+    load = results.get("load", {})
+    return PromotionRecord(
+        family=family,
+        version=int(load["version"]),
+        previous=load.get("live_before"),
+        run_id=run_id,
+        notebook=str(notebook),
+        started_at=started_at,
+        seconds=seconds,
+        steps=dict(observer.durations),
+        results=results,
+    )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _version(results_path: Path, fallback: int) -> int:
+    version = _read(results_path).get("load", {}).get("version")
+    return int(version) if isinstance(version, int) else fallback
+
+
+def _reason(exc: Any) -> str:
+    """The cell's error in one line; our own errors without their class name."""
+    name, value = str(getattr(exc, "ename", "")), str(getattr(exc, "evalue", ""))
+    if name == "PromotionFailed" and "failed at step" in value:
+        value = value.split(": ", 1)[-1].removesuffix("; production is unchanged")
+        return value
+    return f"{name}: {value}" if value else name
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:500]

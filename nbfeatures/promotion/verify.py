@@ -1,0 +1,237 @@
+"""Verification: the new keyspace holds exactly the offline set's latest row per entity.
+
+Two checks, both before anything is flipped:
+
+* counts: the offline set's entities (one latest row each) against ``count_keys``. With a
+  ``ttl``, entities whose latest value is already older than the ttl are not served, so they
+  are left out; values that expire while verification runs make a small band of tolerance.
+* values: for a random sample of entities, every feature read back from Redis equals the
+  offline value: exactly for integers, strings, booleans and timestamps; for floats after
+  rounding the offline value to the feature's type (a ``float32`` feature is compared as
+  ``float32``), with NaN equal to NaN. Absent and null must agree too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from nbfeatures._deps import require
+from nbfeatures.definitions import FeatureFamily, FeatureType
+from nbfeatures.engine.spark_api import functions
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from nbfeatures.online.store import FamilyLayout, OnlineStore
+
+#: Values expiring within this many seconds of the count may or may not still be counted.
+_EXPIRY_BAND_SECONDS = 120
+_SAMPLE_SEED = 20240101
+_MAX_LISTED = 5
+
+
+@dataclass
+class Mismatch:
+    entity: str | int
+    feature: str
+    offline: Any
+    online: Any
+
+    def __str__(self) -> str:
+        return f"{self.entity}.{self.feature}: offline {self.offline!r} != online {self.online!r}"
+
+
+@dataclass
+class VerifyReport:
+    """What verification found; ``ok`` when counts and every sampled value agree."""
+
+    offline_entities: int
+    expected_low: int
+    expected_high: int
+    online_keys: int
+    sampled: int
+    missing: list[str | int] = field(default_factory=list)
+    mismatches: list[Mismatch] = field(default_factory=list)
+    injected: str | None = None
+
+    @property
+    def counts_ok(self) -> bool:
+        return self.expected_low <= self.online_keys <= self.expected_high
+
+    @property
+    def ok(self) -> bool:
+        return self.counts_ok and not self.missing and not self.mismatches
+
+    def reason(self) -> str:
+        parts = []
+        if not self.counts_ok:
+            expected = (
+                str(self.expected_high)
+                if self.expected_low == self.expected_high
+                else f"{self.expected_low}..{self.expected_high}"
+            )
+            parts.append(f"online keys {self.online_keys} != offline entities {expected}")
+        if self.missing:
+            shown = ", ".join(map(str, self.missing[:_MAX_LISTED]))
+            parts.append(f"{len(self.missing)} sampled entities missing online ({shown})")
+        if self.mismatches:
+            shown = "; ".join(map(str, self.mismatches[:_MAX_LISTED]))
+            parts.append(
+                f"{len(self.mismatches)} of {self.sampled} sampled entities differ: {shown}"
+            )
+        return "; ".join(parts) or "verified"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "offline_entities": self.offline_entities,
+            "online_keys": self.online_keys,
+            "sampled": self.sampled,
+            "missing": len(self.missing),
+            "mismatches": len(self.mismatches),
+            "injected": self.injected,
+            "reason": self.reason(),
+        }
+
+
+def latest_per_entity(frame: DataFrame, family: FeatureFamily) -> DataFrame:
+    """One row per entity: the one with the newest event time (ties: any one of them)."""
+    F = functions(frame)
+    window = require("pyspark.sql.window", "spark").Window
+    key, ts = family.entity.join_key, family.timestamp
+    ordered = window.partitionBy(key).orderBy(F.col(ts).desc())
+    return (
+        frame.withColumn("_nbf_rank", F.row_number().over(ordered))
+        .where(F.col("_nbf_rank") == 1)
+        .drop("_nbf_rank")
+    )
+
+
+def verify_keyspace(
+    store: OnlineStore,
+    layout: FamilyLayout,
+    family: FeatureFamily,
+    latest: DataFrame,
+    sample_size: int,
+    *,
+    inject_mismatch: bool = False,
+    now: dt.datetime | None = None,
+) -> VerifyReport:
+    """Check ``layout``'s keyspace against ``latest`` (``latest_per_entity`` of the offline set)."""
+    F = functions(latest)
+    now = now or dt.datetime.now(dt.UTC)
+    key, ts = family.entity.join_key, family.timestamp
+    served = latest
+    expected_low = expected_high = entities = int(latest.count())
+    if layout.ttl_seconds is not None:
+        # Spark's session time zone is UTC, so naive literals compare as UTC.
+        cutoff = (now - dt.timedelta(seconds=layout.ttl_seconds)).replace(tzinfo=None)
+        band = cutoff + dt.timedelta(seconds=_EXPIRY_BAND_SECONDS)
+        counted = latest.agg(
+            F.sum((F.col(ts) > F.lit(band)).cast("int")).alias("sure"),
+            F.sum((F.col(ts) > F.lit(cutoff)).cast("int")).alias("maybe"),
+        ).collect()[0]
+        expected_low, expected_high = int(counted["sure"] or 0), int(counted["maybe"] or 0)
+        served = latest.where(F.col(ts) > F.lit(band))
+    sample: Any = served.orderBy(F.rand(_SAMPLE_SEED)).limit(sample_size).toPandas()
+    keys = [_plain(k) for k in sample[key].tolist()]
+    injected = _inject(store, layout, sample) if inject_mismatch and keys else None
+    online_keys = store.count_keys(layout.family, layout.version)
+    report = VerifyReport(entities, expected_low, expected_high, online_keys, len(keys))
+    report.injected = injected
+    if not keys:
+        return report
+    rows = store.read(layout, keys)
+    present = [bool(p) for p in _as_list(rows.present)]
+    for name, kind in zip(layout.feature_names, layout.feature_types, strict=True):
+        online_values = _as_list(rows.columns[name])
+        for i, entity in enumerate(keys):
+            if not present[i]:
+                continue
+            offline_value = _plain(sample[name].iloc[i])
+            if not values_equal(kind, offline_value, _plain(online_values[i])):
+                report.mismatches.append(
+                    Mismatch(entity, name, offline_value, _plain(online_values[i]))
+                )
+    report.missing = [k for k, p in zip(keys, present, strict=True) if not p]
+    return report
+
+
+def values_equal(kind: FeatureType, offline: Any, online: Any) -> bool:
+    """Equality as the codec defines it; see the module docstring."""
+    if _is_null(offline) or _is_null(online):
+        return _is_null(offline) and _is_null(online)
+    if kind in (FeatureType.FLOAT32, FeatureType.FLOAT64):
+        np = require("numpy", "spark")
+        cast = np.float32 if kind is FeatureType.FLOAT32 else np.float64
+        left, right = cast(offline), cast(online)
+        return bool(left == right or (math.isnan(left) and math.isnan(right)))
+    if kind is FeatureType.TIMESTAMP:
+        return bool(_micros(offline) == _micros(online))
+    if kind in (FeatureType.INT32, FeatureType.INT64):
+        return int(offline) == int(online)
+    if kind is FeatureType.BOOL:
+        return bool(offline) == bool(online)
+    return str(offline) == str(online)
+
+
+def _inject(store: OnlineStore, layout: FamilyLayout, sample: Any) -> str:
+    """Test hook: rewrite the first sampled entity with its first feature changed."""
+    pa = require("pyarrow", "spark")
+    row = sample.iloc[[0]].copy()
+    name, kind = layout.features[0]
+    value = row[name].iloc[0]
+    if FeatureType(kind) is FeatureType.STRING:
+        row[name] = f"{value}-corrupted"
+    elif FeatureType(kind) is FeatureType.BOOL:
+        row[name] = not bool(value)
+    elif FeatureType(kind) is FeatureType.TIMESTAMP:
+        row[name] = value + dt.timedelta(seconds=1)
+    else:
+        row[name] = (0 if _is_null(value) else value) + 1
+    batch = pa.RecordBatch.from_pandas(row, preserve_index=False)
+    store.write_rows(layout, batch)
+    return f"{_plain(row[layout.entity_key].iloc[0])}.{name}"
+
+
+def _as_list(values: Any) -> list[Any]:
+    if hasattr(values, "to_pylist"):
+        return list(values.to_pylist())
+    if hasattr(values, "tolist"):
+        return list(values.tolist())
+    return list(values)
+
+
+def _plain(value: Any) -> Any:
+    """numpy/pandas scalars as Python values; pandas' missing markers as None."""
+    if _is_null(value):
+        return None
+    if hasattr(value, "to_pydatetime"):
+        return value.to_pydatetime()
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    return value
+
+
+def _is_null(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True  # pandas turns a null of a numeric column into NaN
+    try:
+        pd = require("pandas", "spark")
+        return bool(value is pd.NaT or value is pd.NA)
+    except Exception:
+        return False
+
+
+def _micros(value: Any) -> int:
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return round(aware.timestamp() * 1_000_000)
+    if hasattr(value, "value"):  # a pandas Timestamp: nanoseconds
+        return int(value.value) // 1000
+    return int(value)
