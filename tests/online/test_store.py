@@ -1,0 +1,163 @@
+"""The online store against three real backends: local Redis, embedded Redis, Redis Cluster."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from nbfeatures.errors import LiveVersionChanged, OnlineStoreError, SchemaError
+from nbfeatures.online import FamilyLayout, OnlineStore
+
+pytestmark = pytest.mark.integration
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+FEATURES = (
+    ("spend", "float64"),
+    ("visits", "int32"),
+    ("segment", "string"),
+    ("active", "bool"),
+    ("first_seen", "timestamp"),
+    ("score", "float32"),
+    ("note", "string"),
+)
+
+
+def layout(version: int = 1, ttl: int | None = 3600) -> FamilyLayout:
+    return FamilyLayout(
+        family="user_stats",
+        version=version,
+        hash="abc",
+        entity_key="user_id",
+        timestamp="ts",
+        features=FEATURES,
+        ttl_seconds=ttl,
+    )
+
+
+def rows(ids: list[int], ages_s: list[int]) -> pa.RecordBatch:
+    n = len(ids)
+    return pa.RecordBatch.from_pydict(
+        {
+            "user_id": pa.array(ids, pa.int64()),
+            "ts": pa.array(
+                [NOW - dt.timedelta(seconds=a) for a in ages_s], pa.timestamp("us", "UTC")
+            ),
+            "spend": [float(i) * 1.5 if i % 5 else None for i in ids],
+            "visits": [i % 7 for i in ids],
+            "segment": [f"seg-{i % 3}-é" if i % 4 else None for i in ids],
+            "active": [i % 2 == 0 for i in ids],
+            "first_seen": pa.array(
+                [dt.datetime(2020, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=i) for i in ids],
+                pa.timestamp("us", "UTC"),
+            ),
+            "score": pa.array(np.linspace(0, 1, n), pa.float32()),
+            "note": ["" if i % 3 == 0 else "x" * (i % 11) for i in ids],
+        }
+    )
+
+
+def test_write_then_read_round_trips_every_type(store: OnlineStore) -> None:
+    ids = list(range(1, 201))
+    batch = rows(ids, [10] * len(ids))
+    assert store.write_rows(layout(), batch) == 200
+
+    asked = [*ids[::-1], 9999, "7"]
+    got = store.read(layout(), asked)
+
+    assert got.present.tolist() == [True] * 200 + [False, True]
+    expected = batch.to_pydict()
+    for name, _ in FEATURES:
+        values = got.columns[name].to_pylist()
+        assert values[:200] == expected[name][::-1], name
+        assert values[200] is None
+        assert values[201] == expected[name][6]
+    assert np.isnat(got.event_time[200])
+    assert got.event_time[0] == np.datetime64(NOW.replace(tzinfo=None) - dt.timedelta(seconds=10))
+    table = got.to_arrow()
+    assert table.num_rows == 202 and table.column("present").to_pylist()[200] is False
+
+
+def test_values_expire_at_event_time_plus_ttl_and_are_marked_stale(store: OnlineStore) -> None:
+    ttl = 3600
+    batch = rows([1, 2, 3], [10, 3000, 7200])  # the last is already past its ttl
+    assert store.write_rows(layout(ttl=ttl), batch) == 2
+
+    remaining = store.client.pttl(store.keys.value("user_stats", 1, 2))
+    assert 0 < remaining <= (ttl - 3000) * 1000
+    got = store.read(layout(ttl=ttl), [1, 2, 3])
+    assert got.present.tolist() == [True, True, False]
+    assert got.stale(NOW).tolist() == [False, False, False]
+    later = NOW + dt.timedelta(seconds=ttl - 2000)
+    assert got.stale(later).tolist() == [False, True, False]
+
+
+def test_without_ttl_keys_do_not_expire(store: OnlineStore) -> None:
+    store.write_rows(layout(ttl=None), rows([1], [10**6]))
+    assert store.client.pttl(store.keys.value("user_stats", 1, 1)) == -1
+    assert store.read(layout(ttl=None), [1]).stale(NOW + dt.timedelta(days=999)).tolist() == [False]
+
+
+def test_layout_watermark_and_counts(store: OnlineStore) -> None:
+    assert store.layout("user_stats", 1) is None
+    store.write_layout(layout())
+    assert store.layout("user_stats", 1) == layout()
+    assert store.watermark("user_stats", 1) is None
+    store.set_watermark("user_stats", 1, NOW)
+    assert store.watermark("user_stats", 1) == NOW
+    store.write_rows(layout(), rows(list(range(2500)), [1] * 2500))
+    assert store.count_keys("user_stats", 1) == 2500
+
+
+def test_flip_is_conditional_and_keeps_history(store: OnlineStore) -> None:
+    with pytest.raises(OnlineStoreError, match="no layout"):
+        store.flip("user_stats", 1, None)
+    store.write_layout(layout(1))
+    store.write_layout(layout(2))
+    assert store.live_version("user_stats") is None
+    assert store.flip("user_stats", 1, None) is None
+    assert store.flip("user_stats", 2, 1) == 1
+    with pytest.raises(LiveVersionChanged) as raised:
+        store.flip("user_stats", 1, 1)
+    assert raised.value.actual == 2 and raised.value.expected == 1
+    assert store.live_version("user_stats") == 2
+    assert store.live_history("user_stats") == [1]
+    assert store.live_versions() == {"user_stats": 2}
+
+
+def test_delete_version_refuses_the_live_one(store: OnlineStore) -> None:
+    for version in (1, 2):
+        store.write_layout(layout(version))
+        store.write_rows(layout(version), rows(list(range(30)), [1] * 30))
+    store.flip("user_stats", 2, None)
+    with pytest.raises(OnlineStoreError, match="live version"):
+        store.delete_version("user_stats", 2)
+    assert store.delete_version("user_stats", 1) == 30
+    assert store.count_keys("user_stats", 1) == 0
+    assert store.layout("user_stats", 1) is None
+    assert store.count_keys("user_stats", 2) == 30
+
+
+def test_a_version_keeps_its_keys_in_one_slot(store: OnlineStore) -> None:
+    keys = [store.keys.value("user_stats", 3, e) for e in (1, "abc", 10**12)]
+    slots = {_slot(k) for k in keys}
+    assert len(slots) == 1
+
+
+def _slot(key: str) -> int:
+    from redis.crc import key_slot
+
+    return int(key_slot(key.encode()))
+
+
+def test_bad_rows_and_foreign_values_raise_clearly(store: OnlineStore) -> None:
+    bad = rows([1], [1]).drop_columns(["spend"])
+    with pytest.raises(SchemaError, match="spend"):
+        store.write_rows(layout(), bad)
+    wrong_type = layout()
+    key = store.keys.value("user_stats", 1, 5)
+    store.client.set(key, b"\x09not a value of format 1")
+    with pytest.raises(OnlineStoreError, match="shorter than its layout"):
+        store.read(wrong_type, [5])
