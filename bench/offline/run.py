@@ -1,0 +1,308 @@
+"""Point-in-time training-set join: nbfeatures vs Feast 0.67 ``get_historical_features``.
+
+Same Parquet files for every system (``bench/offline/data.py``): a feature table (entity id,
+event time, ten float64 features) and a spine (row id, entity id, event time, label); ttl 7
+days on both sides. Systems, one at a time, each measurement in a fresh process that runs its
+own warm-up before the timed run:
+
+- ``nbfeatures``: ``point_in_time_join`` on Spark (local[2], 8g driver), result written to
+  Parquet (``nbf_side.py``);
+- ``feast-file``: Feast's file offline store (Dask), ``get_historical_features(...).to_df()``;
+- ``feast-duckdb``: the same with ``offline_store: {type: duckdb}`` (``feast_side.py``).
+
+Rounds alternate the systems (A B C A B C ...). Peak memory is the peak of the summed RSS of
+the measured process and all its descendants (the Spark JVM is a child of the Python driver),
+sampled every 100 ms (``ru_maxrss`` would give only the largest single process, and the
+JVM is not waited for by the driver). Each side also reports its own ``ru_maxrss``.
+A Feast configuration that exceeds the time or memory bound is recorded as such and not
+retried in later rounds.
+
+Run: ``.venv/bin/python -m bench.offline.run --size small --rounds 3`` (then ``--size large``).
+Writes bench/results/offline_pit.json (one entry per size) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.offline.data import SIZES, Size, generate
+
+ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = ROOT.parent
+FEAST_PYTHON = ROOT / ".feast-venv" / "bin" / "python"
+FEAST_CLI = ROOT / ".feast-venv" / "bin" / "feast"
+FEAST_SIDE = Path(__file__).resolve().parent / "feast_side.py"
+FEAST_REPOS = ROOT / ".data" / "offline_pit" / "feast"
+RESULTS = ROOT / "results" / "offline_pit.json"
+STORES = {"feast-file": "file", "feast-duckdb": "duckdb"}
+SYSTEMS = ("nbfeatures", *STORES)
+GIB = 1024**3
+
+
+def feast_repo(size: Size, store: str, features_path: Path) -> Path:
+    """The Feast repo folder for ``size`` and ``store``; written and applied once."""
+    repo = FEAST_REPOS / f"{store}_{size.name}"
+    if not (repo / "data" / "registry.db").exists():
+        subprocess.run(
+            [str(FEAST_PYTHON), str(FEAST_SIDE), "repo", str(repo), str(features_path), store],
+            check=True,
+        )
+        subprocess.run([str(FEAST_CLI), "apply"], cwd=repo, check=True, capture_output=True)
+    return repo
+
+
+def _tree_rss(root: psutil.Process) -> int:
+    total = 0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):  # a process may end while we look
+            total += proc.memory_info().rss
+    return total
+
+
+def measure(command: list[str], timeout_s: float, memory_bound: int) -> dict[str, Any]:
+    """Run ``command`` alone; its JSON line plus peak tree RSS, or why it did not finish."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: a kill reaches the JVM too
+    )
+    proc = psutil.Process(child.pid)
+    peak, status = 0, "ok"
+    while child.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            peak = max(peak, _tree_rss(proc))
+        elapsed = time.perf_counter() - started
+        if elapsed > timeout_s or peak > memory_bound:
+            status = "timeout" if elapsed > timeout_s else "memory_bound"
+            os.killpg(child.pid, signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    out, err = child.communicate()
+    result: dict[str, Any] = {
+        "status": status,
+        "peak_tree_rss_bytes": peak,
+        "process_seconds": time.perf_counter() - started,
+    }
+    if status == "ok" and child.returncode != 0:
+        result["status"] = "oom" if child.returncode == -9 or "MemoryError" in err else "failed"
+        result["stderr_tail"] = err[-2000:]
+    if result["status"] == "ok":
+        result.update(json.loads(out.strip().splitlines()[-1]))
+    return result
+
+
+def commands(size: Size, repos: dict[str, Path], spine: Path) -> dict[str, list[str]]:
+    cmds = {
+        "nbfeatures": [
+            str(REPO_ROOT / ".venv" / "bin" / "python"),
+            "-m",
+            "bench.offline.nbf_side",
+            size.name,
+        ]
+    }
+    for system, store in STORES.items():
+        cmds[system] = [str(FEAST_PYTHON), str(FEAST_SIDE), "run", str(repos[store]), str(spine)]
+    return cmds
+
+
+def check_agreement(size: Size, repos: dict[str, Path], spine: Path) -> dict[str, Any]:
+    """Run each system once more (untimed) saving its output; compare every spine row."""
+    import numpy as np
+    import pandas as pd
+
+    report: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="nbf-pit-check-") as tmp:
+        cmds = commands(size, repos, spine)
+        subprocess.run(
+            [*cmds["nbfeatures"], f"{tmp}/nbf"], cwd=REPO_ROOT, check=True, capture_output=True
+        )
+        ours = pd.read_parquet(f"{tmp}/nbf").set_index("spine_id").sort_index()
+        names = [f"f{i}" for i in range(10)]
+        a_all = ours[[f"bench__{f}" for f in names]].to_numpy()
+        for system in STORES:
+            subprocess.run(
+                [*cmds[system], f"{tmp}/{system}.parquet"],
+                cwd=REPO_ROOT,
+                check=True,
+                capture_output=True,
+            )
+            theirs = pd.read_parquet(f"{tmp}/{system}.parquet").set_index("spine_id")
+            common = ours.index.intersection(theirs.index)
+            a = ours.loc[common, [f"bench__{f}" for f in names]].to_numpy()
+            b = theirs.loc[common, names].to_numpy()
+            same = ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
+            missing = ours.index.difference(theirs.index)
+            report[system] = {
+                "spine_rows": len(ours),
+                "rows_returned": len(theirs),
+                "rows_compared": len(common),
+                "rows_agreeing": int(same.sum()),
+                "agreement_rate": float(same.mean()) if len(common) else None,
+                "spine_rows_missing": len(missing),
+                "missing_rows_null_in_nbfeatures": int(ours.loc[missing, "bench__f0"].isna().sum()),
+            }
+        report["nbfeatures_rows_with_values"] = int(np.isfinite(a_all).all(axis=1).sum())
+    return report
+
+
+def machine() -> dict[str, Any]:
+    import pyspark
+
+    feast_versions = (
+        subprocess.run(
+            [
+                str(FEAST_PYTHON),
+                "-c",
+                "import feast, dask, duckdb, pandas, pyarrow, json; print(json.dumps({'feast': "
+                "feast.__version__, 'dask': dask.__version__, 'duckdb': duckdb.__version__, "
+                "'pandas': pandas.__version__, 'pyarrow': pyarrow.__version__}))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
+        "python": platform.python_version(),
+        "pyspark": pyspark.__version__,
+        "java": java.splitlines()[0] if java else None,
+        "spark_master": "local[2]",
+        "spark_driver_memory": "8g",
+        "feast_venv": json.loads(feast_versions),
+    }
+
+
+def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for system in SYSTEMS:
+        runs = [r[system] for r in rounds if r.get(system, {}).get("status") == "ok"]
+        if not runs:
+            statuses = sorted({r[system]["status"] for r in rounds if system in r})
+            summary[system] = {"status": ",".join(statuses)}
+            continue
+        median = statistics.median(r["seconds"] for r in runs)
+        summary[system] = {
+            "status": "ok",
+            "runs": len(runs),
+            "median_seconds": median,
+            "spine_rows_per_second": runs[0]["spine_rows"] / median
+            if "spine_rows" in runs[0]
+            else runs[0]["rows"] / median,
+            "median_peak_tree_rss_gib": statistics.median(r["peak_tree_rss_bytes"] for r in runs)
+            / GIB,
+            "rows_returned": runs[0]["rows"],
+        }
+    ratios = [
+        r["ratio_feast_best_over_nbfeatures"]
+        for r in rounds
+        if r.get("ratio_feast_best_over_nbfeatures") is not None
+    ]
+    summary["median_ratio_feast_best_over_nbfeatures"] = (
+        statistics.median(ratios) if ratios else None
+    )
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per measurement")
+    parser.add_argument("--memory-bound-gib", type=float, default=16.0)
+    parser.add_argument("--no-check", action="store_true", help="skip the agreement check")
+    args = parser.parse_args()
+
+    size = SIZES[args.size]
+    features_path, spine_path = generate(size)
+    repos = {store: feast_repo(size, store, features_path) for store in STORES.values()}
+    cmds = commands(size, repos, spine_path)
+    gave_up: dict[str, dict[str, Any]] = {}
+    rounds: list[dict[str, Any]] = []
+    for number in range(1, args.rounds + 1):
+        row: dict[str, Any] = {"round": number}
+        for system in SYSTEMS:
+            if system in gave_up:
+                row[system] = {**gave_up[system], "retried": False}
+                continue
+            result = measure(cmds[system], args.timeout, int(args.memory_bound_gib * GIB))
+            if system == "nbfeatures" and result["status"] == "ok":
+                result["spine_rows"] = size.spine_rows
+            if result["status"] != "ok" and system != "nbfeatures":
+                gave_up[system] = result
+            row[system] = result
+            shown = f"{result['seconds']:.2f}s" if result["status"] == "ok" else result["status"]
+            print(
+                f"round {number} {system}: {shown} "
+                f"peak {result['peak_tree_rss_bytes'] / GIB:.2f} GiB",
+                flush=True,
+            )
+        feast = [row[s]["seconds"] for s in STORES if row[s].get("status") == "ok"]
+        ours = row["nbfeatures"]
+        row["ratio_feast_best_over_nbfeatures"] = (
+            min(feast) / ours["seconds"] if feast and ours.get("status") == "ok" else None
+        )
+        rounds.append(row)
+
+    entry: dict[str, Any] = {
+        "size": {
+            "name": size.name,
+            "feature_rows": size.feature_rows,
+            "entities": size.entities,
+            "spine_rows": size.spine_rows,
+            "features": 10,
+            "ttl_days": 7,
+        },
+        "command": f".venv/bin/python -m bench.offline.run --size {size.name} "
+        f"--rounds {args.rounds}",
+        "bounds": {"timeout_seconds": args.timeout, "memory_gib": args.memory_bound_gib},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "rounds": rounds,
+        "summary": summarize(rounds),
+    }
+    if not args.no_check:
+        entry["agreement"] = check_agreement(size, repos, spine_path)
+
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["machine"] = machine()
+    results.setdefault("sizes", {})[size.name] = entry
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(entry["summary"], indent=2))
+    if "agreement" in entry:
+        print(json.dumps(entry["agreement"], indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
