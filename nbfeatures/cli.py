@@ -5,6 +5,13 @@
     nbfeatures search [TEXT] [--owner O] [--tag T]
     nbfeatures set NAME [--owner O] [--description D] [--tags a,b]
     nbfeatures deprecate NAME --reason R [--replacement X] [--sunset YYYY-MM-DD]
+    nbfeatures status                       the online store: embedded server, live versions
+    nbfeatures stop                         stop the workspace's embedded Redis server
+    nbfeatures compute NAME [--version N] [--start T] [--end T]
+                                            write the version's offline feature set
+    nbfeatures promote NAME [--version N]   compute, materialize, verify, make it live
+    nbfeatures rollback NAME                 back to the previous production version
+    nbfeatures materialize --incremental (NAME... | --all) [--force]
 
 Settings are read here, once (``nbfeatures.yaml`` in ``--workspace`` plus ``NBF_*``);
 errors of the library become one line on stderr and exit code 2.
@@ -20,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from nbfeatures.config import load_settings
+from nbfeatures.config import activate, load_settings
 from nbfeatures.definitions import parse_tags
 from nbfeatures.errors import NbfeaturesError
 
@@ -59,6 +66,32 @@ def _parser() -> argparse.ArgumentParser:
         type=dt.date.fromisoformat,
         help="after this date (YYYY-MM-DD) new training sets refuse the family",
     )
+
+    promote = commands.add_parser("promote", help="make a family version what production serves")
+    promote.add_argument("name")
+    promote.add_argument("--version", type=int, help="the version to promote (default: latest)")
+
+    rollback = commands.add_parser("rollback", help="serve the previous production version")
+    rollback.add_argument("name")
+
+    refresh = commands.add_parser("materialize", help="refresh live keyspaces from new events")
+    refresh.add_argument("names", nargs="*", metavar="NAME")
+    refresh.add_argument("--incremental", action="store_true", required=True)
+    refresh.add_argument("--all", action="store_true", help="every family with a live version")
+    refresh.add_argument("--force", action="store_true", help="also families within their SLA")
+
+    compute = commands.add_parser("compute", help="compute a version's offline feature set")
+    compute.add_argument("name")
+    compute.add_argument("--version", type=int, help="default: production, else the latest")
+    compute.add_argument(
+        "--start", type=dt.datetime.fromisoformat, help="first event time (ISO 8601, UTC)"
+    )
+    compute.add_argument(
+        "--end", type=dt.datetime.fromisoformat, help="end of the range, exclusive (ISO 8601)"
+    )
+
+    commands.add_parser("status", help="the online store: embedded server and live versions")
+    commands.add_parser("stop", help="stop the workspace's embedded Redis server")
     return parser
 
 
@@ -91,7 +124,11 @@ def _show(catalog: Catalog, name: str, version: int | None) -> None:
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = load_settings(args.workspace)
+    settings = activate(load_settings(args.workspace))
+    if args.command in ("status", "stop"):
+        from nbfeatures.online.status import print_status, stop
+
+        return print_status(settings) if args.command == "status" else stop(settings)
     from nbfeatures.catalog import Catalog
 
     catalog = Catalog.from_settings(settings)
@@ -107,11 +144,34 @@ def run(argv: Sequence[str] | None = None) -> int:
             args.name, owner=args.owner, description=args.description, tags=tags
         )
         print(f"{updated.ref}: owner {updated.family.owner}, tags {','.join(updated.family.tags)}")
+    elif args.command in ("promote", "rollback", "materialize"):
+        from nbfeatures.promotion.cli import run_promotion_command
+
+        return run_promotion_command(settings, args)
     elif args.command == "deprecate":
         done = catalog.deprecate(
             args.name, args.reason, replacement=args.replacement, sunset=args.sunset
         )
         print(f"{done.name} deprecated" + (f", sunset {args.sunset}" if args.sunset else ""))
+    elif args.command == "compute":
+        from nbfeatures.compute import compute
+
+        manifest = compute(
+            args.name,
+            args.version,
+            start=args.start,
+            end=args.end,
+            settings=settings,
+            catalog=catalog,
+            progress=sys.stderr.isatty(),
+        )
+        from nbfeatures.engine.offline import version_path
+
+        where = version_path(settings, manifest.family, manifest.version)
+        print(
+            f"{manifest.family} v{manifest.version}: {manifest.rows} rows, "
+            f"{manifest.entities} entities in {where}"
+        )
     return 0
 
 

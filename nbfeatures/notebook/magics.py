@@ -6,6 +6,7 @@
               [--description TEXT] [--tags a,b] [--python] [--register]
     %nbf_register                      register the family the last %%feature cell previewed
     %features [NAME]
+    %promote NAME [vN]                 compute, materialize, verify and make a version live
 
 Every ``NbfeaturesError`` becomes one ``UsageError`` with a clear message: IPython prints it
 without a traceback, nothing is registered, and the next cell runs as usual.
@@ -31,6 +32,7 @@ from nbfeatures.notebook.widgets import PreviewWidget
 
 if TYPE_CHECKING:
     from nbfeatures.catalog import Registration
+    from nbfeatures.promotion import PromotionRecord, StepEvent
 
 # IPython's argument decorators and display helpers carry no annotations; the typed wrappers
 # below keep the magics typed.
@@ -168,6 +170,20 @@ class FeatureMagics(Magics):
         _display.display(_display.HTML(html.standalone(html.registration_html(registration))))
 
     @magic_arguments()
+    @argument("name", help="the family to promote")
+    @argument("version", nargs="?", help="the version, e.g. v3 (default: the latest)")
+    @line_magic
+    def promote(self, line: str) -> None:
+        """Promote a family version: the same run as ``nbfeatures promote``, steps printed."""
+        args = parse_argstring(self.promote, line)
+        text = (args.version or "").lower().removeprefix("v")
+        if text and not text.isdigit():
+            raise UsageError(f"%promote: {args.version!r} is not a version like v3")
+        with usage_errors():
+            record = self._promote(args.name, int(text) if text else None)
+        print(f"{record.family} v{record.version} is live; notebook {record.notebook}")
+
+    @magic_arguments()
     @argument("name", nargs="?", help="a family: show its versions")
     @line_magic
     def features(self, line: str) -> None:
@@ -224,9 +240,18 @@ class FeatureMagics(Magics):
             on_register=register,
             previous_stats=previous.stats if previous is not None else None,
             previous_version=previous.version if previous is not None else None,
+            on_promote=lambda version: self._promote(family.name, version),
         )
         result.widget = widget
         return result, widget
+
+    def _promote(self, name: str, version: int | None) -> PromotionRecord:
+        from nbfeatures.promotion import promote
+
+        def show(event: StepEvent) -> None:
+            print(event.line(), flush=True)
+
+        return promote(self.state.get_settings(), name, version, progress=show)
 
     def _register(self, result: FeatureCell) -> Registration:
         registration = self.state.catalog().register(

@@ -17,6 +17,7 @@ from nbfeatures.notebook import display
 if TYPE_CHECKING:
     from nbfeatures.catalog import Registration
     from nbfeatures.engine.preview import Preview
+    from nbfeatures.promotion import PromotionRecord
 
 try:
     import ipywidgets as _widgets
@@ -24,6 +25,7 @@ except ImportError:  # pragma: no cover - the notebook extra brings it
     raise MissingDependency("notebook", "ipywidgets") from None
 
 RegisterCallback = Callable[[], "Registration"]
+PromoteCallback = Callable[[int], "PromotionRecord"]
 
 
 class PreviewWidget(_widgets.VBox):  # type: ignore[misc]
@@ -40,6 +42,7 @@ class PreviewWidget(_widgets.VBox):  # type: ignore[misc]
         on_register: RegisterCallback | None = None,
         previous_stats: Mapping[str, Any] | None = None,
         previous_version: int | None = None,
+        on_promote: PromoteCallback | None = None,
     ) -> None:
         self.preview = preview
         self.previous_version = previous_version
@@ -62,7 +65,19 @@ class PreviewWidget(_widgets.VBox):  # type: ignore[misc]
         )
         self.status = _widgets.HTML(value="")
         self.button.on_click(self._clicked)
-        super().__init__(children=[self.body, _widgets.HBox([self.button, self.status])])
+        # Promote appears once the family is registered; it calls ``on_promote(version)``.
+        self._on_promote = on_promote
+        self.promotion: PromotionRecord | None = None
+        self.promote_button = _widgets.Button(
+            description="Promote",
+            button_style="warning",
+            icon="rocket",
+            tooltip=f"Make the registered {preview.family.name} version live",
+            layout=_widgets.Layout(display="none"),
+        )
+        self.promote_button.on_click(lambda _button: self.promote())
+        row = _widgets.HBox([self.button, self.promote_button, self.status])
+        super().__init__(children=[self.body, row])
 
     def register(self) -> Registration | None:
         """Call ``on_register`` and show its outcome; what the button does when clicked."""
@@ -85,6 +100,24 @@ class PreviewWidget(_widgets.VBox):  # type: ignore[misc]
         self.error = None
         self.status.value = display.registration_html(registration)
         self.button.disabled = True
+        if self._on_promote is not None:
+            self.promote_button.layout.display = None
+
+    def promote(self) -> PromotionRecord | None:
+        """Call ``on_promote`` with the registered version; what the Promote button does."""
+        if self._on_promote is None or self.registration is None:
+            return None
+        self.promote_button.disabled = True
+        try:
+            record = self._on_promote(self.registration.version.version)
+        except Exception as exc:  # a click has no caller to raise to: show it
+            text = str(exc) if isinstance(exc, NbfeaturesError) else f"{type(exc).__name__}: {exc}"
+            self.show_error(text)
+            self.promote_button.disabled = False
+            return None
+        self.promotion = record
+        self.status.value = f"<span>{record.family} v{record.version} is live</span>"
+        return record
 
     def show_error(self, message: str) -> None:
         """Show why registering failed, in red; the button stays enabled for another try."""

@@ -61,10 +61,10 @@ def refresh(
     """Refresh ``family``'s live keyspace incrementally; None when nothing is live."""
     from nbfeatures.catalog import Catalog
     from nbfeatures.engine.offline import compute_offline, read_offline
-    from nbfeatures.engine.session import get_spark
     from nbfeatures.online.materialize import materialize
     from nbfeatures.online.store import FamilyLayout, OnlineStore
     from nbfeatures.promotion.lock import PromotionLock
+    from nbfeatures.promotion.steps import spark_for
 
     now = now or dt.datetime.now(dt.UTC)
     store = OnlineStore.from_settings(settings)
@@ -77,14 +77,13 @@ def refresh(
         if not force and not is_due(since, fv.family.freshness, now):
             return RefreshResult(family, live, since, since, skipped="within its freshness SLA")
         started = time.perf_counter()
-        spark = get_spark(settings)
+        spark = spark_for(settings)
         if since is not None:
             compute_offline(spark, settings, fv, since, now)
         frame = read_offline(spark, settings, family, live, since, None, check=False)
         layout = FamilyLayout.of(fv.family, live)
-        stats = materialize(frame, layout, settings, since=since)
-        if stats.watermark is not None and (since is None or stats.watermark > since):
-            store.set_watermark(family, live, stats.watermark)
+        # materialize records the new watermark itself, after the values are written.
+        stats = materialize(frame, layout, settings, since=since, incremental=True)
         return RefreshResult(
             family,
             live,

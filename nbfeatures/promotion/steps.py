@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,9 +114,7 @@ class PromotionRun:
         return self._layout
 
     def _spark(self) -> Any:
-        from nbfeatures.engine.session import get_spark
-
-        return get_spark(self.settings)
+        return spark_for(self.settings)
 
     def _save(self, step: str, values: dict[str, Any], started: float) -> dict[str, Any]:
         values = {**values, "seconds": round(time.perf_counter() - started, 3)}
@@ -256,6 +256,19 @@ class PromotionRun:
         started = time.perf_counter()
         log_results(self.settings, self.run_id, self.results)
         return self._save("record", {"run_id": self.run_id}, started)
+
+
+def spark_for(settings: Settings) -> Any:
+    """The process's Spark session, with Python workers on this interpreter.
+
+    Spark starts its Python workers with ``python3`` from ``PATH`` unless told otherwise; a
+    kernel or command running from a virtual environment that is not activated would then
+    hand materialization's ``mapInArrow`` to an interpreter without nbfeatures installed.
+    """
+    from nbfeatures.engine.session import get_spark
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return get_spark(settings)
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

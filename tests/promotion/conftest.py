@@ -1,0 +1,142 @@
+"""Fixtures for promotion: a real redis-server per test run, a workspace with a SQLite MLflow
+catalog, demo transactions and registered families.
+
+The Redis server is this run's own (a free port, a temporary folder), so tests can stop and
+restart it; ``RedisServer.stop(save=True)`` keeps its data for the restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from nbfeatures.config import Settings, load_settings
+from nbfeatures.definitions import (
+    Entity,
+    Feature,
+    FeatureFamily,
+    FeatureType,
+    Source,
+    Transformation,
+)
+
+SQL_V1 = (
+    "SELECT user_id, ts, amount, CAST(amount AS FLOAT) AS amount32, merchant, "
+    "CAST(amount * 100 AS BIGINT) AS cents FROM transactions"
+)
+SQL_V2 = SQL_V1.replace("AS cents", "AS cents").replace("merchant,", "upper(merchant) AS merchant,")
+SQL_V3 = SQL_V1.replace("amount * 100", "amount * 1000")
+FEATURES = (
+    Feature("amount", FeatureType.FLOAT64),
+    Feature("amount32", FeatureType.FLOAT32),
+    Feature("merchant", FeatureType.STRING),
+    Feature("cents", FeatureType.INT64),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """A redis-server process on 127.0.0.1:``port`` with its data in ``folder``."""
+
+    port: int
+    folder: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            pytest.skip("redis-server is not installed")
+        self.process = subprocess.Popen(
+            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        import redis
+
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 20
+        while True:  # readiness poll, not a timing assertion
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self, save: bool = False) -> None:
+        """Shut down; with ``save`` the data is written to the folder for the next start."""
+        import redis
+
+        if self.process is None:
+            return
+        with contextlib.suppress(redis.ConnectionError):
+            redis.Redis(port=self.port).shutdown(save=save, nosave=not save)
+        self.process.wait(timeout=30)
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def make_settings(root: Path, redis_url: str) -> Settings:
+    """A workspace whose nbfeatures.yaml points at ``redis_url``; the kernel reads it too."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "nbfeatures.yaml").write_text(
+        f"owner: tests\nredis_url: {redis_url}\nspark_memory: 1g\n"
+    )
+    return load_settings(root, environ={})
+
+
+def family(name: str, sql: str, data: Path) -> FeatureFamily:
+    return FeatureFamily(
+        name=name,
+        entity=Entity("user", "user_id"),
+        timestamp="ts",
+        features=FEATURES,
+        transformation=Transformation("sql", sql),
+        sources=(Source.infer("transactions", str(data), "ts"),),
+        owner="tests",
+    )
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Settings:
+    """One workspace (one MLflow database) per test module; tests use distinct names."""
+    return make_settings(tmp_path_factory.mktemp("promotion-ws"), redis_server.url)
+
+
+@pytest.fixture(scope="module")
+def transactions(workspace: Settings) -> Path:
+    from nbfeatures.demo_data import write_transactions
+
+    return write_transactions(workspace.workspace / "data" / "transactions.parquet",
+                              rows=400, users=20, days=10)  # fmt: skip
