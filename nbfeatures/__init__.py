@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "Catalog",
     "Deprecation",
     "Entity",
     "Feature",
@@ -37,8 +38,10 @@ __all__ = [
     "Source",
     "Transformation",
     "__version__",
+    "compute",
     "load_ipython_extension",
     "load_settings",
+    "training_set",
 ]
 
 
@@ -55,6 +58,10 @@ def __getattr__(name: str) -> Any:
         from nbfeatures.training import training_set
 
         return training_set
+    if name == "compute":
+        from nbfeatures.compute import compute
+
+        return compute
     if name == "Catalog":
         from nbfeatures.catalog import Catalog
 

@@ -142,3 +142,25 @@ def load_settings(
             values[key] = _coerce(key, value)
 
     return replace(Settings(workspace=root), **values)
+
+
+_active: Settings | None = None
+
+
+def activate(settings: Settings) -> Settings:
+    """Make ``settings`` what library calls use when they are not given any.
+
+    The edges call this (``%nbf_config``, the CLI, a promotion notebook), so that
+    ``nbfeatures.training_set(spine, ...)`` in a notebook reads the kernel's workspace.
+    """
+    global _active
+    _active = settings
+    return settings
+
+
+def active_settings() -> Settings:
+    """The settings an edge activated, else those of the current folder, read once."""
+    global _active
+    if _active is None:
+        _active = load_settings()
+    return _active

@@ -9,7 +9,7 @@ the spine's row order, a Spark result is lazy. Every spine row comes out exactly
 
 Feature columns are named ``{family}__{feature}`` (double underscore), always, so adding a
 family never renames the columns of the others. Values are the latest known at each row's
-time (event time <= spine time, and for a family with ``ttl``, event time > spine time - ttl);
+time (event time <= spine time, and for a family with ``ttl``, event time >= spine time - ttl);
 see ``nbfeatures.engine.pit``.
 
 Times are UTC: naive pandas timestamps are taken as UTC, aware ones converted, a column
@@ -67,12 +67,12 @@ def training_set(
     the event time of each value used. ``spark`` defaults to the spine's own session (Spark
     spine) or the workspace session (pandas spine).
     """
-    from nbfeatures.config import load_settings
+    from nbfeatures.config import active_settings
     from nbfeatures.engine.offline import check_offline, read_offline
     from nbfeatures.engine.pit import FeatureFrame, point_in_time_join
     from nbfeatures.engine.progress import spark_progress
 
-    settings = settings or load_settings()
+    settings = settings or active_settings()
     selections = _resolve(features, settings, catalog, today)
     is_pandas = _is_pandas(spine)
     columns = tuple(str(c) for c in spine.columns)
@@ -232,10 +232,20 @@ def _workspace_spark(settings: Settings) -> Any:
 
 
 def _to_pandas(joined: Any, timestamp_column: str, families: Sequence[Any]) -> Any:
-    """Collect, restore the spine's order and make every timestamp column UTC-aware."""
+    """Collect, restore the spine's order and make every timestamp column UTC-aware.
+
+    Integer and boolean features keep their type with pandas' nullable dtypes: a missing
+    value (no data, or past the ttl) would otherwise turn a count into a float.
+    """
     pd = require("pandas", "spark")
     out = joined.toPandas().sort_values(_ROW, kind="stable").drop(columns=[_ROW])
     out = out.reset_index(drop=True)
+    nullable = {"int": "Int32", "bigint": "Int64", "smallint": "Int16", "tinyint": "Int8"}
+    nullable["boolean"] = "boolean"
+    for column_type in joined.schema.fields:
+        dtype = nullable.get(column_type.dataType.simpleString())
+        if dtype is not None and column_type.name in out.columns:
+            out[column_type.name] = out[column_type.name].astype(dtype)
     for column in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[column]):
             series = out[column]

@@ -386,12 +386,21 @@ def _write_arrow(rows: DataFrame, path: str, key: str) -> dict[str, dict[str, in
 
 
 def _delete_partitions(path: str, dates: set[str]) -> None:
+    """Remove the folders of ``dates`` that exist.
+
+    One listing, not one probe per date: a default range spans decades of days, and on GCS
+    each probe would be a request.
+    """
     pafs = require("pyarrow.fs", "spark")
     fs, root = arrow_filesystem(path)
-    for date in sorted(dates):
-        folder = f"{root}/{PARTITION_COLUMN}={date}"
-        if fs.get_file_info(folder).type == pafs.FileType.Directory:
-            fs.delete_dir(folder)
+    if fs.get_file_info(root).type != pafs.FileType.Directory:
+        return
+    prefix = f"{PARTITION_COLUMN}="
+    for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+        name = info.base_name
+        is_partition = info.type == pafs.FileType.Directory and name.startswith(prefix)
+        if is_partition and name[len(prefix) :] in dates:
+            fs.delete_dir(info.path)
 
 
 def _count_entities(spark: SparkSession, path: str, key: str) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from nbfeatures.config import Settings, load_settings
+from nbfeatures.config import Settings, activate, load_settings
 
 if TYPE_CHECKING:
     from nbfeatures.catalog import Catalog, Registration
@@ -41,7 +41,7 @@ class KernelState:
     def get_settings(self) -> Settings:
         """The kernel's settings, read from ``nbfeatures.yaml`` and ``NBF_*`` on first use."""
         if self.settings is None:
-            self.settings = load_settings()
+            self.settings = activate(load_settings())
         return self.settings
 
     def catalog(self) -> Catalog:
@@ -64,5 +64,8 @@ def current() -> KernelState:
 def configure(settings: Settings | None = None) -> KernelState:
     """Start over with ``settings`` (or re-read them on next use): no sources, no last family."""
     global _state
+    if settings is not None:
+        # Library calls made from this kernel (training_set, compute) use these settings too.
+        activate(settings)
     _state = KernelState(settings=settings)
     return _state

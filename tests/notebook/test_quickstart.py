@@ -45,6 +45,15 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
     assert "Changes vs v1" in pages and "max_amount" in pages
     assert "Registered user_spend v2" in pages
     assert "Registered user_countries v1" in pages
+    # The training set: three rows with user_spend values, the last beyond the ttl.
+    assert "user_spend__spend" in pages and "label" in pages
+    printed = "".join(
+        str(output.get("text", ""))
+        for cell in executed.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    )
+    assert "user_spend v2:" in printed and "50 entities" in printed
 
     from nbfeatures.catalog import Catalog
 
