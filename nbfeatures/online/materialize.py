@@ -11,6 +11,8 @@ counts come back to the driver as one small row each.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -81,7 +83,7 @@ def _writer(
 
     def write_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
-        import pyarrow.compute as pc
+        import pyarrow.compute as pc  # type: ignore[import-untyped]
 
         layout = FamilyLayout.from_json(layout_json)
         store = _worker_store(url, prefix)
@@ -137,6 +139,19 @@ def latest_per_entity(
     return latest.select(layout.entity_key, "__nbf_latest.*", _COUNT)
 
 
+def _use_this_interpreter(spark: Any) -> None:
+    """In local mode, run Python workers on this interpreter (it has pyarrow and nbfeatures).
+
+    Without ``PYSPARK_PYTHON``, PySpark starts workers with whatever ``python3`` is on the
+    PATH, which in a virtual environment is usually not the one that imports nbfeatures.
+    """
+    context = getattr(spark, "_sc", None)
+    if context is None or os.environ.get("PYSPARK_PYTHON"):
+        return
+    if str(context.master).startswith("local") and context.pythonExec != sys.executable:
+        context.pythonExec = sys.executable
+
+
 def _utc(when: dt.datetime) -> dt.datetime:
     return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
 
@@ -150,13 +165,15 @@ def materialize(
     since: dt.datetime | None = None,
     incremental: bool = False,
     batch_rows: int = 10_000,
-    prefix: str = DEFAULT_PREFIX,
+    prefix: str | None = None,
 ) -> MaterializeStats:
     """Write the latest row per entity of ``df`` into ``layout``'s keyspace; return the stats.
 
     Full (default): every entity's latest row as of ``as_of`` (all rows when ``None``).
     Incremental: only entities with rows newer than ``since``; with ``incremental=True`` and no
     ``since``, the version's recorded watermark is used (a full run when there is none).
+    ``redis_url_or_settings`` is a Redis URL, workspace settings (their ``redis_url``, else the
+    embedded server) or an ``OnlineStore`` (its URL and, unless ``prefix`` is given, its prefix).
     The layout is recorded first and the watermark after, so a reader never meets values it
     cannot decode, and a failed run leaves the previous watermark in place.
     """
@@ -164,6 +181,9 @@ def materialize(
     if batch_rows <= 0:
         raise ConfigError("batch_rows", "must be positive")
     url = _resolve_url(redis_url_or_settings)
+    if prefix is None:
+        given = redis_url_or_settings
+        prefix = given.prefix if isinstance(given, OnlineStore) else DEFAULT_PREFIX
     store = OnlineStore.from_url(url, prefix)
     store.write_layout(layout)
     previous = store.watermark(layout.family, layout.version)
@@ -172,6 +192,7 @@ def materialize(
 
     scoped = latest_per_entity(df, layout, as_of=as_of, since=since)
     spark = df.sparkSession
+    _use_this_interpreter(spark)
     before = spark.conf.get(_BATCH_CONF, None)
     spark.conf.set(_BATCH_CONF, str(batch_rows))
     try:

