@@ -67,6 +67,7 @@ from nbfeatures.errors import (
 
 if TYPE_CHECKING:
     from nbfeatures.config import Settings
+    from nbfeatures.lineage import RunUse
 
 DEFAULT_EXPERIMENT = "nbfeatures-catalog"
 _PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9._-]*$")
@@ -361,6 +362,21 @@ class Catalog:
             self._connection.call(
                 client.set_model_version_tag, model_name, str(before), TAG_STATUS, STATUS_DRAFT
             )
+
+    # Lineage lives in MLflow run tags (see nbfeatures.lineage); the catalog answers both ways.
+    def runs_using(self, name: str, version: int) -> builtins.list[RunUse]:
+        """Runs whose training sets used ``name`` v``version``, with their model versions."""
+        from nbfeatures.lineage import runs_using
+
+        with self._connection.scope():
+            return runs_using(name, version, self.tracking_uri)
+
+    def versions_used(self, run_id: str) -> builtins.list[str]:
+        """The ``family@vN`` versions a run's training sets used."""
+        from nbfeatures.lineage import versions_used
+
+        with self._connection.scope():
+            return versions_used(run_id, self.tracking_uri)
 
     def resolve(
         self,

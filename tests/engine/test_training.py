@@ -160,6 +160,9 @@ def test_lineage_is_recorded_both_ways_inside_an_mlflow_run(world: World, spark:
     assert versions_used(run_id, uri) == [world.spend.ref, world.doubled.ref]
     assert run_id in [u.run_id for u in runs_using(world.spend.family.name, 1, uri)]
     assert runs_using(world.spend.family.name, 2, uri) == []
+    # The catalog answers the same questions.
+    assert world.catalog.versions_used(run_id) == [world.spend.ref, world.doubled.ref]
+    assert [u.run_id for u in world.catalog.runs_using(world.spend.family.name, 1)] == [run_id]
     inputs = logged.inputs.dataset_inputs
     assert len(inputs) == 1 and inputs[0].dataset.name == "training_set"
 
