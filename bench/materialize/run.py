@@ -1,0 +1,228 @@
+"""Materialization into Redis: nbfeatures vs ``feast materialize``, and redis-benchmark's limit.
+
+    .venv/bin/python -m bench.materialize.run --entities 300000 --rounds 3
+
+Per size: a dedicated ``redis-server`` on a free port with persistence off; a warm-up run of
+each system (discarded); then ``--rounds`` alternating rounds of nbfeatures, Feast and Feast
+with ``skip_dedup: true``, with ``FLUSHALL`` before every run. For every run:
+
+- ``wall_s``: the whole writing command, from process start to exit (Spark or Feast start-up,
+  reading the Parquet file, writing Redis); ``rows_per_s`` = entities / ``wall_s``. For
+  nbfeatures also ``call_s``, the ``materialize()`` call alone, timed inside the process.
+- ``peak_tree_rss``: the peak, sampled every 50 ms with psutil, of the summed RSS of the
+  command's whole process tree. For nbfeatures that is the driver Python, the Spark JVM and
+  the Python workers that write to Redis; ``peak_writer_rss`` is the Python workers alone (the
+  processes running ``pyspark.daemon``/``worker``, summed). For Feast the tree is the one
+  ``feast`` process, which also does the writing.
+- ``redis_bytes_per_entity``: (``used_memory`` after - before) / entities.
+
+The machine's limit: ``redis-benchmark -P 64 -t set -d <nbfeatures value size> -r N -n N`` on
+the same server. Results: ``bench/results/materialize.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+
+from bench.materialize.data import generate
+
+ROOT = Path(__file__).resolve().parents[2]
+FEAST_BIN = ROOT / "bench" / ".feast-venv" / "bin"
+RESULTS = ROOT / "bench" / "results" / "materialize.json"
+VALUE_BYTES = 1 + 8 + 2 + 10 * 8  # nbfeatures' value for 10 float64 features
+SYSTEMS = ("nbfeatures", "feast", "feast_skip_dedup")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        with contextlib.suppress(redis.ConnectionError):
+            client.ping()
+            return proc
+        time.sleep(0.05)
+    raise RuntimeError("benchmark redis-server did not start")
+
+
+def _is_writer(proc: psutil.Process) -> bool:
+    with contextlib.suppress(psutil.Error):
+        line = " ".join(proc.cmdline())
+        return "pyspark.daemon" in line or "pyspark/worker" in line or "pyspark.worker" in line
+    return False
+
+
+def measure(command: list[str], cwd: Path | None = None) -> dict[str, Any]:
+    """Run ``command``, sampling its process tree's RSS; return wall time, peaks, stdout."""
+    started = time.perf_counter()
+    out = tempfile.TemporaryFile()
+    child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.DEVNULL)
+    root = psutil.Process(child.pid)
+    peak_tree = peak_writer = 0
+    while child.poll() is None:
+        tree, writers = 0, 0
+        with contextlib.suppress(psutil.Error):
+            for proc in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    rss = proc.memory_info().rss
+                    tree += rss
+                    writers += rss if _is_writer(proc) else 0
+        peak_tree, peak_writer = max(peak_tree, tree), max(peak_writer, writers)
+        time.sleep(0.05)
+    wall = time.perf_counter() - started
+    out.seek(0)
+    text = out.read().decode(errors="replace")
+    if child.returncode != 0:
+        raise RuntimeError(f"{command[:3]} failed ({child.returncode}): {text[-2000:]}")
+    return {"wall_s": wall, "peak_tree_rss": peak_tree, "peak_writer_rss": peak_writer,
+            "stdout": text}  # fmt: skip
+
+
+def feast_repo(parquet: Path, port: int, skip_dedup: bool, workdir: Path) -> Path:
+    repo = workdir / ("feast_skip" if skip_dedup else "feast_dedup")
+    subprocess.run(
+        [str(FEAST_BIN / "python"), str(Path(__file__).with_name("feast_side.py")), "repo",
+         str(repo), str(parquet), str(port), "true" if skip_dedup else "false"],
+        check=True,
+    )  # fmt: skip
+    subprocess.run([str(FEAST_BIN / "feast"), "apply"], cwd=repo, check=True, capture_output=True)
+    return repo
+
+
+def run_once(system: str, parquet: Path, port: int, repos: dict[str, Path]) -> dict[str, Any]:
+    client = redis.Redis(port=port)
+    client.flushall()
+    before = int(client.info("memory")["used_memory"])
+    if system == "nbfeatures":
+        result = measure(
+            [sys.executable, "-m", "bench.materialize.nbf_side", str(parquet),
+             f"redis://127.0.0.1:{port}/0"],
+            cwd=ROOT,
+        )  # fmt: skip
+        inner = json.loads(result["stdout"].strip().splitlines()[-1])
+        result["call_s"] = inner["seconds"]
+        entities = inner["entities"]
+    else:
+        end = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+        start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S")
+        result = measure([str(FEAST_BIN / "feast"), "materialize", start, end], cwd=repos[system])
+        entities = None
+    keys = int(client.dbsize())
+    used = int(client.info("memory")["used_memory"]) - before
+    entities = entities or keys
+    result.pop("stdout")
+    result.update(
+        system=system, entities=entities, keys=keys, rows_per_s=entities / result["wall_s"],
+        redis_bytes_per_entity=used / entities,
+    )  # fmt: skip
+    if "call_s" in result:
+        result["call_rows_per_s"] = entities / result["call_s"]
+    return result
+
+
+def redis_limit(port: int, n: int) -> dict[str, Any]:
+    redis.Redis(port=port).flushall()
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-P", "64", "-t", "set", "-d", str(VALUE_BYTES),
+         "-r", str(n), "-n", str(n), "-q"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    line = [x for x in out.replace("\r", "\n").splitlines() if "requests per second" in x][-1]
+    rps = float(line.split(":")[1].split("requests")[0].strip())
+    return {"command": f"redis-benchmark -P 64 -t set -d {VALUE_BYTES} -r {n} -n {n}",
+            "set_per_s": rps}  # fmt: skip
+
+
+def summarize(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
+    by = {s: [r for r in runs if r["system"] == s] for s in SYSTEMS}
+    figures = ("rows_per_s", "peak_tree_rss", "peak_writer_rss", "redis_bytes_per_entity",
+               "wall_s")  # fmt: skip
+    medians = {s: {f: statistics.median(r[f] for r in rs) for f in figures} for s, rs in by.items()}
+    medians["nbfeatures"]["call_rows_per_s"] = statistics.median(
+        r["call_rows_per_s"] for r in by["nbfeatures"]
+    )
+    ratios = {
+        ref: {
+            "rows_per_s_x": [by["nbfeatures"][i]["rows_per_s"] / by[ref][i]["rows_per_s"]
+                             for i in range(rounds)],
+            "redis_bytes_per_entity_fraction": [
+                by["nbfeatures"][i]["redis_bytes_per_entity"] / by[ref][i]["redis_bytes_per_entity"]
+                for i in range(rounds)
+            ],
+        }  # fmt: skip
+        for ref in ("feast", "feast_skip_dedup")
+    }
+    return {"medians": medians, "per_round_ratios": ratios}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--entities", type=int, nargs="+", default=[300_000])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    report: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(),
+                    "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},
+        "feast_version": subprocess.run([str(FEAST_BIN / "feast"), "version"], capture_output=True,
+                                        text=True).stdout.strip().split('"')[-2],
+        "sizes": {},
+    }  # fmt: skip
+    for n in args.entities:
+        parquet = generate(n)
+        workdir = Path(tempfile.mkdtemp(prefix="nbf-bench-mat-"))
+        port = free_port()
+        server = start_redis(port, workdir)
+        try:
+            repos = {"feast": feast_repo(parquet, port, False, workdir),
+                     "feast_skip_dedup": feast_repo(parquet, port, True, workdir)}  # fmt: skip
+            for system in SYSTEMS:
+                print(f"[{n}] warm-up {system}", flush=True)
+                run_once(system, parquet, port, repos)
+            runs = []
+            for i in range(args.rounds):
+                for system in SYSTEMS:
+                    result = run_once(system, parquet, port, repos)
+                    result["round"] = i
+                    runs.append(result)
+                    print(f"[{n}] round {i} {system}: {result['rows_per_s']:.0f} rows/s, "
+                          f"tree {result['peak_tree_rss'] / 2**20:.0f} MiB, "
+                          f"writers {result['peak_writer_rss'] / 2**20:.0f} MiB, "
+                          f"{result['redis_bytes_per_entity']:.0f} B/entity", flush=True)  # fmt: skip
+            limit = redis_limit(port, n)
+            report["sizes"][str(n)] = {"runs": runs, **summarize(runs, args.rounds),
+                                       "redis_limit": limit}  # fmt: skip
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({n: s["medians"] for n, s in report["sizes"].items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
