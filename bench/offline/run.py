@@ -110,6 +110,7 @@ def measure(command: list[str], timeout_s: float, memory_bound: int) -> dict[str
 
 
 def commands(size: Size, repos: dict[str, Path], spine: Path) -> dict[str, list[str]]:
+    """The command of each system's measurement process (Feast ones only when repos given)."""
     cmds = {
         "nbfeatures": [
             str(REPO_ROOT / ".venv" / "bin" / "python"),
@@ -119,6 +120,8 @@ def commands(size: Size, repos: dict[str, Path], spine: Path) -> dict[str, list[
         ]
     }
     for system, store in STORES.items():
+        if store not in repos:
+            continue
         cmds[system] = [str(FEAST_PYTHON), str(FEAST_SIDE), "run", str(repos[store]), str(spine)]
     return cmds
 
@@ -235,6 +238,47 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def training_set_path(size: Size, rounds: int, timeout_s: float) -> None:
+    """The cost of the public ``training_set`` over the bare join, alternating rounds."""
+    generate(size)
+    bare = commands(size, {}, Path())["nbfeatures"]
+    systems = {"point_in_time_join": bare, "training_set": [*bare, "--training-set"]}
+    measured: list[dict[str, Any]] = []
+    for number in range(1, rounds + 1):
+        row: dict[str, Any] = {"round": number}
+        for name, command in systems.items():
+            row[name] = measure(command, timeout_s, 16 * GIB)
+            shown = row[name].get("seconds", row[name]["status"])
+            print(f"round {number} {name}: {shown}", flush=True)
+        if all(row[n]["status"] == "ok" for n in systems):
+            row["ratio_training_set_over_join"] = (
+                row["training_set"]["seconds"] / row["point_in_time_join"]["seconds"]
+            )
+        measured.append(row)
+    ok = [r for r in measured if "ratio_training_set_over_join" in r]
+    entry = {
+        "command": f".venv/bin/python -m bench.offline.run --size {size.name} "
+        f"--rounds {rounds} --training-set-path",
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "rounds": measured,
+        "median_seconds": {
+            n: statistics.median(r[n]["seconds"] for r in ok) if ok else None for n in systems
+        },
+        "median_ratio_training_set_over_join": (
+            statistics.median(r["ratio_training_set_over_join"] for r in ok) if ok else None
+        ),
+    }
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results.setdefault("training_set_path", {})[size.name] = entry
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(
+        json.dumps(
+            {k: entry[k] for k in ("median_seconds", "median_ratio_training_set_over_join")},
+            indent=2,
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
@@ -242,7 +286,14 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per measurement")
     parser.add_argument("--memory-bound-gib", type=float, default=16.0)
     parser.add_argument("--no-check", action="store_true", help="skip the agreement check")
+    parser.add_argument(
+        "--training-set-path",
+        action="store_true",
+        help="instead: alternate the bare join with the full training_set path (nbfeatures only)",
+    )
     args = parser.parse_args()
+    if args.training_set_path:
+        return training_set_path(SIZES[args.size], args.rounds, args.timeout)
 
     size = SIZES[args.size]
     features_path, spine_path = generate(size)
