@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
-from nbfeatures.errors import NbfeaturesError, PromotionFailed
+from nbfeatures.errors import PromotionFailed, PromotionInProgress
 from nbfeatures.promotion.records import (
     STEPS,
     ProgressCallback,
@@ -150,9 +150,9 @@ def promote(
         lock = PromotionLock(store.client, store.prefix, family, options.lock_ttl)
         holding = lock.hold(options.lock_wait)
         holding.__enter__()
-    except NbfeaturesError:
+    except PromotionInProgress:
         raise
-    except Exception as exc:  # Redis unreachable before anything started
+    except Exception as exc:  # Redis unreachable: nothing started, nothing changed
         raise PromotionFailed(family, label, "lock", _first_line(exc)) from exc
     try:
         return _run(settings, family, version, progress or log_progress, options)

@@ -166,7 +166,7 @@ def test_rollback_mismatch_and_cleanup(workspace: Settings, registered: dict[int
         promote(workspace, NAME, 3, options=PromotionOptions(inject_mismatch=True))
     error = failed.value
     assert (error.step, error.version) == ("verify", 3)
-    assert "differ" in error.reason and "cents" in error.reason
+    assert "differ" in error.reason and ".amount: offline" in error.reason
     assert error.notebook is not None and Path(error.notebook).exists()
     assert error.cell is not None
     import nbformat

@@ -1,0 +1,60 @@
+"""The promotion lock and the pointer-and-alias flip, in process against real Redis and MLflow."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from nbfeatures.catalog import Catalog
+from nbfeatures.config import Settings
+from nbfeatures.errors import FeatureNotFound, PromotionInProgress
+
+from .conftest import SQL_V1, RedisServer, family
+
+pytestmark = pytest.mark.integration
+
+
+def test_lock_refuses_a_second_holder_and_frees_on_release(redis_server: RedisServer) -> None:
+    import redis
+
+    from nbfeatures.promotion.lock import PromotionLock
+
+    client = redis.Redis.from_url(redis_server.url)
+    name = f"lock_{uuid.uuid4().hex[:8]}"
+    first = PromotionLock(client, "nbft:", name, ttl=30)
+    second = PromotionLock(client, "nbft:", name, ttl=30)
+    with first.hold():
+        with pytest.raises(PromotionInProgress) as busy:
+            second.acquire()
+        assert busy.value.expires_in is not None and busy.value.expires_in <= 30
+        assert not second.renew()  # not its lock: neither renewed nor released
+        second.release()
+        assert first.holder() is not None
+    assert first.holder() is None
+    with second.hold():
+        assert second.renew()
+
+
+def test_alias_failure_flips_the_pointer_back(workspace: Settings, transactions: Path) -> None:
+    from nbfeatures.online.store import FamilyLayout, OnlineStore
+    from nbfeatures.promotion.switch import flip_together
+
+    name = f"flip_{uuid.uuid4().hex[:8]}"
+    catalog = Catalog.from_settings(workspace)
+    v1 = catalog.register(family(name, SQL_V1, transactions)).version
+    store = OnlineStore.from_settings(workspace)
+    try:
+        for number in (1, 7):  # v7 exists in Redis but not in the catalog
+            store.write_layout(FamilyLayout.of(v1.family, number))
+        assert flip_together(store, catalog, name, 1, None) is None
+        assert catalog.get(name, alias="production").version == 1
+        with pytest.raises(FeatureNotFound):
+            flip_together(store, catalog, name, 7, 1)
+        assert store.live_version(name) == 1
+        assert store.live_history(name) == []
+        assert catalog.get(name, alias="production").version == 1
+    finally:
+        for key in store.client.scan_iter(match=f"*{name}*"):
+            store.client.delete(key)
