@@ -11,12 +11,11 @@ import sys
 import tempfile
 import time
 
+from bench.materialize.data import FEATURES
 from nbfeatures.config import load_settings
 from nbfeatures.engine.session import get_spark, stop_spark
 from nbfeatures.online import FamilyLayout
 from nbfeatures.online.materialize import materialize
-
-from bench.materialize.data import FEATURES
 
 LAYOUT = FamilyLayout(
     family="bench_features",

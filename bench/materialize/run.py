@@ -79,7 +79,7 @@ def _is_writer(proc: psutil.Process) -> bool:
 def measure(command: list[str], cwd: Path | None = None) -> dict[str, Any]:
     """Run ``command``, sampling its process tree's RSS; return wall time, peaks, stdout."""
     started = time.perf_counter()
-    out = tempfile.TemporaryFile()
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - read after the child exits, then closed
     child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.DEVNULL)
     root = psutil.Process(child.pid)
     peak_tree = peak_writer = 0
@@ -96,6 +96,7 @@ def measure(command: list[str], cwd: Path | None = None) -> dict[str, Any]:
     wall = time.perf_counter() - started
     out.seek(0)
     text = out.read().decode(errors="replace")
+    out.close()
     if child.returncode != 0:
         raise RuntimeError(f"{command[:3]} failed ({child.returncode}): {text[-2000:]}")
     return {"wall_s": wall, "peak_tree_rss": peak_tree, "peak_writer_rss": peak_writer,
@@ -167,13 +168,14 @@ def summarize(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
     )
     ratios = {
         ref: {
-            "rows_per_s_x": [by["nbfeatures"][i]["rows_per_s"] / by[ref][i]["rows_per_s"]
-                             for i in range(rounds)],
+            "rows_per_s_x": [
+                by["nbfeatures"][i]["rows_per_s"] / by[ref][i]["rows_per_s"] for i in range(rounds)
+            ],
             "redis_bytes_per_entity_fraction": [
                 by["nbfeatures"][i]["redis_bytes_per_entity"] / by[ref][i]["redis_bytes_per_entity"]
                 for i in range(rounds)
             ],
-        }  # fmt: skip
+        }
         for ref in ("feast", "feast_skip_dedup")
     }
     return {"medians": medians, "per_round_ratios": ratios}
@@ -212,7 +214,8 @@ def main() -> None:
                     print(f"[{n}] round {i} {system}: {result['rows_per_s']:.0f} rows/s, "
                           f"tree {result['peak_tree_rss'] / 2**20:.0f} MiB, "
                           f"writers {result['peak_writer_rss'] / 2**20:.0f} MiB, "
-                          f"{result['redis_bytes_per_entity']:.0f} B/entity", flush=True)  # fmt: skip
+                          f"{result['redis_bytes_per_entity']:.0f} B/entity",
+                          flush=True)  # fmt: skip
             limit = redis_limit(port, n)
             report["sizes"][str(n)] = {"runs": runs, **summarize(runs, args.rounds),
                                        "redis_limit": limit}  # fmt: skip
