@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -76,6 +77,11 @@ def get_spark(settings: Settings) -> SparkSession:
             session.conf.set("spark.sql.session.timeZone", "UTC")
         else:
             session.sparkContext.setLogLevel("ERROR")
+            if not os.environ.get("PYSPARK_PYTHON"):
+                # PySpark starts Python workers (UDFs, mapInArrow) with `python3` from PATH;
+                # from an unactivated virtual environment that interpreter lacks nbfeatures
+                # and pyarrow. Local workers run on this interpreter instead.
+                session.sparkContext.pythonExec = sys.executable
         _session, _session_key = session, key
         return session
 

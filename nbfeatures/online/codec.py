@@ -29,7 +29,7 @@ from nbfeatures.errors import OnlineStoreError, SchemaError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow as pa
 
     from nbfeatures.online.layout import FamilyLayout
 
@@ -113,7 +113,7 @@ def encode(layout: FamilyLayout, batch: pa.RecordBatch) -> pa.Array:
     Returns a ``pyarrow.binary()`` array of ``batch.num_rows`` payloads in row order.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc  # type: ignore[import-untyped]
+    import pyarrow.compute as pc
 
     shape = RecordShape.of(layout)
     n = batch.num_rows

@@ -11,8 +11,6 @@ counts come back to the driver as one small row each.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from nbfeatures.online.layout import DEFAULT_PREFIX, FamilyLayout
 from nbfeatures.online.store import OnlineStore
 
 if TYPE_CHECKING:
-    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow as pa
     from pyspark.sql import DataFrame
 
 __all__ = ["MaterializeStats", "materialize"]
@@ -83,7 +81,7 @@ def _writer(
 
     def write_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
-        import pyarrow.compute as pc  # type: ignore[import-untyped]
+        import pyarrow.compute as pc
 
         layout = FamilyLayout.from_json(layout_json)
         store = _worker_store(url, prefix)
@@ -139,19 +137,6 @@ def latest_per_entity(
     return latest.select(layout.entity_key, "__nbf_latest.*", _COUNT)
 
 
-def _use_this_interpreter(spark: Any) -> None:
-    """In local mode, run Python workers on this interpreter (it has pyarrow and nbfeatures).
-
-    Without ``PYSPARK_PYTHON``, PySpark starts workers with whatever ``python3`` is on the
-    PATH, which in a virtual environment is usually not the one that imports nbfeatures.
-    """
-    context = getattr(spark, "_sc", None)
-    if context is None or os.environ.get("PYSPARK_PYTHON"):
-        return
-    if str(context.master).startswith("local") and context.pythonExec != sys.executable:
-        context.pythonExec = sys.executable
-
-
 def _utc(when: dt.datetime) -> dt.datetime:
     return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
 
@@ -192,7 +177,6 @@ def materialize(
 
     scoped = latest_per_entity(df, layout, as_of=as_of, since=since)
     spark = df.sparkSession
-    _use_this_interpreter(spark)
     before = spark.conf.get(_BATCH_CONF, None)
     spark.conf.set(_BATCH_CONF, str(batch_rows))
     try:

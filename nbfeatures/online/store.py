@@ -22,7 +22,7 @@ from nbfeatures.online.codec import decode, encode, event_micros
 from nbfeatures.online.layout import DEFAULT_PREFIX, FamilyLayout, KeySpace
 
 if TYPE_CHECKING:
-    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow as pa
     import redis
 
     from nbfeatures.config import Settings
@@ -196,7 +196,7 @@ class OnlineStore:
         one pipeline on the connection of the node that owns the version's slot.
         """
         import pyarrow as pa
-        import pyarrow.compute as pc  # type: ignore[import-untyped]
+        import pyarrow.compute as pc
 
         if batch.num_rows == 0:
             return 0
