@@ -222,6 +222,11 @@ def _run(
         failure = PromotionFailed(
             family, _version(results_path, label), step, _first_line(exc), str(notebook), None
         )
+    if failure is not None and failure.notebook is not None:
+        cell = _cell_of(Path(failure.notebook), failure.step, failure.cell)
+        failure = PromotionFailed(
+            family, failure.version, failure.step, failure.reason, failure.notebook, cell
+        )
     results = _read(results_path)
     seconds = time.perf_counter() - began
     if failure is not None and failure.step == "record" and "flip" in results:
@@ -252,6 +257,20 @@ def _run(
         steps=dict(observer.durations),
         results=results,
     )
+
+
+def _cell_of(notebook: Path, step: str, fallback: int | None) -> int | None:
+    """The index of ``step``'s cell in the saved notebook.
+
+    papermill puts an error banner cell at the top of a failed notebook after it computed
+    the failing cell's index, so its index is off by one in the file a person opens.
+    """
+    try:
+        cells = json.loads(notebook.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return fallback
+    found = [i for i, cell in enumerate(cells) if step_of(cell) == step]
+    return found[0] if found else fallback
 
 
 def _read(path: Path) -> dict[str, Any]:
