@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -259,15 +257,9 @@ class PromotionRun:
 
 
 def spark_for(settings: Settings) -> Any:
-    """The process's Spark session, with Python workers on this interpreter.
-
-    Spark starts its Python workers with ``python3`` from ``PATH`` unless told otherwise; a
-    kernel or command running from a virtual environment that is not activated would then
-    hand materialization's ``mapInArrow`` to an interpreter without nbfeatures installed.
-    """
+    """The process's Spark session (its Python workers run on this interpreter)."""
     from nbfeatures.engine.session import get_spark
 
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return get_spark(settings)
 
 
