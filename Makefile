@@ -45,6 +45,9 @@ format: $(STAMP) ## apply ruff's formatting and fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+protos: $(STAMP) ## regenerate the gRPC code (and .pyi stubs) from proto/
+	$(BIN)/python -m nbfeatures.serving.codegen
+
 lab: $(STAMP) ## JupyterLab on this workspace with the quickstart notebook
 	$(BIN)/jupyter lab notebooks/quickstart.ipynb
 

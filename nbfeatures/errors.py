@@ -23,8 +23,12 @@
     │   └── LiveVersionChanged(family, expected, actual)
     │                                             a flip lost a race with another flip
     ├── PromotionFailed(family, version, step, notebook, cell)
-    └── PromotionInProgress(family, holder, expires_in)
-                                                  another promotion of the family holds its lock
+    ├── PromotionInProgress(family, holder, expires_in)
+    │                                             another promotion of the family holds its lock
+    └── ServingError(target, reason)              the feature server refused or failed a call
+        ├── InvalidRequest(target, reason)        too many entities or features, a bad reference
+        ├── Unauthenticated(target, reason)       no token, or a wrong one
+        └── ServingUnavailable(target, reason)    the server or its online store is unreachable
 
 The core raises these; the edges translate them: magics into ``UsageError``, the CLI into a
 message and exit code, the server into gRPC status codes. This module imports nothing of ours
@@ -260,3 +264,24 @@ class PromotionInProgress(NbfeaturesError):
         super().__init__(
             f"another promotion of {family} is running ({holder}){left}; try again when it ends"
         )
+
+
+class ServingError(NbfeaturesError):
+    """The feature server refused or failed a call; ``target`` is the server's address."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        self.target = target
+        self.reason = reason
+        super().__init__(f"feature server {target}: {reason}")
+
+
+class InvalidRequest(ServingError, ValueError):
+    """The server refused the request itself: a limit, a reference or entity column it rejects."""
+
+
+class Unauthenticated(ServingError, PermissionError):
+    """The server wants a bearer token, or refused the one sent."""
+
+
+class ServingUnavailable(ServingError, ConnectionError):
+    """The server, or the online store behind it, cannot be reached (retries were exhausted)."""
