@@ -12,6 +12,10 @@
     nbfeatures promote NAME [--version N]   compute, materialize, verify, make it live
     nbfeatures rollback NAME                 back to the previous production version
     nbfeatures materialize --incremental (NAME... | --all) [--force]
+    nbfeatures serve [--config serving.yaml] [--port P]
+                                            serve online features over gRPC
+    nbfeatures logs flush [--config serving.yaml]
+                                            served-vector log to Parquet in the offline store
 
 Settings are read here, once (``nbfeatures.yaml`` in ``--workspace`` plus ``NBF_*``);
 errors of the library become one line on stderr and exit code 2.
@@ -92,6 +96,16 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("status", help="the online store: embedded server and live versions")
     commands.add_parser("stop", help="stop the workspace's embedded Redis server")
+
+    serve = commands.add_parser("serve", help="serve online features over gRPC")
+    serve.add_argument("--config", help="serving YAML file (see serving/example.yaml)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--metrics-port", type=int)
+
+    logs = commands.add_parser("logs", help="the served-vector log")
+    logs.add_argument("action", choices=["flush"], help="flush: write it to Parquet and trim it")
+    logs.add_argument("--config", help="serving YAML file (names the stream)")
     return parser
 
 
@@ -129,6 +143,15 @@ def run(argv: Sequence[str] | None = None) -> int:
         from nbfeatures.online.status import print_status, stop
 
         return print_status(settings) if args.command == "status" else stop(settings)
+    if args.command in ("serve", "logs"):
+        from nbfeatures.serving.config import load_server_config
+        from nbfeatures.serving.main import flush_logs, serve
+
+        overrides = vars(args) if args.command == "serve" else {}
+        config = load_server_config(
+            args.config, **{k: overrides.get(k) for k in ("host", "port", "metrics_port")}
+        )
+        return serve(settings, config) if args.command == "serve" else flush_logs(settings, config)
     from nbfeatures.catalog import Catalog
 
     catalog = Catalog.from_settings(settings)

@@ -1,0 +1,51 @@
+"""Bearer-token checking and TLS credentials for the feature server."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+# Load balancers probe health without credentials; everything else needs the token.
+_OPEN_SERVICES = ("/grpc.health.v1.Health/",)
+
+
+class BearerTokenInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Refuses calls whose ``authorization`` metadata is not ``Bearer <token>``."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], handler_call_details: Any
+    ) -> Any:
+        method: str = handler_call_details.method
+        if method.startswith(_OPEN_SERVICES):
+            return continuation(handler_call_details)
+        sent = dict(handler_call_details.invocation_metadata or ()).get("authorization")
+        if sent is None:
+            return _refusal("this server needs a bearer token in the 'authorization' metadata")
+        given = sent.encode() if isinstance(sent, str) else bytes(sent)
+        if not hmac.compare_digest(given, self._expected):
+            return _refusal("the bearer token was not accepted")
+        return continuation(handler_call_details)
+
+
+def _refusal(message: str) -> Any:
+    def abort(request: Any, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    return grpc.unary_unary_rpc_method_handler(abort)
+
+
+def server_credentials(cert: str, key: str, client_ca: str | None) -> grpc.ServerCredentials:
+    """TLS with the server's certificate; with ``client_ca``, clients must present one too."""
+    pair = [(Path(key).read_bytes(), Path(cert).read_bytes())]
+    if client_ca:
+        return grpc.ssl_server_credentials(
+            pair, root_certificates=Path(client_ca).read_bytes(), require_client_auth=True
+        )
+    return grpc.ssl_server_credentials(pair)

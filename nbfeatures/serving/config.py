@@ -1,0 +1,107 @@
+"""What a feature server needs beyond the workspace settings: ports, limits, security, logging.
+
+Read once at the edge (``nbfeatures serve --config serving.yaml``); every field can also be set
+as ``NBF_SERVE_<NAME>`` in the environment, which wins over the file. See
+``serving/example.yaml`` for a commented example.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nbfeatures.errors import ConfigError
+
+ENV_PREFIX = "NBF_SERVE_"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings of one feature server; the defaults suit a laptop."""
+
+    host: str = "127.0.0.1"
+    port: int = 6566
+    workers: int = 8
+    # Prometheus endpoint on its own port; None turns it off, 0 picks a free port.
+    metrics_port: int | None = 9464
+    max_entities: int = 1000
+    max_features: int = 200
+    max_request_bytes: int = 4 * 1024 * 1024
+    # How long a family's live version is trusted before it is read again from Redis.
+    live_cache_seconds: float = 0.5
+    # How often Redis is pinged to drive the health status.
+    health_interval_seconds: float = 0.5
+    redis_timeout_seconds: float = 2.0
+    grace_seconds: float = 10.0
+    # A bearer token every call except health checks must carry (``authorization`` metadata).
+    token: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # With a client CA, clients must present a certificate it signed (mutual TLS).
+    tls_client_ca: str | None = None
+    # Share of requests whose vectors go to the served-vector log (0 turns it off).
+    log_sample_rate: float = 0.0
+    log_stream: str = "nbf:served"
+    log_max_entries: int = 1_000_000
+    log_queue_size: int = 10_000
+    key_prefix: str = "nbf:"
+
+    def __post_init__(self) -> None:
+        for name in ("workers", "max_entities", "max_features", "max_request_bytes"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"serve.{name}", "must be positive")
+        if not 0.0 <= self.log_sample_rate <= 1.0:
+            raise ConfigError("serve.log_sample_rate", "must be between 0 and 1")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("serve.tls_cert", "tls_cert and tls_key go together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ConfigError("serve.tls_client_ca", "client certificates need tls_cert too")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+def _coerce(name: str, kind: str, value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        if "int" in kind:
+            return int(value)
+        if "float" in kind:
+            return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"serve.{name}", f"{value!r} is not a number") from None
+    return str(value)
+
+
+def load_server_config(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> ServerConfig:
+    """The YAML file at ``path`` (if any), then ``NBF_SERVE_*`` variables, then ``overrides``."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError("serve.config", f"cannot read {path}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError("serve.config", f"{path} is not a mapping")
+        values.update(loaded)
+    known = {f.name: str(f.type) for f in fields(ServerConfig)}
+    for name in known:
+        if f"{ENV_PREFIX}{name.upper()}" in env:
+            values[name] = env[f"{ENV_PREFIX}{name.upper()}"]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"serve.{unknown[0]}", f"unknown setting; known: {', '.join(known)}")
+    return ServerConfig(**{k: _coerce(k, known[k], v) for k, v in values.items()})

@@ -1,0 +1,279 @@
+"""The one module that touches the generated code: messages to and from our own types.
+
+The server turns a ``GetOnlineFeaturesRequest`` into an ``OnlineQuery`` and ``FamilyResult``
+objects into a response; the client does the reverse, ending in plain Python values. Both wire
+the service through ``add_feature_service`` and ``feature_stub`` so neither imports
+``_generated`` itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nbfeatures.definitions import FeatureType, parse_refs
+from nbfeatures.errors import DefinitionError, InvalidRequest
+from nbfeatures.serving._generated import features_pb2 as pb
+from nbfeatures.serving._generated import features_pb2_grpc as pb_grpc
+from nbfeatures.serving.lookup import FamilyResult, OnlineQuery, Status
+
+if TYPE_CHECKING:
+    import grpc
+    import pyarrow as pa
+
+    from nbfeatures.online import FamilyLayout
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["FeatureService"].full_name
+
+_WIRE_TYPE = {
+    FeatureType.INT32: pb.FEATURE_TYPE_INT32,
+    FeatureType.INT64: pb.FEATURE_TYPE_INT64,
+    FeatureType.FLOAT32: pb.FEATURE_TYPE_FLOAT32,
+    FeatureType.FLOAT64: pb.FEATURE_TYPE_FLOAT64,
+    FeatureType.STRING: pb.FEATURE_TYPE_STRING,
+    FeatureType.BOOL: pb.FEATURE_TYPE_BOOL,
+    FeatureType.TIMESTAMP: pb.FEATURE_TYPE_TIMESTAMP,
+}
+_FEATURE_TYPE = {wire: kind for kind, wire in _WIRE_TYPE.items()}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+# -- wiring -------------------------------------------------------------------------------
+
+
+def add_feature_service(server: grpc.Server, servicer: Any) -> None:
+    """Register ``servicer`` (GetOnlineFeatures, ListFeatures, DescribeFamily) on ``server``."""
+    pb_grpc.add_FeatureServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+
+
+def feature_stub(channel: grpc.Channel | grpc.aio.Channel) -> Any:
+    """A stub whose methods take and return the messages built and read here."""
+    return pb_grpc.FeatureServiceStub(channel)  # type: ignore[no-untyped-call]
+
+
+def service_file_descriptor() -> Any:
+    return pb.DESCRIPTOR
+
+
+# -- server side --------------------------------------------------------------------------
+
+
+def request_to_query(request: pb.GetOnlineFeaturesRequest) -> OnlineQuery:
+    """The request as an ``OnlineQuery``; ``InvalidRequest`` for bad references or columns."""
+    entities: dict[str, list[str]] = {}
+    for name, column in request.entities.items():
+        which = column.WhichOneof("kind")
+        if which == "int64_values":
+            entities[name] = [str(v) for v in column.int64_values.values]
+        elif which == "string_values":
+            entities[name] = list(column.string_values.values)
+        else:
+            raise InvalidRequest("request", f"entity column {name!r} holds no values")
+    lengths = {len(values) for values in entities.values()}
+    if len(lengths) > 1:
+        sizes = ", ".join(f"{k}={len(v)}" for k, v in entities.items())
+        raise InvalidRequest("request", f"entity columns differ in length ({sizes})")
+    if not request.features:
+        raise InvalidRequest("request", "no features asked for")
+    try:
+        refs = tuple(parse_refs(list(request.features)))
+    except DefinitionError as exc:
+        raise InvalidRequest("request", exc.reason) from None
+    return OnlineQuery(
+        entities=entities,
+        refs=refs,
+        request_id=request.options.request_id,
+        omit_event_times=request.options.omit_event_times,
+    )
+
+
+def request_size(request: pb.GetOnlineFeaturesRequest) -> int:
+    return int(request.ByteSize())
+
+
+def _fill(kind: FeatureType, array: pa.Array) -> pb.Values:
+    import pyarrow as pa
+
+    if kind is FeatureType.STRING:
+        return pb.Values(string_values=pb.StringArray(values=array.fill_null("").to_pylist()))
+    if kind is FeatureType.BOOL:
+        values = array.fill_null(False).to_numpy(zero_copy_only=False)
+        return pb.Values(bool_values=pb.BoolArray(values=values.tolist()))
+    if kind is FeatureType.TIMESTAMP:
+        micros = array.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).fill_null(0)
+        return pb.Values(timestamp_values=pb.Int64Array(values=micros.to_numpy().tolist()))
+    if pa.types.is_null(array.type):  # a family whose values could not be read
+        array = pa.array([None] * len(array), type=pa.int64())
+    if kind in (FeatureType.FLOAT32, FeatureType.FLOAT64):
+        doubles = array.cast(pa.float64()).fill_null(0.0).to_numpy()
+        return pb.Values(double_values=pb.DoubleArray(values=doubles.tolist()))
+    ints = array.cast(pa.int64()).fill_null(0).to_numpy()
+    return pb.Values(int64_values=pb.Int64Array(values=ints.tolist()))
+
+
+def results_to_response(
+    query: OnlineQuery, results: Sequence[FamilyResult], now: dt.datetime
+) -> pb.GetOnlineFeaturesResponse:
+    response = pb.GetOnlineFeaturesResponse(
+        row_count=query.row_count,
+        request_time_us=(now - _EPOCH) // dt.timedelta(microseconds=1),
+    )
+    for result in results:
+        found = result.statuses != Status.NOT_FOUND
+        block = response.families.add(
+            family=result.family,
+            version=result.version,
+            pinned=result.pinned,
+            entity_key=result.entity_key,
+            statuses=result.statuses.tolist(),
+        )
+        if not query.omit_event_times:
+            block.event_time_us.extend(result.event_us.tolist())
+        for name, (kind, array) in result.columns.items():
+            nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            block.features.add(
+                name=name,
+                type=_WIRE_TYPE[kind],
+                values=_fill(kind, array),
+                null_rows=np.flatnonzero(nulls & found).tolist(),
+            )
+    return response
+
+
+def _description(
+    layout: FamilyLayout, live: int | None, versions: Sequence[int]
+) -> pb.FamilyDescription:
+    return pb.FamilyDescription(
+        family=layout.family,
+        live_version=live or 0,
+        version=layout.version,
+        hash=layout.hash,
+        entity_key=layout.entity_key,
+        ttl_seconds=layout.ttl_seconds or 0,
+        features=[
+            pb.FeatureSpec(name=name, type=_WIRE_TYPE[kind])
+            for name, kind in zip(layout.feature_names, layout.feature_types, strict=True)
+        ],
+        versions=list(versions),
+    )
+
+
+def describe_response(
+    layout: FamilyLayout, live: int | None, versions: Sequence[int]
+) -> pb.DescribeFamilyResponse:
+    return pb.DescribeFamilyResponse(family=_description(layout, live, versions))
+
+
+def list_response(
+    families: Sequence[tuple[FamilyLayout, int | None, Sequence[int]]],
+) -> pb.ListFeaturesResponse:
+    return pb.ListFeaturesResponse(families=[_description(*item) for item in families])
+
+
+def describe_request_fields(request: pb.DescribeFamilyRequest) -> tuple[str, int | None]:
+    return request.family, (int(request.version) or None)
+
+
+# -- client side --------------------------------------------------------------------------
+
+
+def build_request(
+    entities: Mapping[str, Sequence[str | int]],
+    features: Sequence[str],
+    request_id: str = "",
+) -> pb.GetOnlineFeaturesRequest:
+    request = pb.GetOnlineFeaturesRequest(
+        features=list(features), options=pb.RequestOptions(request_id=request_id)
+    )
+    for name, values in entities.items():
+        column = request.entities[name]
+        if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
+            column.int64_values.values.extend(int(v) for v in values)
+        else:
+            column.string_values.values.extend(str(v) for v in values)
+    return request
+
+
+@dataclass(frozen=True)
+class ServedFamily:
+    """One family version as served, in plain Python values."""
+
+    family: str
+    version: int
+    pinned: bool
+    entity_key: str
+    statuses: list[str]
+    event_times: list[dt.datetime | None]
+    values: dict[str, list[Any]]
+
+    def ref(self, feature: str) -> str:
+        pinned = f"@v{self.version}" if self.pinned else ""
+        return f"{self.family}{pinned}:{feature}"
+
+
+def _python_values(column: pb.FeatureColumn, served: list[bool]) -> list[Any]:
+    which = column.values.WhichOneof("kind")
+    raw: list[Any] = list(getattr(column.values, which).values) if which else []
+    if which == "timestamp_values":
+        raw = [_EPOCH + dt.timedelta(microseconds=v) for v in raw]
+    nulls = set(column.null_rows)
+    return [
+        v if ok and i not in nulls else None
+        for i, (v, ok) in enumerate(zip(raw, served, strict=True))
+    ]
+
+
+def response_to_families(response: pb.GetOnlineFeaturesResponse) -> list[ServedFamily]:
+    families = []
+    for block in response.families:
+        statuses = [pb.ValueStatus.Name(s) for s in block.statuses]
+        served = [s in ("PRESENT", "STALE") for s in statuses]
+        times: list[dt.datetime | None] = [
+            _EPOCH + dt.timedelta(microseconds=us) if ok else None
+            for us, ok in zip(block.event_time_us, served, strict=False)
+        ]
+        families.append(
+            ServedFamily(
+                family=block.family,
+                version=int(block.version),
+                pinned=block.pinned,
+                entity_key=block.entity_key,
+                statuses=statuses,
+                event_times=times,
+                values={c.name: _python_values(c, served) for c in block.features},
+            )
+        )
+    return families
+
+
+def description_to_dict(description: pb.FamilyDescription) -> dict[str, Any]:
+    return {
+        "family": description.family,
+        "live_version": int(description.live_version) or None,
+        "version": int(description.version),
+        "hash": description.hash,
+        "entity_key": description.entity_key,
+        "ttl_seconds": int(description.ttl_seconds) or None,
+        "features": {f.name: _FEATURE_TYPE[f.type].value for f in description.features},
+        "versions": [int(v) for v in description.versions],
+    }
+
+
+def list_request() -> pb.ListFeaturesRequest:
+    return pb.ListFeaturesRequest()
+
+
+def describe_request(family: str, version: int | None = None) -> pb.DescribeFamilyRequest:
+    return pb.DescribeFamilyRequest(family=family, version=version or 0)
+
+
+def list_to_dicts(response: pb.ListFeaturesResponse) -> list[dict[str, Any]]:
+    return [description_to_dict(d) for d in response.families]
+
+
+def describe_to_dict(response: pb.DescribeFamilyResponse) -> dict[str, Any]:
+    return description_to_dict(response.family)
