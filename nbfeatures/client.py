@@ -1,0 +1,282 @@
+"""``FeatureClient``: what a model uses to read features from ``nbfeatures serve``.
+
+    with FeatureClient("features.internal:6566", token=TOKEN, tls="ca.pem") as client:
+        row = client.get_online_features({"user_id": [42, 7]}, ["user_stats:*"])
+        row["user_stats:clicks_7d"]          # [12, None]  (None: not found or null)
+        row.statuses["user_stats:clicks_7d"] # ["PRESENT", "NOT_FOUND"]
+        frame = row.to_pandas()
+
+The channel is opened once and reused. Calls failing with UNAVAILABLE are retried with
+exponential backoff while the deadline (``timeout``) allows. gRPC errors become the library's:
+NOT_FOUND -> ``FeatureNotFound``, INVALID_ARGUMENT -> ``InvalidRequest``, UNAUTHENTICATED ->
+``Unauthenticated``, UNAVAILABLE -> ``ServingUnavailable``, others -> ``ServingError``.
+``AsyncFeatureClient`` offers the same calls for asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from nbfeatures._deps import require
+from nbfeatures.errors import (
+    FeatureNotFound,
+    InvalidRequest,
+    ServingError,
+    ServingUnavailable,
+    Unauthenticated,
+)
+
+if TYPE_CHECKING:
+    import grpc
+    import pandas as pd
+
+__all__ = ["AsyncFeatureClient", "FeatureClient", "OnlineFeatures"]
+
+Entities = Mapping[str, Sequence[str | int]] | Mapping[str, str | int] | Sequence[Mapping[str, Any]]
+T = TypeVar("T")
+_FIRST_BACKOFF = 0.05
+_MAX_BACKOFF = 1.0
+
+
+class OnlineFeatures(dict[str, list[Any]]):
+    """Join-key columns and one list of values per feature (``family:feature`` keys).
+
+    ``statuses`` and ``event_times`` have the same keys as the features; ``versions`` maps
+    each family (``family@vN`` when pinned) to the version served.
+    """
+
+    def __init__(self, served: Sequence[Any], entities: Mapping[str, Sequence[Any]]) -> None:
+        super().__init__({name: list(values) for name, values in entities.items()})
+        self.statuses: dict[str, list[str]] = {}
+        self.event_times: dict[str, list[dt.datetime | None]] = {}
+        self.versions: dict[str, int] = {}
+        for family in served:
+            label = f"{family.family}@v{family.version}" if family.pinned else family.family
+            self.versions[label] = family.version
+            for name, values in family.values.items():
+                key = family.ref(name)
+                self[key] = values
+                self.statuses[key] = family.statuses
+                self.event_times[key] = family.event_times
+
+    def to_pandas(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(dict(self))
+
+
+def _normalize(entities: Entities) -> dict[str, list[Any]]:
+    """Rows (a list of dicts), one row (scalars) or columns, as columns."""
+    if isinstance(entities, Mapping):
+        columns: dict[str, list[Any]] = {}
+        for name, value in entities.items():
+            if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+                columns[name] = list(value)
+            else:
+                columns[name] = [value]
+        return columns
+    rows = list(entities)
+    names = list(rows[0]) if rows else []
+    return {name: [row[name] for row in rows] for name in names}
+
+
+def _error(target: str, exc: grpc.RpcError) -> Exception:
+    import grpc
+
+    code = exc.code()
+    detail = exc.details() or code.name
+    if code == grpc.StatusCode.NOT_FOUND:
+        return FeatureNotFound(detail)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidRequest(target, detail)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(target, detail)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return ServingUnavailable(target, f"{code.name}: {detail}")
+    return ServingError(target, f"{code.name}: {detail}")
+
+
+def _credentials(tls: bool | str | bytes | None) -> grpc.ChannelCredentials | None:
+    import grpc
+
+    if tls is None or tls is False:
+        return None
+    if tls is True:
+        return grpc.ssl_channel_credentials()
+    root = tls if isinstance(tls, bytes) else Path(tls).read_bytes()
+    return grpc.ssl_channel_credentials(root_certificates=root)
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential with full jitter, so many clients do not retry in step."""
+    return random.uniform(0, min(_MAX_BACKOFF, _FIRST_BACKOFF * 2**attempt))
+
+
+class _Base:
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None,
+        tls: bool | str | bytes | None,
+        timeout: float,
+        options: Sequence[tuple[str, Any]],
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._credentials = _credentials(tls)
+        self._options = list(options)
+
+    def _deadline(self, timeout: float | None) -> float:
+        return time.monotonic() + (self.timeout if timeout is None else timeout)
+
+
+class FeatureClient(_Base):
+    """A blocking client on one reused channel; use it as a context manager or ``close`` it."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        tls: bool | str | bytes | None = None,
+        timeout: float = 5.0,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        super().__init__(target, token=token, tls=tls, timeout=timeout, options=options)
+        grpc = require("grpc", "serving")
+        from nbfeatures.serving import convert
+
+        self._convert = convert
+        if self._credentials is None:
+            self._channel = grpc.insecure_channel(target, options=self._options)
+        else:
+            self._channel = grpc.secure_channel(target, self._credentials, options=self._options)
+        self._stub = convert.feature_stub(self._channel)
+
+    def _call(self, method: Callable[..., T], request: Any, timeout: float | None) -> T:
+        import grpc
+
+        deadline = self._deadline(timeout)
+        attempt = 0
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return method(request, timeout=max(left, 0.001), metadata=self._metadata)
+            except grpc.RpcError as exc:
+                pause = _backoff(attempt)
+                retry = exc.code() == grpc.StatusCode.UNAVAILABLE
+                if not retry or time.monotonic() + pause >= deadline:
+                    raise _error(self.target, exc) from None
+                time.sleep(pause)  # backoff between retries of an unavailable server
+                attempt += 1
+
+    def get_online_features(
+        self,
+        entities: Entities,
+        features: Sequence[str],
+        *,
+        timeout: float | None = None,
+        request_id: str = "",
+    ) -> OnlineFeatures:
+        """Values of ``features`` for ``entities`` (columns, rows or a single row)."""
+        columns = _normalize(entities)
+        request = self._convert.build_request(columns, features, request_id)
+        response = self._call(self._stub.GetOnlineFeatures, request, timeout)
+        return OnlineFeatures(self._convert.response_to_families(response), columns)
+
+    def list_features(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Every live family: versions held, features and types."""
+        response = self._call(self._stub.ListFeatures, self._convert.list_request(), timeout)
+        return self._convert.list_to_dicts(response)
+
+    def describe_family(
+        self, family: str, version: int | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        request = self._convert.describe_request(family, version)
+        return self._convert.describe_to_dict(
+            self._call(self._stub.DescribeFamily, request, timeout)
+        )
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> FeatureClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncFeatureClient(_Base):
+    """The asyncio twin of ``FeatureClient`` (``grpc.aio`` channel, same retries and errors)."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        tls: bool | str | bytes | None = None,
+        timeout: float = 5.0,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        super().__init__(target, token=token, tls=tls, timeout=timeout, options=options)
+        require("grpc", "serving")
+        from grpc import aio
+
+        from nbfeatures.serving import convert
+
+        self._convert = convert
+        if self._credentials is None:
+            self._channel = aio.insecure_channel(target, options=self._options)
+        else:
+            self._channel = aio.secure_channel(target, self._credentials, options=self._options)
+        self._stub = convert.feature_stub(self._channel)
+
+    async def _call(
+        self, method: Callable[..., Awaitable[T]], request: Any, timeout: float | None
+    ) -> T:
+        import grpc
+
+        deadline = self._deadline(timeout)
+        attempt = 0
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return await method(request, timeout=max(left, 0.001), metadata=self._metadata)
+            except grpc.aio.AioRpcError as exc:
+                pause = _backoff(attempt)
+                retry = exc.code() == grpc.StatusCode.UNAVAILABLE
+                if not retry or time.monotonic() + pause >= deadline:
+                    raise _error(self.target, exc) from None
+                await asyncio.sleep(pause)
+                attempt += 1
+
+    async def get_online_features(
+        self,
+        entities: Entities,
+        features: Sequence[str],
+        *,
+        timeout: float | None = None,
+        request_id: str = "",
+    ) -> OnlineFeatures:
+        columns = _normalize(entities)
+        request = self._convert.build_request(columns, features, request_id)
+        response = await self._call(self._stub.GetOnlineFeatures, request, timeout)
+        return OnlineFeatures(self._convert.response_to_families(response), columns)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncFeatureClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
