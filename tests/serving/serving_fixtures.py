@@ -134,7 +134,9 @@ def put_family(
     store.write_rows(replace(family_layout, ttl_seconds=None), batch)
     store.write_layout(family_layout)
     if live:
-        store.flip(family_layout.family, family_layout.version, store.live_version(family_layout.family))
+        store.flip(
+            family_layout.family, family_layout.version, store.live_version(family_layout.family)
+        )
 
 
 @contextmanager

@@ -89,11 +89,14 @@ def test_unknown_family_and_feature_are_named(users):
 def test_limits_and_bad_requests(users):
     limits = {"max_entities": 3, "max_features": 2, "max_request_bytes": 2000}
     with running_server(users, **limits) as server:
-        with FeatureClient(f"127.0.0.1:{server.port}") as client:
+        client = FeatureClient(f"127.0.0.1:{server.port}")
+        with client:
             with pytest.raises(InvalidRequest, match="4 entity rows is over the limit of 3"):
                 client.get_online_features({"user_id": [1, 2, 3, 4]}, ["users:clicks"])
             with pytest.raises(InvalidRequest, match="3 features is over the limit of 2"):
-                client.get_online_features({"user_id": 1}, ["users:clicks", "users:tier", "users:score"])
+                client.get_online_features(
+                    {"user_id": 1}, ["users:clicks", "users:tier", "users:score"]
+                )
             with pytest.raises(InvalidRequest, match=r"wildcards expanded\) is over 2"):
                 client.get_online_features({"user_id": 1}, ["users:*"])
             with pytest.raises(InvalidRequest, match="bytes is over the limit of 2000"):
