@@ -95,6 +95,10 @@ def step_of(cell: Any) -> str | None:
     return next((t for t in tags if t in STEPS), None)
 
 
+# The error banner and the anchor papermill inserts into a notebook whose cell failed.
+_PAPERMILL_ADDED_CELLS = 2
+
+
 def _register_engine() -> None:
     """Register (once, idempotently) the papermill engine that reports steps."""
     engines = require("papermill.engines", "notebook")
@@ -214,18 +218,27 @@ def _run(
         )
     except pm_exceptions.PapermillExecutionError as exc:
         step = observer.current or "load"
+        # papermill saves a failed notebook with two cells added in front of the failing
+        # one (an error banner at the top and an anchor just before it), after it computed
+        # `cell_index`; the cell a person opens is therefore two further down. Computed,
+        # not looked up in the file, which may be read before papermill's last write.
         failure = PromotionFailed(
-            family, _version(results_path, label), step, _reason(exc), str(notebook), exc.cell_index
+            family,
+            _version(results_path, label),
+            step,
+            _reason(exc),
+            str(notebook),
+            exc.cell_index + _PAPERMILL_ADDED_CELLS,
         )
-    except Exception as exc:  # the kernel died or could not start
+    except Exception as exc:  # the kernel died or could not start: no banner is added
         step = observer.current or "load"
         failure = PromotionFailed(
-            family, _version(results_path, label), step, _first_line(exc), str(notebook), None
-        )
-    if failure is not None and failure.notebook is not None:
-        cell = _cell_of(Path(failure.notebook), failure.step, failure.cell)
-        failure = PromotionFailed(
-            family, failure.version, failure.step, failure.reason, failure.notebook, cell
+            family,
+            _version(results_path, label),
+            step,
+            _first_line(exc),
+            str(notebook),
+            _cell_of(notebook, step),
         )
     results = _read(results_path)
     seconds = time.perf_counter() - began
@@ -259,18 +272,14 @@ def _run(
     )
 
 
-def _cell_of(notebook: Path, step: str, fallback: int | None) -> int | None:
-    """The index of ``step``'s cell in the saved notebook.
-
-    papermill puts an error banner cell at the top of a failed notebook after it computed
-    the failing cell's index, so its index is off by one in the file a person opens.
-    """
+def _cell_of(notebook: Path, step: str) -> int | None:
+    """The index of ``step``'s cell in a saved notebook papermill added no cells to."""
     try:
         cells = json.loads(notebook.read_text())["cells"]
     except (OSError, ValueError, KeyError):
-        return fallback
+        return None
     found = [i for i, cell in enumerate(cells) if step_of(cell) == step]
-    return found[0] if found else fallback
+    return found[0] if found else None
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -66,7 +66,11 @@ def test_redis_stopped_during_materialize(tmp_path: Path, transactions: Path) ->
         with pytest.raises(PromotionFailed) as failed:
             promote(settings, name, 2, progress=stop_redis)
         assert failed.value.step == "materialize"
-        assert failed.value.cell is not None
+        assert failed.value.cell is not None and failed.value.notebook is not None
+        import nbformat
+
+        cells = nbformat.read(failed.value.notebook, as_version=4).cells
+        assert "materialize" in cells[failed.value.cell].metadata["tags"]
         server.start()
         assert OnlineStore.from_settings(settings).live_version(name) == 1
         assert catalog.get(name, alias="production").version == 1
