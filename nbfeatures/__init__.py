@@ -30,6 +30,7 @@ __all__ = [
     "Deprecation",
     "Entity",
     "Feature",
+    "FeatureClient",
     "FeatureFamily",
     "FeatureRef",
     "FeatureType",
@@ -62,6 +63,10 @@ def __getattr__(name: str) -> Any:
         from nbfeatures.compute import compute
 
         return compute
+    if name == "FeatureClient":
+        from nbfeatures.client import FeatureClient
+
+        return FeatureClient
     if name == "Catalog":
         from nbfeatures.catalog import Catalog
 
