@@ -1,4 +1,4 @@
-"""The ``nbfeatures`` command: the catalog from a terminal.
+"""The ``nbfeatures`` command: catalog, offline compute, promotion and serving from a terminal.
 
     nbfeatures list                         every family, latest and production versions
     nbfeatures show NAME [--version N]      one family's versions and its definition
@@ -10,7 +10,7 @@
     nbfeatures compute NAME [--version N] [--start T] [--end T]
                                             write the version's offline feature set
     nbfeatures promote NAME [--version N]   compute, materialize, verify, make it live
-    nbfeatures rollback NAME                 back to the previous production version
+    nbfeatures rollback NAME                back to the previous production version
     nbfeatures materialize --incremental (NAME... | --all) [--force]
     nbfeatures serve [--config serving.yaml] [--port P]
                                             serve online features over gRPC
