@@ -1,16 +1,27 @@
 """What the online store needs to know about a family version, and where its keys live.
 
-Key layout (``prefix`` defaults to ``nbf:``; the ``{...}`` part is a Redis Cluster hash tag):
+Key layout (``prefix`` defaults to ``nbf:``; a ``{...}`` part is a Redis Cluster hash tag):
 
-    nbf:{family@vN}:<entity>     one value per entity: every feature plus the event time, in the
-                                 binary format of ``nbfeatures.online.codec``. The hash tag puts
-                                 all keys of one family version in one cluster slot, so reading a
-                                 family for many entities is a single ``MGET`` on one node.
+    nbf:{ID}<entity>             one value per entity: every feature plus the event time, in the
+                                 binary format of ``nbfeatures.online.codec``. ``ID`` is the
+                                 version's short key id (below) and ``<entity>`` the entity key
+                                 as text. The hash tag puts all keys of one family version in
+                                 one cluster slot, so reading a family for many entities is a
+                                 single ``MGET`` on one node.
+    nbf:kid:{family}:vN          the version's key id: a base-36 number drawn once from
+                                 ``nbf:kid:next`` and never reused or removed
+    nbf:kid:next                 the key id counter
     nbf:layout:{family}:vN       this ``FamilyLayout`` as JSON: the server decodes values with it
                                  and needs no catalog
     nbf:wm:{family}:vN           the incremental-materialization watermark (ISO-8601, UTC)
     nbf:live:{family}            the production version number (the live pointer)
     nbf:history:{family}         previous live versions, newest first (rollback targets)
+
+Value keys are kept short on purpose: a Redis string key costs its dictionary entry, its
+object and its allocation, and an allocation is rounded up to a jemalloc size class (16, 32,
+48... bytes). ``nbf:{7}1234567`` (14 bytes, a 1-byte header and a terminator) takes 16 bytes
+where ``nbf:{family@v1}:1234567`` would take 48: 32 bytes of every entity's ~200.
+The key id ends at ``}``, so no separator is needed before the entity.
 
 The live pointer and the history share the ``{family}`` tag, so a flip that updates both is one
 atomic script even on a cluster.
@@ -107,22 +118,40 @@ class FamilyLayout:
             raise DefinitionError(f"layout.{missing.args[0]}", "missing from the layout") from None
 
 
+def key_id_text(number: int) -> str:
+    """A key id counter value as base-36 text (``1`` -> ``"1"``, ``36`` -> ``"10"``)."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, rest = divmod(number, 36)
+        text = digits[rest] + text
+        if number == 0:
+            return text
+
+
 @dataclass(frozen=True)
 class KeySpace:
     """Builds every key of the layout above for one prefix."""
 
     prefix: str = DEFAULT_PREFIX
 
-    def value_tag(self, family: str, version: int) -> str:
-        """The common start of every value key of a family version (hash tag included)."""
-        return f"{self.prefix}{{{family}@v{version}}}:"
+    def value_tag(self, key_id: str) -> str:
+        """The common start of every value key of the version with ``key_id`` (its hash tag)."""
+        return f"{self.prefix}{{{key_id}}}"
 
-    def value(self, family: str, version: int, entity: str | int) -> str:
-        return f"{self.value_tag(family, version)}{entity}"
+    def value(self, key_id: str, entity: str | int) -> str:
+        return f"{self.value_tag(key_id)}{entity}"
 
-    def values_pattern(self, family: str, version: int) -> str:
-        """A ``SCAN MATCH`` pattern for one version's values (names are ``[a-z0-9_]``)."""
-        return f"{self.value_tag(family, version)}*"
+    def values_pattern(self, key_id: str) -> str:
+        """A ``SCAN MATCH`` pattern for one version's values (key ids are ``[0-9a-z]``)."""
+        return f"{self.value_tag(key_id)}*"
+
+    def key_id(self, family: str, version: int) -> str:
+        """Where a version's key id is recorded."""
+        return f"{self.prefix}kid:{{{family}}}:v{version}"
+
+    def key_id_counter(self) -> str:
+        return f"{self.prefix}kid:next"
 
     def layout(self, family: str, version: int) -> str:
         return f"{self.prefix}layout:{{{family}}}:v{version}"

@@ -5,7 +5,11 @@ run only entities with rows newer than the watermark), and Spark's ``mapInArrow`
 executor's Python worker Arrow record batches of at most ``batch_rows`` rows. The worker encodes
 a batch column-wise and sends it as one pipeline (``OnlineStore.write_rows``) on its own Redis
 connection, so its memory is bounded by the batch size, never by the table. Per-partition
-counts come back to the driver as one small row each.
+counts come back to the driver as one small row each, summed there (no extra Spark stage).
+
+Profiled on 300k entities x 10 float64 features on local[2]: the writers are bound by Redis
+itself (about 70% of a writer's time is spent waiting for ``+OK`` replies; encoding is ~5%),
+and a fresh process spends most of a run starting the JVM and running its first job.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ def _worker_store(url: str, prefix: str) -> OnlineStore:
 
 
 def _writer(
-    url: str, prefix: str, layout_json: str
+    url: str, prefix: str, layout_json: str, key_id: str
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The function each executor runs over its partition's Arrow batches."""
 
@@ -94,7 +98,7 @@ def _writer(
             entities += batch.num_rows
             newest = pc.max(batch.column(layout.timestamp)).as_py()
             latest = newest if latest is None or newest > latest else latest
-            written += store.write_rows(layout, batch.drop_columns([_COUNT]))
+            written += store.write_rows(layout, batch.drop_columns([_COUNT]), key_id=key_id)
         yield pa.RecordBatch.from_pydict(
             {
                 "written": [written],
@@ -129,12 +133,17 @@ def latest_per_entity(
         scoped = scoped.where(ts <= F.lit(_utc(as_of)))
     if since is not None:
         scoped = scoped.where(ts > F.lit(_utc(since)))
-    # max_by over a struct is a hash aggregate: no sort of the whole table by time.
-    row = F.struct(ts.alias(layout.timestamp), *[F.col(n) for n in layout.feature_names])
-    latest = scoped.groupBy(layout.entity_key).agg(
-        F.max_by(row, ts).alias("__nbf_latest"), F.count(F.lit(1)).alias(_COUNT)
+    # One max_by per feature, not one over a struct of them: a struct buffer is not fixed-width,
+    # so Spark would sort the table (before and after the shuffle) to aggregate it, while
+    # fixed-width buffers (numbers, booleans, timestamps) aggregate in a hash map. The columns
+    # still come from one row: every max_by replaces its value under the same condition (a
+    # strictly newer event time, the later row on a tie), evaluated on the same rows in the
+    # same order. String features have variable-width buffers and keep the sort.
+    return scoped.groupBy(layout.entity_key).agg(
+        F.max(ts).alias(layout.timestamp),
+        *[F.max_by(F.col(n), ts).alias(n) for n in layout.feature_names],
+        F.count(F.lit(1)).alias(_COUNT),
     )
-    return latest.select(layout.entity_key, "__nbf_latest.*", _COUNT)
 
 
 def _utc(when: dt.datetime) -> dt.datetime:
@@ -171,6 +180,8 @@ def materialize(
         prefix = given.prefix if isinstance(given, OnlineStore) else DEFAULT_PREFIX
     store = OnlineStore.from_url(url, prefix)
     store.write_layout(layout)
+    # Resolved once here and shipped to the writers, so they never look it up themselves.
+    key_id = store.key_id(layout.family, layout.version) or ""
     previous = store.watermark(layout.family, layout.version)
     if incremental and since is None:
         since = previous
@@ -180,33 +191,26 @@ def materialize(
     before = spark.conf.get(_BATCH_CONF, None)
     spark.conf.set(_BATCH_CONF, str(batch_rows))
     try:
-        from pyspark.sql import functions as F
-
-        written = scoped.mapInArrow(_writer(url, prefix, layout.to_json()), _STATS_SCHEMA)
-        totals = written.agg(
-            F.sum("written").alias("written"),
-            F.sum("entities").alias("entities"),
-            F.sum("source_rows").alias("source_rows"),
-            F.max("latest").alias("latest"),
-        ).collect()[0]
+        writer = _writer(url, prefix, layout.to_json(), key_id)
+        # One row of counts per partition: summed here, which spares a Spark stage.
+        parts = scoped.mapInArrow(writer, _STATS_SCHEMA).collect()
     finally:
         if before is None:
             spark.conf.unset(_BATCH_CONF)
         else:
             spark.conf.set(_BATCH_CONF, before)
 
-    latest: dt.datetime | None = totals["latest"]
-    if latest is not None:
-        latest = _utc(latest)
+    newest = [part["latest"] for part in parts if part["latest"] is not None]
+    latest = _utc(max(newest)) if newest else None
     watermark = previous
     if latest is not None and (previous is None or latest > previous):
         store.set_watermark(layout.family, layout.version, latest)
         watermark = latest
     store.close()
     return MaterializeStats(
-        rows=int(totals["written"] or 0),
-        entities=int(totals["entities"] or 0),
+        rows=sum(int(part["written"]) for part in parts),
+        entities=sum(int(part["entities"]) for part in parts),
         watermark=watermark,
         seconds=time.monotonic() - started,
-        source_rows=int(totals["source_rows"] or 0),
+        source_rows=sum(int(part["source_rows"]) for part in parts),
     )

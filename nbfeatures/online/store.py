@@ -19,7 +19,7 @@ import numpy as np
 
 from nbfeatures.errors import LiveVersionChanged, OnlineStoreError
 from nbfeatures.online.codec import decode, encode, event_micros
-from nbfeatures.online.layout import DEFAULT_PREFIX, FamilyLayout, KeySpace
+from nbfeatures.online.layout import DEFAULT_PREFIX, FamilyLayout, KeySpace, key_id_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -153,6 +153,8 @@ class OnlineStore:
         self.prefix = prefix
         # How executors reconnect (materialization ships the URL, never the client).
         self.url = url
+        # Key ids never change once drawn, so each is read from Redis once per store.
+        self._key_ids: dict[tuple[str, int], str] = {}
 
     @classmethod
     def from_url(cls, url: str, prefix: str = DEFAULT_PREFIX) -> OnlineStore:
@@ -173,7 +175,45 @@ class OnlineStore:
 
     def write_layout(self, layout: FamilyLayout) -> None:
         """Record a version's layout so readers decode its values without the catalog."""
+        self.key_id(layout.family, layout.version, create=True, fresh=True)
         self.client.set(self.keys.layout(layout.family, layout.version), layout.to_json())
+
+    def key_id(
+        self, family: str, version: int, *, create: bool = False, fresh: bool = False
+    ) -> str | None:
+        """The short id in a version's value keys; drawn from the counter when ``create``.
+
+        Two writers racing to create it agree: only the first ``SET NX`` wins and the other
+        reads the winner's id (the counter value it drew is simply skipped). Ids are cached per
+        store for reads; writers ask with ``fresh`` so that a flushed database, whose counter
+        starts over, can never make them write under another version's id.
+        """
+        cached = self._key_ids.get((family, version))
+        if cached is not None and not fresh:
+            return cached
+        name = self.keys.key_id(family, version)
+        found = _text(self.client.get(name))
+        if found is None and create:
+            found = self._draw_key_id(name, f"{family} v{version}")
+        if found is not None:
+            self._key_ids[(family, version)] = found
+        return found
+
+    def _draw_key_id(self, name: str, where: str) -> str | None:
+        import redis
+
+        try:
+            drawn = key_id_text(int(self.client.incr(self.keys.key_id_counter())))
+            if self.client.set(name, drawn, nx=True):
+                return drawn
+        except redis.ResponseError as exc:
+            raise OnlineStoreError(where, f"Redis refused a write: {exc}") from None
+        return _text(self.client.get(name))
+
+    def value_key(self, family: str, version: int, entity: str | int) -> str | None:
+        """The Redis key of one entity's value (``None`` while the version has no key id)."""
+        key_id = self.key_id(family, version)
+        return None if key_id is None else self.keys.value(key_id, entity)
 
     def layout(self, family: str, version: int) -> FamilyLayout | None:
         raw = self.client.get(self.keys.layout(family, version))
@@ -188,8 +228,13 @@ class OnlineStore:
 
     # -- values ----------------------------------------------------------------------------
 
-    def write_rows(self, layout: FamilyLayout, batch: pa.RecordBatch) -> int:
+    def write_rows(
+        self, layout: FamilyLayout, batch: pa.RecordBatch, *, key_id: str | None = None
+    ) -> int:
         """Write one value per row (the last row wins for a repeated entity); return how many.
+
+        ``key_id`` is the version's key id when the caller already has it (materialization
+        resolves it once on the driver); otherwise it is looked up, or drawn, in Redis.
 
         With a ttl, each key expires at event time + ttl (``PXAT``), and rows already past it
         are not written at all. The batch's wire bytes are built with Arrow kernels and sent as
@@ -215,7 +260,9 @@ class OnlineStore:
         if n == 0:
             return 0
         values = encode(layout, batch)
-        tag = self.keys.value_tag(layout.family, layout.version)
+        if key_id is None:
+            key_id = self.key_id(layout.family, layout.version, create=True, fresh=True)
+        tag = self.keys.value_tag(key_id or "")
         entity_text = batch.column(layout.entity_key).cast(pa.string())
         keys = pc.binary_join_element_wise(tag, entity_text, "").cast(pa.binary())
 
@@ -273,11 +320,13 @@ class OnlineStore:
     def read(self, layout: FamilyLayout, keys: Sequence[str | int]) -> OnlineRows:
         """Read one family version for many entities with a single ``MGET``."""
         wanted = tuple(keys)
-        if wanted:
-            names = [self.keys.value(layout.family, layout.version, k) for k in wanted]
-            payloads: list[bytes | None] = self.client.mget(names)
+        key_id = self.key_id(layout.family, layout.version) if wanted else None
+        if key_id is not None:
+            payloads: list[bytes | None] = self.client.mget(
+                [self.keys.value(key_id, k) for k in wanted]
+            )
         else:
-            payloads = []
+            payloads = [None] * len(wanted)
         decoded = decode(layout, payloads)
         event_time = decoded.event_us.astype("datetime64[us]")
         event_time[~decoded.present] = np.datetime64("NaT")
@@ -335,11 +384,11 @@ class OnlineStore:
     # -- keyspaces -------------------------------------------------------------------------
 
     def _scan_version(self, family: str, version: int) -> Any:
-        tag = self.keys.value_tag(family, version)
-        node = self._node_client(tag)
-        return node, node.scan_iter(
-            match=self.keys.values_pattern(family, version), count=_SCAN_COUNT
-        )
+        key_id = self.key_id(family, version, fresh=True)
+        if key_id is None:
+            return self.client, iter(())
+        node = self._node_client(self.keys.value_tag(key_id))
+        return node, node.scan_iter(match=self.keys.values_pattern(key_id), count=_SCAN_COUNT)
 
     def count_keys(self, family: str, version: int) -> int:
         """How many entities a version holds (``SCAN`` on the node owning its slot)."""

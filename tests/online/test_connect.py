@@ -72,6 +72,7 @@ def test_a_write_redis_refuses_is_reported_and_the_connection_recovers(auth_port
             "x": np.ones(500),
         }
     )
+    store.write_layout(layout)  # as materialization does: the version's key id exists
     store.client.config_set("maxmemory", "1")
     try:
         with pytest.raises(OnlineStoreError, match="refused a write: OOM"):

@@ -69,7 +69,7 @@ def test_incremental_writes_only_entities_changed_since_the_watermark(
     newer = BASE + dt.timedelta(hours=3)
     changed = [(u, newer, -1.0, 99, "new") for u in (4, 8, 15)]
     # Remove an old value by hand: an incremental run must not rewrite unchanged entities.
-    store.client.delete(store.keys.value("txn_stats", 1, 20))
+    store.client.delete(store.value_key("txn_stats", 1, 20) or "")
 
     stats = materialize(frame(spark, first + changed), LAYOUT, store, incremental=True)
 
@@ -88,3 +88,25 @@ def test_rows_past_the_ttl_are_not_written(spark: Any, store: OnlineStore) -> No
     stats = materialize(frame(spark, data), LAYOUT, store)
     assert (stats.rows, stats.entities) == (1, 2)
     assert store.read(LAYOUT, [1, 2]).present.tolist() == [False, True]
+
+
+def test_ties_on_event_time_still_write_one_whole_row(spark: Any, store: OnlineStore) -> None:
+    fixed = FamilyLayout(
+        family="txn_pairs",
+        version=1,
+        hash="h2",
+        entity_key="user_id",
+        timestamp="ts",
+        features=(("total", "float64"), ("count", "int64")),
+    )
+    # Per entity: four rows at the same newest time (total == count in each) and an older one.
+    data = [(u, BASE, float(k), k, None) for u in range(40) for k in range(4)]
+    data += [(u, BASE - dt.timedelta(hours=1), -5.0, 7, None) for u in range(40)]
+    stats = materialize(frame(spark, data), fixed, store)
+
+    assert (stats.rows, stats.source_rows) == (40, 200)
+    got = store.read(fixed, list(range(40)))
+    totals, counts = got.columns["total"].to_pylist(), got.columns["count"].to_pylist()
+    assert all(
+        t is not None and int(t) == c and c in range(4) for t, c in zip(totals, counts, strict=True)
+    )

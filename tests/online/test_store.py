@@ -37,6 +37,12 @@ def layout(version: int = 1, ttl: int | None = 3600) -> FamilyLayout:
     )
 
 
+def value_key(store: OnlineStore, version: int, entity: str | int) -> str:
+    key = store.value_key("user_stats", version, entity)
+    assert key is not None, "the version has no key id yet"
+    return key
+
+
 def rows(ids: list[int], ages_s: list[int]) -> pa.RecordBatch:
     n = len(ids)
     return pa.RecordBatch.from_pydict(
@@ -85,7 +91,7 @@ def test_values_expire_at_event_time_plus_ttl_and_are_marked_stale(store: Online
     batch = rows([1, 2, 3], [10, 3000, 7200])  # the last is already past its ttl
     assert store.write_rows(layout(ttl=ttl), batch) == 2
 
-    remaining = store.client.pttl(store.keys.value("user_stats", 1, 2))
+    remaining = store.client.pttl(value_key(store, 1, 2))
     assert 0 < remaining <= (ttl - 3000) * 1000
     got = store.read(layout(ttl=ttl), [1, 2, 3])
     assert got.present.tolist() == [True, True, False]
@@ -96,7 +102,7 @@ def test_values_expire_at_event_time_plus_ttl_and_are_marked_stale(store: Online
 
 def test_without_ttl_keys_do_not_expire(store: OnlineStore) -> None:
     store.write_rows(layout(ttl=None), rows([1], [10**6]))
-    assert store.client.pttl(store.keys.value("user_stats", 1, 1)) == -1
+    assert store.client.pttl(value_key(store, 1, 1)) == -1
     assert store.read(layout(ttl=None), [1]).stale(NOW + dt.timedelta(days=999)).tolist() == [False]
 
 
@@ -141,7 +147,8 @@ def test_delete_version_refuses_the_live_one(store: OnlineStore) -> None:
 
 
 def test_a_version_keeps_its_keys_in_one_slot(store: OnlineStore) -> None:
-    keys = [store.keys.value("user_stats", 3, e) for e in (1, "abc", 10**12)]
+    store.write_layout(layout(3))
+    keys = [value_key(store, 3, e) for e in (1, "abc", 10**12)]
     slots = {_slot(k) for k in keys}
     assert len(slots) == 1
 
@@ -157,7 +164,29 @@ def test_bad_rows_and_foreign_values_raise_clearly(store: OnlineStore) -> None:
     with pytest.raises(SchemaError, match="spend"):
         store.write_rows(layout(), bad)
     wrong_type = layout()
-    key = store.keys.value("user_stats", 1, 5)
+    store.write_layout(wrong_type)
+    key = value_key(store, 1, 5)
     store.client.set(key, b"\x09not a value of format 1")
     with pytest.raises(OnlineStoreError, match="shorter than its layout"):
         store.read(wrong_type, [5])
+
+
+def test_value_keys_are_short_and_distinct_per_version(store: OnlineStore) -> None:
+    for version in (1, 2):
+        store.write_layout(layout(version))
+        store.write_rows(layout(version), rows([1234567], [1]))
+    first, second = value_key(store, 1, 1234567), value_key(store, 2, 1234567)
+    assert first != second
+    assert first.startswith(store.prefix + "{") and first.endswith("}1234567")
+    assert len(first) - len(store.prefix) <= len("{zz}1234567")
+    assert store.client.exists(first) == 1 and store.client.exists(second) == 1
+    # Another store (a server, a worker) finds the same id instead of drawing a new one.
+    other = OnlineStore(store.client, store.prefix)
+    assert other.key_id("user_stats", 2, create=True) == store.key_id("user_stats", 2)
+
+
+def test_reading_a_version_never_written_finds_nothing(store: OnlineStore) -> None:
+    got = store.read(layout(9), [1, 2])
+    assert got.present.tolist() == [False, False]
+    assert store.key_id("user_stats", 9) is None
+    assert store.count_keys("user_stats", 9) == 0
