@@ -1,11 +1,14 @@
-"""nbfeatures' side: ``python -m bench.materialize.nbf_side PARQUET REDIS_URL [BATCH_ROWS]``.
+"""nbfeatures' side: ``python -m bench.materialize.nbf_side PARQUET REDIS_URL [BATCH_ROWS] [TTL]``.
 
 Starts local Spark (local[2]), reads the Parquet file and runs ``materialize`` into Redis.
-Prints one JSON line: the materialize call's seconds and its stats.
+``TTL`` is ``ttl`` (the default: a 7-day ttl, so every key gets a ``PXAT`` expiry, like the
+Feast view's 7-day ttl) or ``none`` (no ttl, no per-key expiry). Prints one JSON line: the
+materialize call's seconds and its stats.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import tempfile
@@ -31,11 +34,13 @@ LAYOUT = FamilyLayout(
 def main() -> None:
     path, url = sys.argv[1], sys.argv[2]
     batch_rows = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000
+    with_ttl = len(sys.argv) <= 4 or sys.argv[4] != "none"
+    layout = LAYOUT if with_ttl else dataclasses.replace(LAYOUT, ttl_seconds=None)
     workspace = tempfile.mkdtemp(prefix="nbf-bench-")
     spark = get_spark(load_settings(workspace, environ={}, owner="bench", spark_memory="2g"))
     df = spark.read.parquet(path)
     started = time.perf_counter()
-    stats = materialize(df, LAYOUT, url, batch_rows=batch_rows)
+    stats = materialize(df, layout, url, batch_rows=batch_rows)
     seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "rows": stats.rows, "entities": stats.entities}))
     stop_spark()

@@ -3,8 +3,12 @@
     .venv/bin/python -m bench.materialize.run --entities 300000 --rounds 3
 
 Per size: a dedicated ``redis-server`` on a free port with persistence off; a warm-up run of
-each system (discarded); then ``--rounds`` alternating rounds of nbfeatures, Feast and Feast
-with ``skip_dedup: true``, with ``FLUSHALL`` before every run. For every run:
+each system (discarded; ``--no-feast-warmup`` skips Feast's, for sizes where one Feast run
+takes many minutes); then ``--rounds`` alternating rounds of nbfeatures (7-day ttl, so a
+``PXAT`` expiry per key), nbfeatures without a ttl (no per-key expiry), Feast and Feast with
+``skip_dedup: true``, with ``FLUSHALL`` before every run. A Feast run still going after
+``--feast-timeout`` seconds is killed and recorded as ``did_not_finish`` (its rows/s is then
+at most entities / timeout, and ratios against it are lower bounds). For every run:
 
 - ``wall_s``: the whole writing command, from process start to exit (Spark or Feast start-up,
   reading the Parquet file, writing Redis); ``rows_per_s`` = entities / ``wall_s``. For
@@ -14,10 +18,12 @@ with ``skip_dedup: true``, with ``FLUSHALL`` before every run. For every run:
   the Python workers that write to Redis; ``peak_writer_rss`` is the Python workers alone (the
   processes running ``pyspark.daemon``/``worker``, summed). For Feast the tree is the one
   ``feast`` process, which also does the writing.
-- ``redis_bytes_per_entity``: (``used_memory`` after - before) / entities.
+- ``redis_bytes_per_entity``: (``used_memory`` after - before) / entities; also
+  ``key_memory_usage``, the median ``MEMORY USAGE`` of 200 random keys (the key's own
+  allocations, without the dictionary's bucket array), and ``expires``, keys with an expiry.
 
 The machine's limit: ``redis-benchmark -P 64 -t set -d <nbfeatures value size> -r N -n N`` on
-the same server. Results: ``bench/results/materialize.json``.
+the same server. Results: ``bench/results/materialize.json`` (each size replaces its own entry).
 """
 
 from __future__ import annotations
@@ -45,7 +51,9 @@ ROOT = Path(__file__).resolve().parents[2]
 FEAST_BIN = ROOT / "bench" / ".feast-venv" / "bin"
 RESULTS = ROOT / "bench" / "results" / "materialize.json"
 VALUE_BYTES = 1 + 8 + 2 + 10 * 8  # nbfeatures' value for 10 float64 features
-SYSTEMS = ("nbfeatures", "feast", "feast_skip_dedup")
+SYSTEMS = ("nbfeatures", "nbfeatures_no_ttl", "feast", "feast_skip_dedup")
+NBF = ("nbfeatures", "nbfeatures_no_ttl")
+FEAST = ("feast", "feast_skip_dedup")
 
 
 def free_port() -> int:
@@ -76,14 +84,27 @@ def _is_writer(proc: psutil.Process) -> bool:
     return False
 
 
-def measure(command: list[str], cwd: Path | None = None) -> dict[str, Any]:
-    """Run ``command``, sampling its process tree's RSS; return wall time, peaks, stdout."""
+def measure(
+    command: list[str], cwd: Path | None = None, timeout: float | None = None
+) -> dict[str, Any]:
+    """Run ``command``, sampling its process tree's RSS; return wall time, peaks, stdout.
+
+    Past ``timeout`` seconds the whole tree is killed and ``did_not_finish`` is set.
+    """
     started = time.perf_counter()
     out = tempfile.TemporaryFile()  # noqa: SIM115 - read after the child exits, then closed
     child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.DEVNULL)
     root = psutil.Process(child.pid)
     peak_tree = peak_writer = 0
+    unfinished = False
     while child.poll() is None:
+        if timeout is not None and time.perf_counter() - started > timeout:
+            for proc in [*root.children(recursive=True), root]:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            child.wait()
+            unfinished = True
+            break
         tree, writers = 0, 0
         with contextlib.suppress(psutil.Error):
             for proc in [root, *root.children(recursive=True)]:
@@ -97,6 +118,9 @@ def measure(command: list[str], cwd: Path | None = None) -> dict[str, Any]:
     out.seek(0)
     text = out.read().decode(errors="replace")
     out.close()
+    if unfinished:
+        return {"wall_s": wall, "peak_tree_rss": peak_tree, "peak_writer_rss": peak_writer,
+                "stdout": text, "did_not_finish": True}  # fmt: skip
     if child.returncode != 0:
         raise RuntimeError(f"{command[:3]} failed ({child.returncode}): {text[-2000:]}")
     return {"wall_s": wall, "peak_tree_rss": peak_tree, "peak_writer_rss": peak_writer,
@@ -114,14 +138,28 @@ def feast_repo(parquet: Path, port: int, skip_dedup: bool, workdir: Path) -> Pat
     return repo
 
 
-def run_once(system: str, parquet: Path, port: int, repos: dict[str, Path]) -> dict[str, Any]:
+def key_memory(client: redis.Redis[bytes]) -> dict[str, Any]:
+    """Median ``MEMORY USAGE`` of 200 random keys, and how many keys carry an expiry."""
+    sizes = []
+    for _ in range(200):
+        key = client.randomkey()
+        if key is not None:
+            sizes.append(int(client.memory_usage(key, samples=0) or 0))
+    expires = int(client.info("keyspace").get("db0", {}).get("expires", 0))
+    return {"key_memory_usage": statistics.median(sizes) if sizes else 0, "expires": expires}
+
+
+def run_once(
+    system: str, parquet: Path, port: int, repos: dict[str, Path], feast_timeout: float
+) -> dict[str, Any]:
     client = redis.Redis(port=port)
     client.flushall()
     before = int(client.info("memory")["used_memory"])
-    if system == "nbfeatures":
+    if system in NBF:
         result = measure(
             [sys.executable, "-m", "bench.materialize.nbf_side", str(parquet),
-             f"redis://127.0.0.1:{port}/0"],
+             f"redis://127.0.0.1:{port}/0", "10000",
+             "ttl" if system == "nbfeatures" else "none"],
             cwd=ROOT,
         )  # fmt: skip
         inner = json.loads(result["stdout"].strip().splitlines()[-1])
@@ -130,11 +168,14 @@ def run_once(system: str, parquet: Path, port: int, repos: dict[str, Path]) -> d
     else:
         end = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
         start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S")
-        result = measure([str(FEAST_BIN / "feast"), "materialize", start, end], cwd=repos[system])
-        entities = None
+        result = measure(
+            [str(FEAST_BIN / "feast"), "materialize", start, end], cwd=repos[system],
+            timeout=feast_timeout,
+        )  # fmt: skip
+        entities = int(parquet.stem.split("_")[-1])
     keys = int(client.dbsize())
     used = int(client.info("memory")["used_memory"]) - before
-    entities = entities or keys
+    result.update(key_memory(client))
     result.pop("stdout")
     result.update(
         system=system, entities=entities, keys=keys, rows_per_s=entities / result["wall_s"],
@@ -142,6 +183,9 @@ def run_once(system: str, parquet: Path, port: int, repos: dict[str, Path]) -> d
     )  # fmt: skip
     if "call_s" in result:
         result["call_rows_per_s"] = entities / result["call_s"]
+    if result.get("did_not_finish"):
+        # Killed: its rows/s is at most this; Redis memory of a partial write means nothing.
+        result["redis_bytes_per_entity"] = None
     return result
 
 
@@ -161,22 +205,38 @@ def redis_limit(port: int, n: int) -> dict[str, Any]:
 def summarize(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
     by = {s: [r for r in runs if r["system"] == s] for s in SYSTEMS}
     figures = ("rows_per_s", "peak_tree_rss", "peak_writer_rss", "redis_bytes_per_entity",
-               "wall_s")  # fmt: skip
-    medians = {s: {f: statistics.median(r[f] for r in rs) for f in figures} for s, rs in by.items()}
-    medians["nbfeatures"]["call_rows_per_s"] = statistics.median(
-        r["call_rows_per_s"] for r in by["nbfeatures"]
-    )
+               "wall_s", "key_memory_usage")  # fmt: skip
+
+    def median(values: list[Any]) -> Any:
+        known = [v for v in values if v is not None]
+        return statistics.median(known) if known else None
+
+    medians: dict[str, dict[str, Any]] = {
+        s: {f: median([r[f] for r in rs]) for f in figures} for s, rs in by.items()
+    }
+    for s in SYSTEMS:
+        medians[s]["did_not_finish"] = sum(1 for r in by[s] if r.get("did_not_finish"))
+    for s in NBF:
+        medians[s]["call_rows_per_s"] = median([r["call_rows_per_s"] for r in by[s]])
+
+    def ratio(a: Any, b: Any) -> Any:
+        return None if a is None or b is None else a / b
+
     ratios = {
-        ref: {
+        f"{nbf}_vs_{ref}": {
             "rows_per_s_x": [
-                by["nbfeatures"][i]["rows_per_s"] / by[ref][i]["rows_per_s"] for i in range(rounds)
+                ratio(by[nbf][i]["rows_per_s"], by[ref][i]["rows_per_s"]) for i in range(rounds)
+            ],
+            "rows_per_s_x_is_lower_bound": [
+                bool(by[ref][i].get("did_not_finish")) for i in range(rounds)
             ],
             "redis_bytes_per_entity_fraction": [
-                by["nbfeatures"][i]["redis_bytes_per_entity"] / by[ref][i]["redis_bytes_per_entity"]
+                ratio(by[nbf][i]["redis_bytes_per_entity"], by[ref][i]["redis_bytes_per_entity"])
                 for i in range(rounds)
             ],
         }
-        for ref in ("feast", "feast_skip_dedup")
+        for nbf in NBF
+        for ref in FEAST
     }
     return {"medians": medians, "per_round_ratios": ratios}
 
@@ -185,6 +245,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entities", type=int, nargs="+", default=[300_000])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--feast-timeout", type=float, default=900.0)
+    parser.add_argument("--no-feast-warmup", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     report: dict[str, Any] = {
@@ -203,26 +265,34 @@ def main() -> None:
             repos = {"feast": feast_repo(parquet, port, False, workdir),
                      "feast_skip_dedup": feast_repo(parquet, port, True, workdir)}  # fmt: skip
             for system in SYSTEMS:
+                if args.no_feast_warmup and system in FEAST:
+                    continue
                 print(f"[{n}] warm-up {system}", flush=True)
-                run_once(system, parquet, port, repos)
+                run_once(system, parquet, port, repos, args.feast_timeout)
             runs = []
             for i in range(args.rounds):
                 for system in SYSTEMS:
-                    result = run_once(system, parquet, port, repos)
+                    result = run_once(system, parquet, port, repos, args.feast_timeout)
                     result["round"] = i
                     runs.append(result)
                     print(f"[{n}] round {i} {system}: {result['rows_per_s']:.0f} rows/s, "
                           f"tree {result['peak_tree_rss'] / 2**20:.0f} MiB, "
                           f"writers {result['peak_writer_rss'] / 2**20:.0f} MiB, "
-                          f"{result['redis_bytes_per_entity']:.0f} B/entity",
+                          f"{result['redis_bytes_per_entity'] or 0:.0f} B/entity"
+                          f"{' (did not finish)' if result.get('did_not_finish') else ''}",
                           flush=True)  # fmt: skip
             limit = redis_limit(port, n)
-            report["sizes"][str(n)] = {"runs": runs, **summarize(runs, args.rounds),
+            report["sizes"][str(n)] = {"load_average_at_end": os.getloadavg(),
+                                       "feast_timeout_s": args.feast_timeout, "runs": runs,
+                                       **summarize(runs, args.rounds),
                                        "redis_limit": limit}  # fmt: skip
         finally:
             server.terminate()
             server.wait(timeout=30)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    if RESULTS.exists():  # keep the other sizes' results
+        kept = json.loads(RESULTS.read_text()).get("sizes", {})
+        report["sizes"] = {**kept, **report["sizes"]}
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({n: s["medians"] for n, s in report["sizes"].items()}, indent=2))
 
