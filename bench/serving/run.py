@@ -1,0 +1,466 @@
+"""Online serving: nbfeatures' gRPC feature server vs Feast 0.67.0 ``listen`` (gRPC) and
+``serve`` (HTTP), with the machine's limits (a bare grpcio echo server, redis-benchmark MGET).
+
+    .venv/bin/python -m bench.serving.run --rounds 3
+
+Data: ``bench/serving/data.py`` (100k int64 entities x 50 float64 features, one Parquet file).
+Cases: 1, 10 and 100 entities per request x 10 and 50 features. One dedicated redis-server
+(own port, persistence off), ``FLUSHALL`` before each system's data is loaded. Each round runs,
+one system at a time: nbfeatures (``nbfeatures serve``), redis-benchmark on nbfeatures' keys,
+the echo server, then Feast's data loaded and ``feast listen`` and ``feast serve`` in turn.
+For every server and case: a warm-up, then the closed-loop latency client (``load.py
+latency``), then for the throughput cases the load generator (``load.py throughput``), each a
+separate process with the same interpreter and the same concurrency for every system.
+Results: ``bench/results/serving.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import pickle
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.serving import nbf_side
+from bench.serving.data import (
+    ENTITY_KEY,
+    FAMILY,
+    FEATURES,
+    PARQUET,
+    entity_ids,
+    entity_sets,
+    generate,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+FEAST_BIN = ROOT / "bench" / ".feast-venv" / "bin"
+RESULTS = ROOT / "bench" / "results" / "serving.json"
+PY = sys.executable
+ALL_CASES = ((1, 10), (1, 50), (10, 10), (10, 50), (100, 10), (100, 50))
+KEY_CASES = ((1, 10), (100, 10))
+POOL_SIZE = 256
+ECHO_METHOD = "/bench.Echo/Echo"
+FEAST_GRPC_METHOD = "/GrpcFeatureServer/GetOnlineFeatures"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def case_name(case: tuple[int, int]) -> str:
+    return f"{case[0]}e_{case[1]}f"
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+@contextlib.contextmanager
+def started(command: list[str], log: Path, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
+    """A server process, stopped (SIGTERM, then SIGKILL after 20 s) when the block ends."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=out, env=env, cwd=cwd)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=20)
+
+
+def wait_grpc(target: str, proc: subprocess.Popen[bytes]) -> None:
+    import grpc
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with grpc.insecure_channel(target) as channel:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=1.0)
+                return
+            except grpc.FutureTimeoutError:
+                continue
+    raise RuntimeError(f"no gRPC server on {target}")
+
+
+def http_post(url: str, body: bytes) -> Any:
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def wait_http(url: str, body: bytes, proc: subprocess.Popen[bytes]) -> Any:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            return http_post(url, body)
+        except OSError:
+            time.sleep(0.5)  # polling for readiness: gunicorn is still starting its worker
+    raise RuntimeError(f"no HTTP server at {url}")
+
+
+def run_load(args: list[str]) -> dict[str, Any]:
+    out = subprocess.run(
+        [PY, "-m", "bench.serving.load", *args],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, check=False,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+class Bench:
+    def __init__(self, opts: argparse.Namespace, work: Path) -> None:
+        self.opts = opts
+        self.work = work
+        self.cases = [c for c in ALL_CASES if case_name(c) in opts.cases]
+        self.throughput_cases = [c for c in self.cases if case_name(c) in opts.throughput_cases]
+        self.redis_port = free_port()
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.runs: list[dict[str, Any]] = []
+        self.response_bytes: dict[str, int] = {}
+        generate()
+        ids = entity_ids()
+        self.sets: dict[str, list[list[int]]] = {}
+        for n, f in self.cases:
+            self.sets[case_name((n, f))] = entity_sets(ids, n, POOL_SIZE, seed=n * 1000 + f)
+        self.pools: dict[tuple[str, str], Path] = {}
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(PARQUET, columns=[ENTITY_KEY, "f0"])
+        self.expected_f0 = dict(
+            zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=False)
+        )
+
+    # -- pools ---------------------------------------------------------------------------------
+
+    def build_pools(self) -> None:
+        feast_py = str(FEAST_BIN / "python")
+        for case in self.cases:
+            name = case_name(case)
+            sets = self.sets[name]
+            sets_path = self.work / f"sets_{name}.json"
+            sets_path.write_text(json.dumps(sets))
+            self.pools[("sets", name)] = sets_path
+            nbf = self.work / f"nbf_{name}.pkl"
+            nbf.write_bytes(pickle.dumps(nbf_side.requests(sets, case[1])))
+            self.pools[("nbf", name)] = nbf
+            feast_grpc = self.work / f"feast_grpc_{name}.pkl"
+            subprocess.run(
+                [feast_py, str(ROOT / "bench/serving/feast_side.py"), "requests",
+                 str(sets_path), str(case[1]), str(feast_grpc)],
+                check=True, timeout=300,
+            )  # fmt: skip
+            self.pools[("feast_grpc", name)] = feast_grpc
+            refs = [f"{FAMILY}:{f}" for f in FEATURES[: case[1]]]
+            bodies = [
+                json.dumps({"features": refs, "entities": {ENTITY_KEY: ids},
+                            "full_feature_names": False}).encode()
+                for ids in sets
+            ]  # fmt: skip
+            feast_http = self.work / f"feast_http_{name}.pkl"
+            feast_http.write_bytes(pickle.dumps(bodies))
+            self.pools[("feast_http", name)] = feast_http
+
+    def echo_pool(self, case: tuple[int, int]) -> Path:
+        """nbfeatures' requests prefixed with the length of nbfeatures' answer for the case."""
+        name = case_name(case)
+        size = self.response_bytes[name]
+        nbf = pickle.loads(self.pools[("nbf", name)].read_bytes())
+        path = self.work / f"echo_{name}.pkl"
+        path.write_bytes(pickle.dumps([size.to_bytes(4, "big") + raw for raw in nbf]))
+        return path
+
+    # -- Redis ---------------------------------------------------------------------------------
+
+    def flush(self) -> redis.Redis:
+        client = redis.Redis(port=self.redis_port)
+        client.flushall()
+        return client
+
+    # -- measuring one server ------------------------------------------------------------------
+
+    def measure(self, system: str, rnd: int, kind: str, target: str, path: str,
+                pool_of: Any, protocol: str) -> None:  # fmt: skip
+        o = self.opts
+        for case in self.cases:
+            name = case_name(case)
+            pool = str(pool_of(case))
+            record = {"system": system, "protocol": protocol, "round": rnd, "case": name,
+                      "entities": case[0], "features": case[1]}  # fmt: skip
+            lat = run_load(["latency", kind, target, path, pool, "--requests", str(o.requests),
+                            "--max-seconds", str(o.max_seconds),
+                            "--warmup", str(o.warmup)])  # fmt: skip
+            record["latency"] = lat
+            record["load_before"] = load_average()
+            if case in self.throughput_cases:
+                thr = run_load(["throughput", kind, target, path, pool,
+                                "--duration", str(o.duration), "--concurrency", str(o.concurrency),
+                                "--warmup-seconds", "1"])  # fmt: skip
+                thr["entity_rows_per_s"] = thr["requests_per_s"] * case[0]
+                record["throughput"] = thr
+            if system == "nbfeatures":
+                self.response_bytes[name] = round(lat["response_bytes"])
+            self.runs.append(record)
+            print(f"  {system:22s} {name:8s} p50 {lat['p50_ms']:.3f} p99 {lat['p99_ms']:.3f} ms"
+                  + (f"  {record['throughput']['requests_per_s']:.0f} req/s"
+                     f" ({record['throughput']['failed']} failed)"
+                     if "throughput" in record else ""), flush=True)  # fmt: skip
+
+    def feature_client_latency(self, rnd: int, target: str) -> None:
+        for case in [c for c in self.cases if c in KEY_CASES]:
+            name = case_name(case)
+            refs = nbf_side.refs(case[1])
+            lat = run_load(["latency", "grpc", target, "-", str(self.pools[("sets", name)]),
+                            "--feature-client", "--requests", str(self.opts.requests),
+                            "--max-seconds", str(self.opts.max_seconds),
+                            "--warmup", str(self.opts.warmup), "--features", *refs])  # fmt: skip
+            self.runs.append({"system": "nbfeatures_feature_client", "protocol": "grpc",
+                              "round": rnd, "case": name, "entities": case[0],
+                              "features": case[1], "latency": lat})  # fmt: skip
+            print(f"  {'nbfeatures FeatureClient':22s} {name:8s} p50 {lat['p50_ms']:.3f} "
+                  f"p99 {lat['p99_ms']:.3f} ms", flush=True)  # fmt: skip
+
+    # -- systems -------------------------------------------------------------------------------
+
+    def nbfeatures(self, rnd: int) -> None:
+        self.flush()
+        t0 = time.monotonic()
+        rows = nbf_side.load(self.redis_url)
+        print(f"  nbfeatures loaded {rows} rows in {time.monotonic() - t0:.1f}s", flush=True)
+        port = free_port()
+        config = self.work / "serving.yaml"
+        config.write_text("host: 127.0.0.1\nmetrics_port: null\nlog_sample_rate: 0\n")
+        env = {**os.environ, "NBF_REDIS_URL": self.redis_url}
+        command = [str(ROOT / ".venv/bin/nbfeatures"), "serve", "--config", str(config),
+                   "--port", str(port)]  # fmt: skip
+        target = f"127.0.0.1:{port}"
+        with started(command, self.work / "nbfeatures.log", env=env, cwd=self.work) as proc:
+            wait_grpc(target, proc)
+            first = self.sets[case_name(self.cases[-1])][0]
+            nbf_side.check(target, first, 10, self.expected_f0)
+            self.measure("nbfeatures", rnd, "grpc", target, nbf_side.METHOD,
+                         lambda c: self.pools[("nbf", case_name(c))], "grpc")  # fmt: skip
+            self.feature_client_latency(rnd, target)
+        self.redis_benchmark(rnd)
+
+    def redis_benchmark(self, rnd: int) -> None:
+        """MGET of the same keys nbfeatures reads, 1 in flight and at the same concurrency."""
+        for n in sorted({c[0] for c in self.cases}):
+            name = case_name(next(c for c in self.cases if c[0] == n))
+            keys = nbf_side.value_keys(self.redis_url, self.sets[name][0])
+            record: dict[str, Any] = {"system": "redis_benchmark_mget", "protocol": "resp",
+                                      "round": rnd, "case": f"{n}e", "entities": n}  # fmt: skip
+            for label, clients, count in (
+                ("latency", 1, 20_000),
+                ("throughput", self.opts.concurrency, 100_000),
+            ):
+                out = subprocess.run(
+                    ["redis-benchmark", "-h", "127.0.0.1", "-p", str(self.redis_port),
+                     "-n", str(count), "-c", str(clients), "-P", "1", "--csv", "MGET", *keys],
+                    capture_output=True, text=True, timeout=120, check=True,
+                )  # fmt: skip
+                line = out.stdout.strip().splitlines()[-1]
+                cells = [c.strip('"') for c in line.split(",")]
+                record[label] = {"requests_per_s": float(cells[1]), "p50_ms": float(cells[4]),
+                                 "p99_ms": float(cells[6]), "clients": clients}  # fmt: skip
+                if label == "throughput":
+                    record[label]["entity_rows_per_s"] = float(cells[1]) * n
+            self.runs.append(record)
+            print(f"  redis-benchmark MGET {n:3d} keys: 1 client p50 "
+                  f"{record['latency']['p50_ms']} p99 {record['latency']['p99_ms']} ms, "
+                  f"{record['throughput']['requests_per_s']:.0f} req/s at "
+                  f"{self.opts.concurrency} clients", flush=True)  # fmt: skip
+
+    def echo(self, rnd: int) -> None:
+        port = free_port()
+        target = f"127.0.0.1:{port}"
+        pools = {case_name(c): self.echo_pool(c) for c in self.cases}
+        with started([PY, "-m", "bench.serving.echo", str(port)], self.work / "echo.log",
+                     cwd=ROOT) as proc:  # fmt: skip
+            wait_grpc(target, proc)
+            self.measure("grpc_echo", rnd, "grpc", target, ECHO_METHOD,
+                         lambda c: pools[case_name(c)], "grpc")  # fmt: skip
+
+    def feast(self, rnd: int, repo: Path) -> None:
+        self.flush()
+        t0 = time.monotonic()
+        subprocess.run([str(FEAST_BIN / "python"), str(ROOT / "bench/serving/feast_side.py"),
+                        "load", str(repo), str(PARQUET)], check=True, timeout=600)  # fmt: skip
+        print(f"  feast loaded in {time.monotonic() - t0:.1f}s", flush=True)
+        env = {**os.environ, "PATH": f"{FEAST_BIN}:{os.environ['PATH']}"}
+        feast = str(FEAST_BIN / "feast")
+        port = free_port()
+        target = f"127.0.0.1:{port}"
+        with started([feast, "-c", str(repo), "listen", "-a", target],
+                     self.work / "feast_listen.log", env=env, cwd=repo) as proc:  # fmt: skip
+            wait_grpc(target, proc)
+            subprocess.run(
+                [str(FEAST_BIN / "python"), str(ROOT / "bench/serving/feast_side.py"),
+                 "check-grpc", target, str(self.pools[("sets", case_name(self.cases[-1]))]),
+                 "10", str(PARQUET)], check=True, timeout=120,
+            )  # fmt: skip
+            self.measure("feast_listen", rnd, "grpc", target, FEAST_GRPC_METHOD,
+                         lambda c: self.pools[("feast_grpc", case_name(c))], "grpc")  # fmt: skip
+        port = free_port()
+        target = f"127.0.0.1:{port}"
+        command = [feast, "-c", str(repo), "serve", "-h", "127.0.0.1", "-p", str(port),
+                   "--no-access-log", "--max-requests", "0",
+                   "--workers", str(self.opts.feast_workers)]  # fmt: skip
+        with started(command, self.work / "feast_serve.log", env=env, cwd=repo) as proc:
+            ids = self.sets[case_name(self.cases[-1])][0]
+            body = json.dumps(
+                {"features": [f"{FAMILY}:f0"], "entities": {ENTITY_KEY: ids}}
+            ).encode()
+            answer = wait_http(f"http://{target}/get-online-features", body, proc)
+            names = answer["metadata"]["feature_names"]
+            got = answer["results"][names.index("f0")]["values"]
+            if got != [self.expected_f0[i] for i in ids]:
+                raise RuntimeError(f"feast serve answered wrong values: {got[:3]}")
+            self.measure("feast_serve", rnd, "http", target, "/get-online-features",
+                         lambda c: self.pools[("feast_http", case_name(c))], "http")  # fmt: skip
+
+    def feast_repo(self) -> Path:
+        repo = self.work / "feast_repo"
+        subprocess.run([str(FEAST_BIN / "python"), str(ROOT / "bench/serving/feast_side.py"),
+                        "repo", str(repo), str(PARQUET), str(self.redis_port)],
+                       check=True, timeout=120)  # fmt: skip
+        subprocess.run([str(FEAST_BIN / "feast"), "apply"], cwd=repo, check=True, timeout=300,
+                       capture_output=True)  # fmt: skip
+        return repo
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians per system and case, and nbfeatures' ratio to every other system per round."""
+    table: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        row = table.setdefault(run["case"], {}).setdefault(run["system"], {"rounds": []})
+        row["rounds"].append(run)
+    out: dict[str, Any] = {}
+    for case, systems in table.items():
+        out[case] = {}
+        for system, row in systems.items():
+            rounds = row["rounds"]
+            entry: dict[str, Any] = {"rounds": len(rounds)}
+            for part in ("latency", "throughput"):
+                for key in ("p50_ms", "p99_ms", "requests_per_s", "entity_rows_per_s"):
+                    values = [r[part][key] for r in rounds if part in r and key in r[part]]
+                    if values:
+                        entry[f"{part}.{key}"] = statistics.median(values)
+            out[case][system] = entry
+        nbf = {r["round"]: r for r in systems.get("nbfeatures", {"rounds": []})["rounds"]}
+        for system, row in systems.items():
+            if system == "nbfeatures":
+                continue
+            ratios: dict[str, list[float]] = {"p99_ratio": [], "throughput_ratio": []}
+            for other in row["rounds"]:
+                mine = nbf.get(other["round"])
+                if mine is None:
+                    continue
+                ratios["p99_ratio"].append(other["latency"]["p99_ms"] / mine["latency"]["p99_ms"])
+                if "throughput" in mine and "throughput" in other:
+                    ratios["throughput_ratio"].append(
+                        mine["throughput"]["requests_per_s"] / other["throughput"]["requests_per_s"]
+                    )
+            out[case][system]["nbfeatures_vs_this_per_round"] = {
+                k: [round(x, 3) for x in v] for k, v in ratios.items() if v
+            }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cases", nargs="*", default=[case_name(c) for c in ALL_CASES])
+    parser.add_argument("--throughput-cases", nargs="*",
+                        default=[case_name(c) for c in KEY_CASES])  # fmt: skip
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--max-seconds", type=float, default=5.0)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--feast-workers", type=int, default=1)
+    parser.add_argument("--systems", nargs="*", default=["nbfeatures", "echo", "feast"])
+    parser.add_argument("--out", default=str(RESULTS))
+    opts = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="nbf-bench-serving-"))
+    bench = Bench(opts, work)
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    load_start = load_average()
+    redis_proc = subprocess.Popen(
+        ["redis-server", "--port", str(bench.redis_port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(work)], stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        client = redis.Redis(port=bench.redis_port)
+        for _ in range(100):
+            with contextlib.suppress(redis.ConnectionError):
+                client.ping()
+                break
+            time.sleep(0.1)  # polling for readiness: redis-server is still binding
+        bench.build_pools()
+        repo = bench.feast_repo() if "feast" in opts.systems else None
+        for rnd in range(opts.rounds):
+            print(f"round {rnd + 1}/{opts.rounds}, load {load_average()}", flush=True)
+            if "nbfeatures" in opts.systems:
+                bench.nbfeatures(rnd)
+            if "echo" in opts.systems and bench.response_bytes:
+                bench.echo(rnd)
+            if repo is not None:
+                bench.feast(rnd, repo)
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(timeout=30)
+    import grpc
+
+    result = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "started": started_at,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "grpcio": grpc.__version__,
+            "redis_server": subprocess.run(
+                ["redis-server", "--version"], capture_output=True, text=True
+            ).stdout.split()[2],
+        },
+        "load_average_start": load_start,
+        "load_average_end": load_average(),
+        "feast_version": "0.67.0",
+        "settings": {k: v for k, v in vars(opts).items() if k != "out"},
+        "response_bytes_nbfeatures": bench.response_bytes,
+        "summary": summarize(bench.runs),
+        "runs": bench.runs,
+    }
+    Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(opts.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"results in {opts.out}")
+
+
+if __name__ == "__main__":
+    main()
