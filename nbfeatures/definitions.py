@@ -291,6 +291,10 @@ class FeatureFamily:
     ttl: dt.timedelta | None = None
     freshness: dt.timedelta | None = None
     on_demand: bool = False
+    # On-demand families only: the features their function reads (``family:feature`` text)
+    # and the typed fields each request (or training spine row) supplies.
+    inputs: tuple[str, ...] = ()
+    request: tuple[Feature, ...] = ()
 
     def __post_init__(self) -> None:
         check_name(self.name, "name")
@@ -320,6 +324,34 @@ class FeatureFamily:
         source_names = [s.name for s in self.sources]
         if len(set(source_names)) != len(source_names):
             raise DefinitionError("sources", "duplicate source names")
+        self._check_on_demand()
+
+    def _check_on_demand(self) -> None:
+        """Inputs and request fields belong to on-demand families, which run Python."""
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "request", tuple(self.request))
+        if not self.on_demand:
+            if self.inputs or self.request:
+                raise DefinitionError(
+                    "inputs" if self.inputs else "request",
+                    "only an on-demand family reads input features and request fields",
+                )
+            return
+        if self.transformation.kind is not TransformationKind.PYTHON:
+            raise DefinitionError("transformation", "an on-demand family is a Python function")
+        if not self.inputs and not self.request:
+            raise DefinitionError("inputs", "an on-demand family needs inputs or request fields")
+        for text in self.inputs:
+            ref = FeatureRef.parse(text)
+            if ref.is_wildcard or ref.family == self.name:
+                raise DefinitionError(
+                    "inputs", f"{text!r}: name one feature (not *) of another family"
+                )
+        if len(set(self.inputs)) != len(self.inputs):
+            raise DefinitionError("inputs", "an input is listed twice")
+        names = [field.name for field in self.request]
+        if len(set(names)) != len(names):
+            raise DefinitionError("request", "a request field is listed twice")
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -333,7 +365,7 @@ class FeatureFamily:
 
     def semantic_fields(self) -> dict[str, Any]:
         """The fields that make a version; anything else is metadata."""
-        return {
+        fields: dict[str, Any] = {
             "transformation": {
                 "kind": self.transformation.kind.value,
                 "text": self.transformation.normalized,
@@ -344,6 +376,10 @@ class FeatureFamily:
             "features": sorted([f.name, f.dtype.value] for f in self.features),
             "on_demand": self.on_demand,
         }
+        if self.on_demand:  # only here, so batch families keep the hashes they always had
+            fields["inputs"] = sorted(self.inputs)
+            fields["request"] = sorted([f.name, f.dtype.value] for f in self.request)
+        return fields
 
     @property
     def version_hash(self) -> str:
@@ -373,6 +409,14 @@ class FeatureFamily:
             "ttl": format_duration(self.ttl),
             "freshness": format_duration(self.freshness),
             "on_demand": self.on_demand,
+            **(
+                {
+                    "inputs": list(self.inputs),
+                    "request": [{"name": f.name, "dtype": f.dtype.value} for f in self.request],
+                }
+                if self.on_demand
+                else {}
+            ),
             "hash": self.version_hash,
         }
 
@@ -392,6 +436,8 @@ class FeatureFamily:
                 ttl=parse_duration(data.get("ttl"), "ttl"),
                 freshness=parse_duration(data.get("freshness"), "freshness"),
                 on_demand=bool(data.get("on_demand", False)),
+                inputs=tuple(data.get("inputs", [])),
+                request=tuple(Feature(**f) for f in data.get("request", [])),
             )
         except KeyError as missing:
             raise DefinitionError(str(missing.args[0]), "missing from the definition") from None
