@@ -48,7 +48,8 @@ class OnlineFeatures(dict[str, list[Any]]):
     """Join-key columns and one list of values per feature (``family:feature`` keys).
 
     ``statuses`` and ``event_times`` have the same keys as the features; ``versions`` maps
-    each family (``family@vN`` when pinned) to the version served.
+    each family (``family@vN`` when pinned) to the version served; ``errors`` maps a family
+    whose values are all ERROR (an on-demand function raised) to the server's message.
     """
 
     def __init__(self, served: Sequence[Any], entities: Mapping[str, Sequence[Any]]) -> None:
@@ -56,9 +57,12 @@ class OnlineFeatures(dict[str, list[Any]]):
         self.statuses: dict[str, list[str]] = {}
         self.event_times: dict[str, list[dt.datetime | None]] = {}
         self.versions: dict[str, int] = {}
+        self.errors: dict[str, str] = {}
         for family in served:
             label = f"{family.family}@v{family.version}" if family.pinned else family.family
             self.versions[label] = family.version
+            if family.error:
+                self.errors[label] = family.error
             for name, values in family.values.items():
                 key = family.ref(name)
                 self[key] = values
@@ -185,10 +189,17 @@ class FeatureClient(_Base):
         *,
         timeout: float | None = None,
         request_id: str = "",
+        request_data: Mapping[str, Sequence[Any] | Any] | None = None,
     ) -> OnlineFeatures:
-        """Values of ``features`` for ``entities`` (columns, rows or a single row)."""
+        """Values of ``features`` for ``entities`` (columns, rows or a single row).
+
+        ``request_data`` carries the request fields of on-demand families, one value per
+        entity row (or a scalar for a single row), e.g. ``{"amount": [12.5, 80.0]}``.
+        """
         columns = _normalize(entities)
-        request = self._convert.build_request(columns, features, request_id)
+        request = self._convert.build_request(
+            columns, features, request_id, _normalize(request_data) if request_data else None
+        )
         response = self._call(self._stub.GetOnlineFeatures, request, timeout)
         return OnlineFeatures(self._convert.response_to_families(response), columns)
 
@@ -266,9 +277,12 @@ class AsyncFeatureClient(_Base):
         *,
         timeout: float | None = None,
         request_id: str = "",
+        request_data: Mapping[str, Sequence[Any] | Any] | None = None,
     ) -> OnlineFeatures:
         columns = _normalize(entities)
-        request = self._convert.build_request(columns, features, request_id)
+        request = self._convert.build_request(
+            columns, features, request_id, _normalize(request_data) if request_data else None
+        )
         response = await self._call(self._stub.GetOnlineFeatures, request, timeout)
         return OnlineFeatures(self._convert.response_to_families(response), columns)
 

@@ -113,8 +113,8 @@ def prepare(
     pd = pandas_module()
     columns: dict[str, Any] = {}
     for name, (dtype, values) in [*request.items(), *inputs.items()]:
-        if hasattr(values, "to_pandas"):  # Arrow: nulls come across as None/NaN
-            values = values.to_pandas()
+        if hasattr(values, "to_pandas"):  # Arrow; integers with nulls stay exact (no float)
+            values = values.to_pandas(integer_object_nulls=True)
         try:
             columns[name] = canonical(values, dtype)
         except (TypeError, ValueError) as exc:

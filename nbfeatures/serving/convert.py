@@ -88,7 +88,21 @@ def request_to_query(request: pb.GetOnlineFeaturesRequest) -> OnlineQuery:
         refs=refs,
         request_id=request.options.request_id,
         omit_event_times=request.options.omit_event_times,
+        request_data={
+            name: _request_values(values) for name, values in request.request_data.items()
+        },
     )
+
+
+def _request_values(values: pb.Values) -> list[Any]:
+    """A request-data column as Python values (timestamps as aware UTC datetimes)."""
+    which = values.WhichOneof("kind")
+    if which is None:
+        return []
+    raw = list(getattr(values, which).values)
+    if which == "timestamp_values":
+        return [_EPOCH + dt.timedelta(microseconds=v) for v in raw]
+    return raw
 
 
 def request_size(request: pb.GetOnlineFeaturesRequest) -> int:
@@ -130,6 +144,7 @@ def results_to_response(
             pinned=result.pinned,
             entity_key=result.entity_key,
             statuses=result.statuses.tolist(),
+            error=result.error,
         )
         if not query.omit_event_times:
             block.event_time_us.extend(result.event_us.tolist())
@@ -185,10 +200,13 @@ def build_request(
     entities: Mapping[str, Sequence[str | int]],
     features: Sequence[str],
     request_id: str = "",
+    request_data: Mapping[str, Sequence[Any]] | None = None,
 ) -> pb.GetOnlineFeaturesRequest:
     request = pb.GetOnlineFeaturesRequest(
         features=list(features), options=pb.RequestOptions(request_id=request_id)
     )
+    for name, values in (request_data or {}).items():
+        request.request_data[name].CopyFrom(_typed_values(name, values))
     for name, values in entities.items():
         column = request.entities[name]
         if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
@@ -196,6 +214,28 @@ def build_request(
         else:
             column.string_values.values.extend(str(v) for v in values)
     return request
+
+
+def _typed_values(name: str, values: Sequence[Any]) -> pb.Values:
+    """A request-data column in the wire type its Python values have (ints and floats: double)."""
+    items = list(values)
+    if all(isinstance(v, bool | np.bool_) for v in items):
+        return pb.Values(bool_values=pb.BoolArray(values=[bool(v) for v in items]))
+    if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in items):
+        return pb.Values(int64_values=pb.Int64Array(values=[int(v) for v in items]))
+    if all(isinstance(v, int | float | np.integer | np.floating) for v in items):
+        return pb.Values(double_values=pb.DoubleArray(values=[float(v) for v in items]))
+    if all(isinstance(v, str) for v in items):
+        return pb.Values(string_values=pb.StringArray(values=items))
+    if all(isinstance(v, dt.datetime) for v in items):
+        micros = [
+            ((v if v.tzinfo else v.replace(tzinfo=dt.UTC)) - _EPOCH) // dt.timedelta(microseconds=1)
+            for v in items
+        ]
+        return pb.Values(timestamp_values=pb.Int64Array(values=micros))
+    raise InvalidRequest(
+        "request", f"request field {name!r}: use one of ints, floats, bools, strings or datetimes"
+    )
 
 
 @dataclass(frozen=True)
@@ -209,6 +249,7 @@ class ServedFamily:
     statuses: list[str]
     event_times: list[dt.datetime | None]
     values: dict[str, list[Any]]
+    error: str = ""
 
     def ref(self, feature: str) -> str:
         pinned = f"@v{self.version}" if self.pinned else ""
@@ -245,6 +286,7 @@ def response_to_families(response: pb.GetOnlineFeaturesResponse) -> list[ServedF
                 statuses=statuses,
                 event_times=times,
                 values={c.name: _python_values(c, served) for c in block.features},
+                error=block.error,
             )
         )
     return families

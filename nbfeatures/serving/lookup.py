@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,6 +44,8 @@ class OnlineQuery:
     refs: tuple[FeatureRef, ...]
     request_id: str = ""
     omit_event_times: bool = False
+    # Request-time inputs of on-demand families: field name -> one value per entity row.
+    request_data: Mapping[str, Sequence[Any]] = field(default_factory=dict)
 
     @property
     def row_count(self) -> int:
@@ -61,6 +63,8 @@ class FamilyResult:
     statuses: np.ndarray
     event_us: np.ndarray
     columns: dict[str, tuple[FeatureType, pa.Array]]
+    # Why every value is ERROR (an on-demand function raised); empty otherwise.
+    error: str = ""
 
     def newest_event_us(self) -> int | None:
         """The event time of the newest value served (present or stale), if any."""

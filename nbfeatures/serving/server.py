@@ -29,6 +29,7 @@ from nbfeatures.serving import convert
 from nbfeatures.serving.auth import BearerTokenInterceptor, server_credentials
 from nbfeatures.serving.lookup import FeatureLookup, Status
 from nbfeatures.serving.metrics import ServingMetrics
+from nbfeatures.serving.on_demand import OnDemandServing
 from nbfeatures.serving.vector_log import VectorLogger
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class FeatureServicer:
         self._server = server
         self._config = server.config
         self._lookup = server.lookup
+        self._on_demand = server.on_demand
         self._metrics = server.metrics
 
     @contextmanager
@@ -101,7 +103,11 @@ class FeatureServicer:
             for layout, features, pinned in self._lookup.resolve(query.refs):
                 _check_deadline(context)
                 started = time.perf_counter()
-                one = self._lookup.read_one(query, layout, features, pinned, now)
+                definition = self._on_demand.definition(layout)
+                if definition is not None:
+                    one = self._on_demand.compute(query, layout, definition, features, pinned, now)
+                else:
+                    one = self._lookup.read_one(query, layout, features, pinned, now)
                 elapsed = time.perf_counter() - started
                 self._metrics.family_read_seconds.labels(layout.family).observe(elapsed)
                 results.append(one)
@@ -174,6 +180,7 @@ class ServingServer:
         self.config = config
         self.store = store
         self.lookup = FeatureLookup(store, config.live_cache_seconds)
+        self.on_demand = OnDemandServing(self.lookup)
         self.metrics = ServingMetrics()
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.vector_log: VectorLogger | None = None

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$nbfeatures/serving/v1/features.proto\x12\x15nbfeatures.serving.v1\"\x1c\n\nInt64Array\x12\x0e\n\x06values\x18\x01 \x03(\x03\"\x1d\n\x0b\x44oubleArray\x12\x0e\n\x06values\x18\x01 \x03(\x01\"\x1d\n\x0bStringArray\x12\x0e\n\x06values\x18\x01 \x03(\t\"\x1b\n\tBoolArray\x12\x0e\n\x06values\x18\x01 \x03(\x08\"\xbd\x02\n\x06Values\x12\x39\n\x0cint64_values\x18\x01 \x01(\x0b\x32!.nbfeatures.serving.v1.Int64ArrayH\x00\x12;\n\rdouble_values\x18\x02 \x01(\x0b\x32\".nbfeatures.serving.v1.DoubleArrayH\x00\x12;\n\rstring_values\x18\x03 \x01(\x0b\x32\".nbfeatures.serving.v1.StringArrayH\x00\x12\x37\n\x0b\x62ool_values\x18\x04 \x01(\x0b\x32 .nbfeatures.serving.v1.BoolArrayH\x00\x12=\n\x10timestamp_values\x18\x05 \x01(\x0b\x32!.nbfeatures.serving.v1.Int64ArrayH\x00\x42\x06\n\x04kind\"\x8e\x01\n\x0c\x45ntityColumn\x12\x39\n\x0cint64_values\x18\x01 \x01(\x0b\x32!.nbfeatures.serving.v1.Int64ArrayH\x00\x12;\n\rstring_values\x18\x02 \x01(\x0b\x32\".nbfeatures.serving.v1.StringArrayH\x00\x42\x06\n\x04kind\">\n\x0eRequestOptions\x12\x18\n\x10omit_event_times\x18\x01 \x01(\x08\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x8b\x02\n\x18GetOnlineFeaturesRequest\x12O\n\x08\x65ntities\x18\x01 \x03(\x0b\x32=.nbfeatures.serving.v1.GetOnlineFeaturesRequest.EntitiesEntry\x12\x10\n\x08\x66\x65\x61tures\x18\x02 \x03(\t\x12\x36\n\x07options\x18\x03 \x01(\x0b\x32%.nbfeatures.serving.v1.RequestOptions\x1aT\n\rEntitiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x32\n\x05value\x18\x02 \x01(\x0b\x32#.nbfeatures.serving.v1.EntityColumn:\x02\x38\x01\"\x91\x01\n\rFeatureColumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x04type\x18\x02 \x01(\x0e\x32\".nbfeatures.serving.v1.FeatureType\x12-\n\x06values\x18\x03 \x01(\x0b\x32\x1d.nbfeatures.serving.v1.Values\x12\x11\n\tnull_rows\x18\x04 \x03(\r\"\xd7\x01\n\x0b\x46\x61milyBlock\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06pinned\x18\x03 \x01(\x08\x12\x12\n\nentity_key\x18\x04 \x01(\t\x12\x34\n\x08statuses\x18\x05 \x03(\x0e\x32\".nbfeatures.serving.v1.ValueStatus\x12\x15\n\revent_time_us\x18\x06 \x03(\x03\x12\x36\n\x08\x66\x65\x61tures\x18\x07 \x03(\x0b\x32$.nbfeatures.serving.v1.FeatureColumn\"}\n\x19GetOnlineFeaturesResponse\x12\x11\n\trow_count\x18\x01 \x01(\x05\x12\x34\n\x08\x66\x61milies\x18\x02 \x03(\x0b\x32\".nbfeatures.serving.v1.FamilyBlock\x12\x17\n\x0frequest_time_us\x18\x03 \x01(\x03\"M\n\x0b\x46\x65\x61tureSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x04type\x18\x02 \x01(\x0e\x32\".nbfeatures.serving.v1.FeatureType\"\xc9\x01\n\x11\x46\x61milyDescription\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x14\n\x0clive_version\x18\x02 \x01(\x03\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x0c\n\x04hash\x18\x04 \x01(\t\x12\x12\n\nentity_key\x18\x05 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x06 \x01(\x03\x12\x34\n\x08\x66\x65\x61tures\x18\x07 \x03(\x0b\x32\".nbfeatures.serving.v1.FeatureSpec\x12\x10\n\x08versions\x18\x08 \x03(\x03\"\x15\n\x13ListFeaturesRequest\"R\n\x14ListFeaturesResponse\x12:\n\x08\x66\x61milies\x18\x01 \x03(\x0b\x32(.nbfeatures.serving.v1.FamilyDescription\"8\n\x15\x44\x65scribeFamilyRequest\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"R\n\x16\x44\x65scribeFamilyResponse\x12\x38\n\x06\x66\x61mily\x18\x01 \x01(\x0b\x32(.nbfeatures.serving.v1.FamilyDescription*\xdb\x01\n\x0b\x46\x65\x61tureType\x12\x1c\n\x18\x46\x45\x41TURE_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46\x45\x41TURE_TYPE_INT32\x10\x01\x12\x16\n\x12\x46\x45\x41TURE_TYPE_INT64\x10\x02\x12\x18\n\x14\x46\x45\x41TURE_TYPE_FLOAT32\x10\x03\x12\x18\n\x14\x46\x45\x41TURE_TYPE_FLOAT64\x10\x04\x12\x17\n\x13\x46\x45\x41TURE_TYPE_STRING\x10\x05\x12\x15\n\x11\x46\x45\x41TURE_TYPE_BOOL\x10\x06\x12\x1a\n\x16\x46\x45\x41TURE_TYPE_TIMESTAMP\x10\x07*]\n\x0bValueStatus\x12\x1c\n\x18VALUE_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07PRESENT\x10\x01\x12\r\n\tNOT_FOUND\x10\x02\x12\t\n\x05STALE\x10\x03\x12\t\n\x05\x45RROR\x10\x04\x32\xe0\x02\n\x0e\x46\x65\x61tureService\x12v\n\x11GetOnlineFeatures\x12/.nbfeatures.serving.v1.GetOnlineFeaturesRequest\x1a\x30.nbfeatures.serving.v1.GetOnlineFeaturesResponse\x12g\n\x0cListFeatures\x12*.nbfeatures.serving.v1.ListFeaturesRequest\x1a+.nbfeatures.serving.v1.ListFeaturesResponse\x12m\n\x0e\x44\x65scribeFamily\x12,.nbfeatures.serving.v1.DescribeFamilyRequest\x1a-.nbfeatures.serving.v1.DescribeFamilyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$nbfeatures/serving/v1/features.proto\x12\x15nbfeatures.serving.v1\"\x1c\n\nInt64Array\x12\x0e\n\x06values\x18\x01 \x03(\x03\"\x1d\n\x0b\x44oubleArray\x12\x0e\n\x06values\x18\x01 \x03(\x01\"\x1d\n\x0bStringArray\x12\x0e\n\x06values\x18\x01 \x03(\t\"\x1b\n\tBoolArray\x12\x0e\n\x06values\x18\x01 \x03(\x08\"\xbd\x02\n\x06Values\x12\x39\n\x0cint64_values\x18\x01 \x01(\x0b\x32!.nbfeatures.serving.v1.Int64ArrayH\x00\x12;\n\rdouble_values\x18\x02 \x01(\x0b\x32\".nbfeatures.serving.v1.DoubleArrayH\x00\x12;\n\rstring_values\x18\x03 \x01(\x0b\x32\".nbfeatures.serving.v1.StringArrayH\x00\x12\x37\n\x0b\x62ool_values\x18\x04 \x01(\x0b\x32 .nbfeatures.serving.v1.BoolArrayH\x00\x12=\n\x10timestamp_values\x18\x05 \x01(\x0b\x32!.nbfeatures.serving.v1.Int64ArrayH\x00\x42\x06\n\x04kind\"\x8e\x01\n\x0c\x45ntityColumn\x12\x39\n\x0cint64_values\x18\x01 \x01(\x0b\x32!.nbfeatures.serving.v1.Int64ArrayH\x00\x12;\n\rstring_values\x18\x02 \x01(\x0b\x32\".nbfeatures.serving.v1.StringArrayH\x00\x42\x06\n\x04kind\">\n\x0eRequestOptions\x12\x18\n\x10omit_event_times\x18\x01 \x01(\x08\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\xb6\x03\n\x18GetOnlineFeaturesRequest\x12O\n\x08\x65ntities\x18\x01 \x03(\x0b\x32=.nbfeatures.serving.v1.GetOnlineFeaturesRequest.EntitiesEntry\x12\x10\n\x08\x66\x65\x61tures\x18\x02 \x03(\t\x12\x36\n\x07options\x18\x03 \x01(\x0b\x32%.nbfeatures.serving.v1.RequestOptions\x12V\n\x0crequest_data\x18\x04 \x03(\x0b\x32@.nbfeatures.serving.v1.GetOnlineFeaturesRequest.RequestDataEntry\x1aT\n\rEntitiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x32\n\x05value\x18\x02 \x01(\x0b\x32#.nbfeatures.serving.v1.EntityColumn:\x02\x38\x01\x1aQ\n\x10RequestDataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x1d.nbfeatures.serving.v1.Values:\x02\x38\x01\"\x91\x01\n\rFeatureColumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x04type\x18\x02 \x01(\x0e\x32\".nbfeatures.serving.v1.FeatureType\x12-\n\x06values\x18\x03 \x01(\x0b\x32\x1d.nbfeatures.serving.v1.Values\x12\x11\n\tnull_rows\x18\x04 \x03(\r\"\xe6\x01\n\x0b\x46\x61milyBlock\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06pinned\x18\x03 \x01(\x08\x12\x12\n\nentity_key\x18\x04 \x01(\t\x12\x34\n\x08statuses\x18\x05 \x03(\x0e\x32\".nbfeatures.serving.v1.ValueStatus\x12\x15\n\revent_time_us\x18\x06 \x03(\x03\x12\x36\n\x08\x66\x65\x61tures\x18\x07 \x03(\x0b\x32$.nbfeatures.serving.v1.FeatureColumn\x12\r\n\x05\x65rror\x18\x08 \x01(\t\"}\n\x19GetOnlineFeaturesResponse\x12\x11\n\trow_count\x18\x01 \x01(\x05\x12\x34\n\x08\x66\x61milies\x18\x02 \x03(\x0b\x32\".nbfeatures.serving.v1.FamilyBlock\x12\x17\n\x0frequest_time_us\x18\x03 \x01(\x03\"M\n\x0b\x46\x65\x61tureSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x04type\x18\x02 \x01(\x0e\x32\".nbfeatures.serving.v1.FeatureType\"\xc9\x01\n\x11\x46\x61milyDescription\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x14\n\x0clive_version\x18\x02 \x01(\x03\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x0c\n\x04hash\x18\x04 \x01(\t\x12\x12\n\nentity_key\x18\x05 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x06 \x01(\x03\x12\x34\n\x08\x66\x65\x61tures\x18\x07 \x03(\x0b\x32\".nbfeatures.serving.v1.FeatureSpec\x12\x10\n\x08versions\x18\x08 \x03(\x03\"\x15\n\x13ListFeaturesRequest\"R\n\x14ListFeaturesResponse\x12:\n\x08\x66\x61milies\x18\x01 \x03(\x0b\x32(.nbfeatures.serving.v1.FamilyDescription\"8\n\x15\x44\x65scribeFamilyRequest\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"R\n\x16\x44\x65scribeFamilyResponse\x12\x38\n\x06\x66\x61mily\x18\x01 \x01(\x0b\x32(.nbfeatures.serving.v1.FamilyDescription*\xdb\x01\n\x0b\x46\x65\x61tureType\x12\x1c\n\x18\x46\x45\x41TURE_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46\x45\x41TURE_TYPE_INT32\x10\x01\x12\x16\n\x12\x46\x45\x41TURE_TYPE_INT64\x10\x02\x12\x18\n\x14\x46\x45\x41TURE_TYPE_FLOAT32\x10\x03\x12\x18\n\x14\x46\x45\x41TURE_TYPE_FLOAT64\x10\x04\x12\x17\n\x13\x46\x45\x41TURE_TYPE_STRING\x10\x05\x12\x15\n\x11\x46\x45\x41TURE_TYPE_BOOL\x10\x06\x12\x1a\n\x16\x46\x45\x41TURE_TYPE_TIMESTAMP\x10\x07*]\n\x0bValueStatus\x12\x1c\n\x18VALUE_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07PRESENT\x10\x01\x12\r\n\tNOT_FOUND\x10\x02\x12\t\n\x05STALE\x10\x03\x12\t\n\x05\x45RROR\x10\x04\x32\xe0\x02\n\x0e\x46\x65\x61tureService\x12v\n\x11GetOnlineFeatures\x12/.nbfeatures.serving.v1.GetOnlineFeaturesRequest\x1a\x30.nbfeatures.serving.v1.GetOnlineFeaturesResponse\x12g\n\x0cListFeatures\x12*.nbfeatures.serving.v1.ListFeaturesRequest\x1a+.nbfeatures.serving.v1.ListFeaturesResponse\x12m\n\x0e\x44\x65scribeFamily\x12,.nbfeatures.serving.v1.DescribeFamilyRequest\x1a-.nbfeatures.serving.v1.DescribeFamilyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETONLINEFEATURESREQUEST_ENTITIESENTRY']._loaded_options = None
   _globals['_GETONLINEFEATURESREQUEST_ENTITIESENTRY']._serialized_options = b'8\001'
-  _globals['_FEATURETYPE']._serialized_start=2009
-  _globals['_FEATURETYPE']._serialized_end=2228
-  _globals['_VALUESTATUS']._serialized_start=2230
-  _globals['_VALUESTATUS']._serialized_end=2323
+  _globals['_GETONLINEFEATURESREQUEST_REQUESTDATAENTRY']._loaded_options = None
+  _globals['_GETONLINEFEATURESREQUEST_REQUESTDATAENTRY']._serialized_options = b'8\001'
+  _globals['_FEATURETYPE']._serialized_start=2195
+  _globals['_FEATURETYPE']._serialized_end=2414
+  _globals['_VALUESTATUS']._serialized_start=2416
+  _globals['_VALUESTATUS']._serialized_end=2509
   _globals['_INT64ARRAY']._serialized_start=63
   _globals['_INT64ARRAY']._serialized_end=91
   _globals['_DOUBLEARRAY']._serialized_start=93
@@ -52,27 +54,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REQUESTOPTIONS']._serialized_start=649
   _globals['_REQUESTOPTIONS']._serialized_end=711
   _globals['_GETONLINEFEATURESREQUEST']._serialized_start=714
-  _globals['_GETONLINEFEATURESREQUEST']._serialized_end=981
-  _globals['_GETONLINEFEATURESREQUEST_ENTITIESENTRY']._serialized_start=897
-  _globals['_GETONLINEFEATURESREQUEST_ENTITIESENTRY']._serialized_end=981
-  _globals['_FEATURECOLUMN']._serialized_start=984
-  _globals['_FEATURECOLUMN']._serialized_end=1129
-  _globals['_FAMILYBLOCK']._serialized_start=1132
-  _globals['_FAMILYBLOCK']._serialized_end=1347
-  _globals['_GETONLINEFEATURESRESPONSE']._serialized_start=1349
-  _globals['_GETONLINEFEATURESRESPONSE']._serialized_end=1474
-  _globals['_FEATURESPEC']._serialized_start=1476
-  _globals['_FEATURESPEC']._serialized_end=1553
-  _globals['_FAMILYDESCRIPTION']._serialized_start=1556
-  _globals['_FAMILYDESCRIPTION']._serialized_end=1757
-  _globals['_LISTFEATURESREQUEST']._serialized_start=1759
-  _globals['_LISTFEATURESREQUEST']._serialized_end=1780
-  _globals['_LISTFEATURESRESPONSE']._serialized_start=1782
-  _globals['_LISTFEATURESRESPONSE']._serialized_end=1864
-  _globals['_DESCRIBEFAMILYREQUEST']._serialized_start=1866
-  _globals['_DESCRIBEFAMILYREQUEST']._serialized_end=1922
-  _globals['_DESCRIBEFAMILYRESPONSE']._serialized_start=1924
-  _globals['_DESCRIBEFAMILYRESPONSE']._serialized_end=2006
-  _globals['_FEATURESERVICE']._serialized_start=2326
-  _globals['_FEATURESERVICE']._serialized_end=2678
+  _globals['_GETONLINEFEATURESREQUEST']._serialized_end=1152
+  _globals['_GETONLINEFEATURESREQUEST_ENTITIESENTRY']._serialized_start=985
+  _globals['_GETONLINEFEATURESREQUEST_ENTITIESENTRY']._serialized_end=1069
+  _globals['_GETONLINEFEATURESREQUEST_REQUESTDATAENTRY']._serialized_start=1071
+  _globals['_GETONLINEFEATURESREQUEST_REQUESTDATAENTRY']._serialized_end=1152
+  _globals['_FEATURECOLUMN']._serialized_start=1155
+  _globals['_FEATURECOLUMN']._serialized_end=1300
+  _globals['_FAMILYBLOCK']._serialized_start=1303
+  _globals['_FAMILYBLOCK']._serialized_end=1533
+  _globals['_GETONLINEFEATURESRESPONSE']._serialized_start=1535
+  _globals['_GETONLINEFEATURESRESPONSE']._serialized_end=1660
+  _globals['_FEATURESPEC']._serialized_start=1662
+  _globals['_FEATURESPEC']._serialized_end=1739
+  _globals['_FAMILYDESCRIPTION']._serialized_start=1742
+  _globals['_FAMILYDESCRIPTION']._serialized_end=1943
+  _globals['_LISTFEATURESREQUEST']._serialized_start=1945
+  _globals['_LISTFEATURESREQUEST']._serialized_end=1966
+  _globals['_LISTFEATURESRESPONSE']._serialized_start=1968
+  _globals['_LISTFEATURESRESPONSE']._serialized_end=2050
+  _globals['_DESCRIBEFAMILYREQUEST']._serialized_start=2052
+  _globals['_DESCRIBEFAMILYREQUEST']._serialized_end=2108
+  _globals['_DESCRIBEFAMILYRESPONSE']._serialized_start=2110
+  _globals['_DESCRIBEFAMILYRESPONSE']._serialized_end=2192
+  _globals['_FEATURESERVICE']._serialized_start=2512
+  _globals['_FEATURESERVICE']._serialized_end=2864
 # @@protoc_insertion_point(module_scope)

@@ -94,7 +94,7 @@ class RequestOptions(_message.Message):
     def __init__(self, omit_event_times: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class GetOnlineFeaturesRequest(_message.Message):
-    __slots__ = ("entities", "features", "options")
+    __slots__ = ("entities", "features", "options", "request_data")
     class EntitiesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -102,13 +102,22 @@ class GetOnlineFeaturesRequest(_message.Message):
         key: str
         value: EntityColumn
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[EntityColumn, _Mapping]] = ...) -> None: ...
+    class RequestDataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Values
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Values, _Mapping]] = ...) -> None: ...
     ENTITIES_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_DATA_FIELD_NUMBER: _ClassVar[int]
     entities: _containers.MessageMap[str, EntityColumn]
     features: _containers.RepeatedScalarFieldContainer[str]
     options: RequestOptions
-    def __init__(self, entities: _Optional[_Mapping[str, EntityColumn]] = ..., features: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[RequestOptions, _Mapping]] = ...) -> None: ...
+    request_data: _containers.MessageMap[str, Values]
+    def __init__(self, entities: _Optional[_Mapping[str, EntityColumn]] = ..., features: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[RequestOptions, _Mapping]] = ..., request_data: _Optional[_Mapping[str, Values]] = ...) -> None: ...
 
 class FeatureColumn(_message.Message):
     __slots__ = ("name", "type", "values", "null_rows")
@@ -123,7 +132,7 @@ class FeatureColumn(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[FeatureType, str]] = ..., values: _Optional[_Union[Values, _Mapping]] = ..., null_rows: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class FamilyBlock(_message.Message):
-    __slots__ = ("family", "version", "pinned", "entity_key", "statuses", "event_time_us", "features")
+    __slots__ = ("family", "version", "pinned", "entity_key", "statuses", "event_time_us", "features", "error")
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +140,7 @@ class FamilyBlock(_message.Message):
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     EVENT_TIME_US_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     family: str
     version: int
     pinned: bool
@@ -138,7 +148,8 @@ class FamilyBlock(_message.Message):
     statuses: _containers.RepeatedScalarFieldContainer[ValueStatus]
     event_time_us: _containers.RepeatedScalarFieldContainer[int]
     features: _containers.RepeatedCompositeFieldContainer[FeatureColumn]
-    def __init__(self, family: _Optional[str] = ..., version: _Optional[int] = ..., pinned: _Optional[bool] = ..., entity_key: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[ValueStatus, str]]] = ..., event_time_us: _Optional[_Iterable[int]] = ..., features: _Optional[_Iterable[_Union[FeatureColumn, _Mapping]]] = ...) -> None: ...
+    error: str
+    def __init__(self, family: _Optional[str] = ..., version: _Optional[int] = ..., pinned: _Optional[bool] = ..., entity_key: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[ValueStatus, str]]] = ..., event_time_us: _Optional[_Iterable[int]] = ..., features: _Optional[_Iterable[_Union[FeatureColumn, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class GetOnlineFeaturesResponse(_message.Message):
     __slots__ = ("row_count", "families", "request_time_us")
