@@ -45,6 +45,12 @@ _ONE_MICROSECOND = dt.timedelta(microseconds=1)
 class _Selection:
     version: FamilyVersion
     features: list[str] = field(default_factory=list)
+    # Features read only as inputs of on-demand families: dropped from the result.
+    hidden: list[str] = field(default_factory=list)
+
+    @property
+    def on_demand(self) -> bool:
+        return self.version.family.on_demand
 
 
 def training_set(
@@ -74,10 +80,12 @@ def training_set(
 
     settings = settings or active_settings()
     selections = _resolve(features, settings, catalog, today)
+    on_demand = [s for s in selections.values() if s.on_demand]
     is_pandas = _is_pandas(spine)
     columns = tuple(str(c) for c in spine.columns)
     needed = [timestamp_column, *label_columns]
-    needed += [s.version.family.entity.join_key for s in selections.values()]
+    needed += [s.version.family.entity.join_key for s in selections.values() if not s.on_demand]
+    needed += [f.name for s in on_demand for f in s.version.family.request]
     for column in needed:
         if column not in columns:
             raise SpineError(column, "is missing", columns)
@@ -95,6 +103,8 @@ def training_set(
             low, high = _spark_bounds(spine, timestamp_column)
         families = []
         for name, selection in selections.items():
+            if selection.on_demand:
+                continue  # computed below from the joined inputs: nothing offline
             version = selection.version
             ttl = version.family.ttl
             if low is not None and high is not None:
@@ -108,7 +118,7 @@ def training_set(
                     frame=stored,
                     join_key=version.family.entity.join_key,
                     timestamp=version.family.timestamp,
-                    features=tuple(selection.features),
+                    features=tuple(selection.features + selection.hidden),
                     ttl=ttl,
                 )
             )
@@ -119,6 +129,8 @@ def training_set(
             include_event_times=include_event_times,
         )
         result = _to_pandas(joined, timestamp_column, families) if is_pandas else joined
+        if on_demand:
+            result = _add_on_demand(result, selections)
 
     versions = [s.version.ref for s in selections.values()]
     _record_lineage(result, is_pandas, versions, label_columns)
@@ -131,7 +143,10 @@ def _resolve(
     catalog: Catalog | None,
     today: dt.date | None,
 ) -> dict[str, _Selection]:
-    """Resolve each reference for training; merge the features asked of each family."""
+    """Resolve each reference for training; merge the features asked of each family.
+
+    An on-demand family's inputs are resolved too; those not asked for are ``hidden``.
+    """
     if isinstance(features, str):
         features = [features]
     refs = parse_refs(features)
@@ -142,7 +157,8 @@ def _resolve(
 
         catalog = Catalog.from_settings(settings)
     selections: dict[str, _Selection] = {}
-    for ref in refs:
+
+    def select(ref: FeatureRef, hidden: bool) -> _Selection:
         version = catalog.resolve(ref, purpose="training", today=today)
         selection = selections.setdefault(ref.family, _Selection(version))
         if selection.version.version != version.version:
@@ -152,8 +168,43 @@ def _resolve(
                 "one training set uses one version of a family",
             )
         wanted = version.family.feature_names if ref.is_wildcard else (ref.feature,)
-        selection.features.extend(f for f in wanted if f not in selection.features)
+        for name in wanted:
+            if name in selection.features:
+                continue
+            if not hidden:
+                selection.features.append(name)
+                if name in selection.hidden:
+                    selection.hidden.remove(name)
+            elif name not in selection.hidden:
+                selection.hidden.append(name)
+        return selection
+
+    for ref in refs:
+        select(ref, hidden=False)
+    for selection in [s for s in selections.values() if s.on_demand]:
+        for text in selection.version.family.inputs:
+            if select(FeatureRef.parse(text), hidden=True).on_demand:
+                raise DefinitionError(
+                    "features",
+                    f"{selection.version.ref} reads {text}, an on-demand feature; the inputs "
+                    "of an on-demand family are materialized features",
+                )
     return selections
+
+
+def _add_on_demand(result: Any, selections: dict[str, _Selection]) -> Any:
+    """Compute each on-demand family from the joined inputs; drop inputs not asked for."""
+    from nbfeatures.on_demand.batch import add_on_demand_columns, output_column
+
+    types = {
+        output_column(name, feature): s.version.family.feature(feature).dtype
+        for name, s in selections.items()
+        if not s.on_demand
+        for feature in s.features + s.hidden
+    }
+    families = [(s.version.family, s.features) for s in selections.values() if s.on_demand]
+    hidden = [output_column(name, f) for name, s in selections.items() for f in s.hidden]
+    return add_on_demand_columns(result, families, types, drop=hidden)
 
 
 def _is_pandas(spine: Any) -> bool:
