@@ -1,0 +1,72 @@
+"""Print the README's tables from ``bench/results/serving.json``.
+
+.venv/bin/python -m bench.serving.table
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.serving.run import RESULTS
+
+SYSTEMS = (
+    ("nbfeatures", "nbfeatures (gRPC, raw stub)"),
+    ("nbfeatures_feature_client", "nbfeatures (gRPC, FeatureClient)"),
+    ("feast_listen", "Feast `listen` (gRPC)"),
+    ("feast_serve", "Feast `serve` (HTTP/JSON)"),
+    ("grpc_echo", "limit: grpcio echo"),
+)
+
+
+def _median(runs: list[dict[str, Any]], part: str, key: str) -> float | None:
+    values = [r[part][key] for r in runs if part in r]
+    return statistics.median(values) if values else None
+
+
+def main() -> None:
+    data = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else RESULTS).read_text())
+    runs = data["runs"]
+    cases = sorted({r["case"] for r in runs if "f" in r["case"]},
+                   key=lambda c: (int(c.split("e")[0]), c))  # fmt: skip
+    print("| case | system | p50 ms | p99 ms | req/s @32 | entity rows/s | "
+          "nbfeatures ×, per round (req/s) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for case in cases:
+        nbf = {r["round"]: r for r in runs if r["case"] == case and r["system"] == "nbfeatures"}
+        for system, label in SYSTEMS:
+            mine = [r for r in runs if r["case"] == case and r["system"] == system]
+            if not mine:
+                continue
+            p50 = _median(mine, "latency", "p50_ms")
+            p99 = _median(mine, "latency", "p99_ms")
+            rps = _median(mine, "throughput", "requests_per_s")
+            rows = _median(mine, "throughput", "entity_rows_per_s")
+            ratios = ""
+            if system not in ("nbfeatures", "nbfeatures_feature_client") and rps:
+                per = [nbf[r["round"]]["throughput"]["requests_per_s"]
+                       / r["throughput"]["requests_per_s"]
+                       for r in mine if r["round"] in nbf and "throughput" in r]  # fmt: skip
+                ratios = ", ".join(f"{x:.2f}" for x in per)
+            print(f"| {case} | {label} | {p50:.2f} | {p99:.2f} | "
+                  f"{f'{rps:,.0f}' if rps else ''} | {f'{rows:,.0f}' if rows else ''} | "
+                  f"{ratios} |")  # fmt: skip
+    print()
+    print("| redis-benchmark MGET | 1 client p50 ms | p99 ms | req/s @32 clients | keys/s |")
+    print("|---|---|---|---|---|")
+    for n in (1, 10, 100):
+        mine = [r for r in runs if r["system"] == "redis_benchmark_mget" and r["entities"] == n]
+        if mine:
+            print(f"| {n} keys | {_median(mine, 'latency', 'p50_ms'):.3f} | "
+                  f"{_median(mine, 'latency', 'p99_ms'):.3f} | "
+                  f"{_median(mine, 'throughput', 'requests_per_s'):,.0f} | "
+                  f"{_median(mine, 'throughput', 'entity_rows_per_s'):,.0f} |")  # fmt: skip
+    loads = [r["load_before"][0] for r in runs if "load_before" in r]
+    print(f"\nload average (1 min) during the run: {min(loads):.1f} to {max(loads):.1f}")
+
+
+if __name__ == "__main__":
+    main()
