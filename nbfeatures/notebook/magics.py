@@ -24,7 +24,7 @@ from IPython.core.magic import Magics, magics_class
 
 from nbfeatures._deps import require
 from nbfeatures.config import load_settings
-from nbfeatures.definitions import Source, parse_tags
+from nbfeatures.definitions import FeatureRef, Source, parse_tags
 from nbfeatures.errors import NbfeaturesError, TransformationError
 from nbfeatures.notebook import display as html
 from nbfeatures.notebook.state import FeatureCell, KernelState, configure, current
@@ -136,18 +136,31 @@ class FeatureMagics(Magics):
     @magic_arguments()
     @argument("name", help="the family's name")
     @argument("--entity", required=True, help="the entity's join key column, e.g. user_id")
-    @argument("--timestamp", required=True, help="the output's event-time column")
+    @argument("--timestamp", help="the output's event-time column (not for --on-demand)")
     @argument("--owner", help="who answers for this family (default: settings.owner)")
     @argument("--ttl", help="max age a served value may have, e.g. 7d")
     @argument("--freshness", help="freshness SLA, e.g. 1h")
     @argument("--description", default="", help="what the family describes")
     @argument("--tags", help="comma-separated tags")
     @argument("--python", action="store_true", help="the body is Python defining one function")
+    @argument(
+        "--on-demand",
+        action="store_true",
+        help="computed at request time: a Python function of one pandas DataFrame",
+    )
+    @argument("--inputs", help="on-demand: features it reads, e.g. user_spend:spend,user_spend:n")
+    @argument("--request", help="on-demand: request fields and types, e.g. amount:float64")
     @argument("--register", action="store_true", help="register at once, without a click")
     @cell_magic
     def feature(self, line: str, cell: str) -> None:
         """Define a family, preview it on a bounded sample, and offer (or do) registration."""
         args = parse_argstring(self.feature, line)
+        if args.on_demand:
+            with usage_errors():
+                self._define_on_demand(args, cell)
+            return
+        if not args.timestamp:
+            raise UsageError(f"%%feature {args.name}: --timestamp COL is required")
         with usage_errors():
             result, widget = self._define(args, cell)
             if args.register:
@@ -196,6 +209,46 @@ class FeatureMagics(Magics):
             else:
                 page = html.catalog_html(catalog.list())
         _display.display(_display.HTML(page))
+
+    def _define_on_demand(self, args: Any, body: str) -> None:
+        """An on-demand family: no data to preview; its features come from the function."""
+        from nbfeatures.on_demand import define_on_demand
+
+        settings = self.state.get_settings()
+        owner = args.owner or settings.owner
+        if not owner:
+            raise UsageError(f"feature family {args.name!r} needs an owner: pass --owner WHO")
+        catalog = self.state.catalog()
+        inputs: dict[str, Any] = {}
+        for ref in parse_tags(args.inputs):
+            # The input's type is whatever the catalog's production (else latest) version says.
+            parsed = FeatureRef.parse(ref)
+            version = catalog.resolve(parsed)
+            inputs[str(parsed)] = version.family.feature(parsed.feature).dtype
+        request: dict[str, str] = {}
+        for item in parse_tags(args.request):
+            field, _, kind = item.partition(":")
+            if not kind:
+                raise UsageError(f"--request {item!r}: write field:type, e.g. amount:float64")
+            request[field.strip()] = kind.strip()
+        family = define_on_demand(
+            args.name,
+            body,
+            entity_key=args.entity,
+            inputs=inputs,
+            request=request,
+            owner=owner,
+            description=args.description,
+            tags=parse_tags(args.tags),
+            **({"timestamp": args.timestamp} if args.timestamp else {}),
+        )
+        summary = ", ".join(f"{f.name} ({f.dtype.value})" for f in family.features)
+        print(f"on-demand family {family.name}: {summary}; inputs {', '.join(family.inputs)}")
+        if args.register:
+            registration = catalog.register(family)
+            _display.display(_display.HTML(html.standalone(html.registration_html(registration))))
+        if self.shell is not None:
+            self.shell.user_ns[LAST_NAME] = family
 
     def _define(self, args: Any, body: str) -> tuple[FeatureCell, PreviewWidget]:
         from nbfeatures.engine.preview import compute_preview

@@ -159,9 +159,61 @@ def promote(
     except Exception as exc:  # Redis unreachable: nothing started, nothing changed
         raise PromotionFailed(family, label, "lock", _first_line(exc)) from exc
     try:
+        on_demand = _on_demand_version(settings, family, version)
+        if on_demand is not None:
+            return _publish(settings, store, on_demand, progress or log_progress)
         return _run(settings, family, version, progress or log_progress, options)
     finally:
         holding.__exit__(None, None, None)
+
+
+def _on_demand_version(settings: Settings, family: str, version: int | None) -> Any:
+    """The catalog version to promote when it is an on-demand family, else None."""
+    from nbfeatures.catalog import Catalog
+
+    try:
+        found = Catalog.from_settings(settings).get(family, version=version)
+    except Exception:
+        return None  # the template's load step reports an unknown family with its cell
+    return found if found.family.on_demand else None
+
+
+def _publish(
+    settings: Settings, store: Any, fv: Any, progress: ProgressCallback
+) -> PromotionRecord:
+    """Promote an on-demand family: nothing to compute or materialize, so no notebook run.
+
+    Its definition is published to Redis for the server, then the live pointer and the
+    ``production`` alias move together, as for any family.
+    """
+    from nbfeatures.catalog import Catalog
+    from nbfeatures.on_demand import publish_on_demand
+    from nbfeatures.promotion.switch import flip_together
+
+    started_at = dt.datetime.now(dt.UTC)
+    began = time.perf_counter()
+    progress(StepEvent("publish", 1, 1, None))
+    try:
+        expected = store.live_version(fv.name)
+        publish_on_demand(store, fv.family, fv.version, live=False)
+        previous = flip_together(
+            store, Catalog.from_settings(settings), fv.name, fv.version, expected
+        )
+    except Exception as exc:
+        progress(StepEvent("publish", 1, 1, time.perf_counter() - began, ok=False))
+        raise PromotionFailed(fv.name, fv.version, "publish", _first_line(exc)) from exc
+    seconds = time.perf_counter() - began
+    progress(StepEvent("publish", 1, 1, seconds))
+    return PromotionRecord(
+        family=fv.name,
+        version=fv.version,
+        previous=previous,
+        run_id="",
+        notebook="",
+        started_at=started_at,
+        seconds=seconds,
+        steps={"publish": seconds},
+    )
 
 
 def _run(

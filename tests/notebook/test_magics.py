@@ -282,3 +282,29 @@ def test_nbf_register_without_a_preview_is_a_usage_error(shell: Any) -> None:
     configure(None)
     with pytest.raises(UsageError, match="run a %%feature cell first"):
         shell.run_line_magic("nbf_register", "")
+
+
+def test_on_demand_family_from_a_cell(kernel: Any, module_settings: Settings) -> None:
+    kernel.run_cell_magic(
+        "feature", "od_inputs --entity user_id --timestamp ts --register", SPEND_SQL
+    )
+    body = """
+def txn_share(df):
+    return pd.DataFrame({"share": df["amount"] / (df["od_inputs__spend"] + 1.0)})
+"""
+    line = (
+        "txn_share --entity user_id --on-demand --inputs od_inputs:spend "
+        "--request amount:float64 --register"
+    )
+    with capture_output() as captured:
+        kernel.run_cell_magic("feature", line, body)
+    assert "on-demand family txn_share: share (float64)" in captured.stdout
+    assert "Registered txn_share v1" in _html(captured)
+    stored = _catalog(module_settings).get("txn_share").family
+    assert stored.on_demand and stored.inputs == ("od_inputs:spend",)
+    assert [(f.name, f.dtype.value) for f in stored.request] == [("amount", "float64")]
+
+    with pytest.raises(UsageError, match="has no feature 'nope'"):
+        kernel.run_cell_magic("feature", line.replace("od_inputs:spend", "od_inputs:nope"), body)
+    with pytest.raises(UsageError, match="--timestamp COL is required"):
+        kernel.run_cell_magic("feature", "no_ts --entity user_id", SPEND_SQL)

@@ -58,3 +58,31 @@ def test_alias_failure_flips_the_pointer_back(workspace: Settings, transactions:
     finally:
         for key in store.client.scan_iter(match=f"*{name}*"):
             store.client.delete(key)
+
+
+def test_on_demand_family_is_published_without_a_notebook_run(workspace: Settings) -> None:
+    from nbfeatures.on_demand import define_on_demand, load_on_demand
+    from nbfeatures.online.store import OnlineStore
+    from nbfeatures.promotion import promote
+
+    name = f"od_{uuid.uuid4().hex[:8]}"
+    body = "def f(df):\n    return pd.DataFrame({'share': df['amount'] / 2.0})\n"
+    defined = define_on_demand(
+        name,
+        body,
+        entity_key="user_id",
+        inputs={},
+        request={"amount": "float64"},
+        owner="tests",
+    )
+    catalog = Catalog.from_settings(workspace)
+    catalog.register(defined)
+    steps: list[str] = []
+    record = promote(workspace, name, 1, progress=lambda event: steps.append(event.line()))
+    assert (record.version, record.previous, record.notebook) == (1, None, "")
+    assert steps[0] == "step 1/1 publish: started" and steps[-1].startswith("step 1/1 publish: ")
+    store = OnlineStore.from_settings(workspace)
+    assert store.live_version(name) == 1
+    published = load_on_demand(store, name, 1)
+    assert published is not None and published.family.feature_names == ("share",)
+    assert catalog.get(name, alias="production").version == 1
