@@ -202,8 +202,10 @@ def redis_limit(port: int, n: int) -> dict[str, Any]:
             "set_per_s": rps}  # fmt: skip
 
 
-def summarize(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
-    by = {s: [r for r in runs if r["system"] == s] for s in SYSTEMS}
+def summarize(
+    runs: list[dict[str, Any]], rounds: int, systems: tuple[str, ...] = SYSTEMS
+) -> dict[str, Any]:
+    by = {s: [r for r in runs if r["system"] == s] for s in systems}
     figures = ("rows_per_s", "peak_tree_rss", "peak_writer_rss", "redis_bytes_per_entity",
                "wall_s", "key_memory_usage")  # fmt: skip
 
@@ -214,9 +216,11 @@ def summarize(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
     medians: dict[str, dict[str, Any]] = {
         s: {f: median([r[f] for r in rs]) for f in figures} for s, rs in by.items()
     }
-    for s in SYSTEMS:
+    for s in systems:
         medians[s]["did_not_finish"] = sum(1 for r in by[s] if r.get("did_not_finish"))
     for s in NBF:
+        if s not in systems:
+            continue
         medians[s]["call_rows_per_s"] = median([r["call_rows_per_s"] for r in by[s]])
 
     def ratio(a: Any, b: Any) -> Any:
@@ -237,6 +241,7 @@ def summarize(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
         }
         for nbf in NBF
         for ref in FEAST
+        if nbf in systems and ref in systems
     }
     return {"medians": medians, "per_round_ratios": ratios}
 
@@ -247,6 +252,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--feast-timeout", type=float, default=900.0)
     parser.add_argument("--no-feast-warmup", action="store_true")
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     args = parser.parse_args()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     report: dict[str, Any] = {
@@ -262,16 +268,18 @@ def main() -> None:
         port = free_port()
         server = start_redis(port, workdir)
         try:
-            repos = {"feast": feast_repo(parquet, port, False, workdir),
+            repos = {} if not set(args.systems) & set(FEAST) else {
+                     "feast": feast_repo(parquet, port, False, workdir),
                      "feast_skip_dedup": feast_repo(parquet, port, True, workdir)}  # fmt: skip
-            for system in SYSTEMS:
+            systems = tuple(s for s in SYSTEMS if s in args.systems)
+            for system in systems:
                 if args.no_feast_warmup and system in FEAST:
                     continue
                 print(f"[{n}] warm-up {system}", flush=True)
                 run_once(system, parquet, port, repos, args.feast_timeout)
             runs = []
             for i in range(args.rounds):
-                for system in SYSTEMS:
+                for system in systems:
                     result = run_once(system, parquet, port, repos, args.feast_timeout)
                     result["round"] = i
                     runs.append(result)
@@ -284,7 +292,7 @@ def main() -> None:
             limit = redis_limit(port, n)
             report["sizes"][str(n)] = {"load_average_at_end": os.getloadavg(),
                                        "feast_timeout_s": args.feast_timeout, "runs": runs,
-                                       **summarize(runs, args.rounds),
+                                       **summarize(runs, args.rounds, systems),
                                        "redis_limit": limit}  # fmt: skip
         finally:
             server.terminate()
