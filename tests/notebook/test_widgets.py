@@ -145,3 +145,78 @@ def test_mimebundle_carries_html_for_saved_notebooks(preview: Any) -> None:
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert "Feature statistics" in bundle["text/html"]
     assert "Registered user_spend v1" in bundle["text/html"]
+
+
+def _promotion(family: str, version: int) -> Any:
+    from nbfeatures.promotion import PromotionRecord
+
+    return PromotionRecord(
+        family=family,
+        version=version,
+        previous=None,
+        run_id="run",
+        notebook="promote.ipynb",
+        started_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+        seconds=1.0,
+    )
+
+
+def test_promote_button_appears_after_registration_and_calls_back(preview: Any) -> None:
+    from nbfeatures.notebook.widgets import PreviewWidget
+
+    promoted: list[int] = []
+
+    def promote(version: int) -> Any:
+        promoted.append(version)
+        return _promotion(preview.family.name, version)
+
+    widget = PreviewWidget(
+        preview,
+        on_register=lambda: _registration(preview.family, 4, created=True),
+        on_promote=promote,
+    )
+    assert widget.promote_button.layout.display == "none"
+    assert widget.promote() is None and promoted == []  # nothing registered yet
+    widget.button.click()
+    assert widget.promote_button.layout.display is None
+    widget.promote_button.click()
+    assert promoted == [4]
+    assert widget.promotion is not None and widget.promotion.version == 4
+    assert "user_spend v4 is live" in widget.status.value
+    assert widget.promote_button.disabled
+
+
+def test_promote_failure_is_shown_and_the_button_stays_usable(preview: Any) -> None:
+    from nbfeatures.errors import PromotionFailed
+    from nbfeatures.notebook.widgets import PreviewWidget
+
+    attempts: list[int] = []
+
+    def promote(version: int) -> Any:
+        attempts.append(version)
+        raise PromotionFailed(
+            preview.family.name, version, "verify", "2 of 20 sampled entities differ"
+        )
+
+    widget = PreviewWidget(
+        preview,
+        on_register=lambda: _registration(preview.family, 2, created=False),
+        on_promote=promote,
+    )
+    widget.register()
+    widget.promote_button.click()
+    assert attempts == [2]
+    assert "nbf-error" in widget.status.value and "differ" in widget.status.value
+    assert widget.promotion is None and not widget.promote_button.disabled
+    widget.promote_button.click()  # a second try reaches the callback again
+    assert attempts == [2, 2]
+
+
+def test_promote_button_stays_hidden_without_a_promote_callback(preview: Any) -> None:
+    from nbfeatures.notebook.widgets import PreviewWidget
+
+    widget = PreviewWidget(
+        preview, on_register=lambda: _registration(preview.family, 1, created=True)
+    )
+    widget.register()
+    assert widget.promote_button.layout.display == "none"
