@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import pickle
 import statistics
@@ -173,6 +174,15 @@ async def _http_throughput(args: argparse.Namespace, pool: list[bytes]) -> dict[
                 counts[0] += counting
             except RuntimeError:
                 counts[1] += 1
+            except (OSError, asyncio.IncompleteReadError):
+                # The server dropped the connection (e.g. gunicorn restarting a timed-out
+                # worker): count the failure and reconnect, bounded by the same deadline.
+                counts[1] += 1
+                writer.close()
+                await asyncio.sleep(0.1)
+                with contextlib.suppress(OSError):
+                    reader, writer = await asyncio.open_connection(host, int(port))
+                    connections[offset] = (reader, writer)
             i += 1
 
     try:

@@ -123,13 +123,17 @@ def wait_http(url: str, body: bytes, proc: subprocess.Popen[bytes]) -> Any:
     raise RuntimeError(f"no HTTP server at {url}")
 
 
+class LoadFailed(RuntimeError):
+    """The load generator stopped with an error (e.g. the server under test died)."""
+
+
 def run_load(args: list[str]) -> dict[str, Any]:
     out = subprocess.run(
         [PY, "-m", "bench.serving.load", *args],
         capture_output=True, text=True, timeout=300, cwd=ROOT, check=False,
     )  # fmt: skip
     if out.returncode != 0:
-        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+        raise LoadFailed(out.stderr[-2000:])
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -207,30 +211,41 @@ class Bench:
 
     def measure(self, system: str, rnd: int, kind: str, target: str, path: str,
                 pool_of: Any, protocol: str) -> None:  # fmt: skip
-        o = self.opts
         for case in self.cases:
             name = case_name(case)
             pool = str(pool_of(case))
             record = {"system": system, "protocol": protocol, "round": rnd, "case": name,
                       "entities": case[0], "features": case[1]}  # fmt: skip
-            lat = run_load(["latency", kind, target, path, pool, "--requests", str(o.requests),
-                            "--max-seconds", str(o.max_seconds),
-                            "--warmup", str(o.warmup)])  # fmt: skip
-            record["latency"] = lat
-            record["load_before"] = load_average()
-            if case in self.throughput_cases:
-                thr = run_load(["throughput", kind, target, path, pool,
-                                "--duration", str(o.duration), "--concurrency", str(o.concurrency),
-                                "--warmup-seconds", "1"])  # fmt: skip
-                thr["entity_rows_per_s"] = thr["requests_per_s"] * case[0]
-                record["throughput"] = thr
+            try:
+                self._measure_case(record, case, kind, target, path, pool)
+            except LoadFailed as exc:
+                record["error"] = str(exc)[-600:]
+                self.runs.append(record)
+                print(f"  {system:22s} {name:8s} FAILED: {str(exc)[-200:]}", flush=True)
+                return
             if system == "nbfeatures":
-                self.response_bytes[name] = round(lat["response_bytes"])
+                self.response_bytes[name] = round(record["latency"]["response_bytes"])
             self.runs.append(record)
+            lat = record["latency"]
             print(f"  {system:22s} {name:8s} p50 {lat['p50_ms']:.3f} p99 {lat['p99_ms']:.3f} ms"
                   + (f"  {record['throughput']['requests_per_s']:.0f} req/s"
                      f" ({record['throughput']['failed']} failed)"
                      if "throughput" in record else ""), flush=True)  # fmt: skip
+
+    def _measure_case(self, record: dict[str, Any], case: tuple[int, int], kind: str,
+                      target: str, path: str, pool: str) -> None:  # fmt: skip
+        o = self.opts
+        lat = run_load(["latency", kind, target, path, pool, "--requests", str(o.requests),
+                        "--max-seconds", str(o.max_seconds),
+                        "--warmup", str(o.warmup)])  # fmt: skip
+        record["latency"] = lat
+        record["load_before"] = load_average()
+        if case in self.throughput_cases:
+            thr = run_load(["throughput", kind, target, path, pool,
+                            "--duration", str(o.duration), "--concurrency", str(o.concurrency),
+                            "--warmup-seconds", "1"])  # fmt: skip
+            thr["entity_rows_per_s"] = thr["requests_per_s"] * case[0]
+            record["throughput"] = thr
 
     def feature_client_latency(self, rnd: int, target: str) -> None:
         for case in [c for c in self.cases if c in KEY_CASES]:
@@ -359,6 +374,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians per system and case, and nbfeatures' ratio to every other system per round."""
     table: dict[str, dict[str, Any]] = {}
     for run in runs:
+        if "latency" not in run:
+            continue
         row = table.setdefault(run["case"], {}).setdefault(run["system"], {"rounds": []})
         row["rounds"].append(run)
     out: dict[str, Any] = {}
@@ -391,6 +408,33 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 k: [round(x, 3) for x in v] for k, v in ratios.items() if v
             }
     return out
+
+
+def save(opts: argparse.Namespace, bench: Bench, started_at: str, load_start: list[float]) -> None:
+    """Write everything measured so far (after every system, so a crash loses one system)."""
+    import grpc
+
+    result = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "started": started_at,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "grpcio": grpc.__version__,
+            "redis_server": subprocess.run(
+                ["redis-server", "--version"], capture_output=True, text=True
+            ).stdout.split()[2],
+        },
+        "load_average_start": load_start,
+        "load_average_end": load_average(),
+        "feast_version": "0.67.0",
+        "settings": {k: v for k, v in vars(opts).items() if k != "out"},
+        "response_bytes_nbfeatures": bench.response_bytes,
+        "summary": summarize(bench.runs),
+        "runs": bench.runs,
+    }
+    Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(opts.out).write_text(json.dumps(result, indent=2) + "\n")
 
 
 def main() -> None:
@@ -429,36 +473,17 @@ def main() -> None:
             print(f"round {rnd + 1}/{opts.rounds}, load {load_average()}", flush=True)
             if "nbfeatures" in opts.systems:
                 bench.nbfeatures(rnd)
+                save(opts, bench, started_at, load_start)
             if "echo" in opts.systems and bench.response_bytes:
                 bench.echo(rnd)
+                save(opts, bench, started_at, load_start)
             if repo is not None:
                 bench.feast(rnd, repo)
+                save(opts, bench, started_at, load_start)
     finally:
         redis_proc.terminate()
         redis_proc.wait(timeout=30)
-    import grpc
-
-    result = {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "started": started_at,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "grpcio": grpc.__version__,
-            "redis_server": subprocess.run(
-                ["redis-server", "--version"], capture_output=True, text=True
-            ).stdout.split()[2],
-        },
-        "load_average_start": load_start,
-        "load_average_end": load_average(),
-        "feast_version": "0.67.0",
-        "settings": {k: v for k, v in vars(opts).items() if k != "out"},
-        "response_bytes_nbfeatures": bench.response_bytes,
-        "summary": summarize(bench.runs),
-        "runs": bench.runs,
-    }
-    Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(opts.out).write_text(json.dumps(result, indent=2) + "\n")
+    save(opts, bench, started_at, load_start)
     print(f"results in {opts.out}")
 
 

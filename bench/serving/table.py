@@ -29,7 +29,7 @@ def _median(runs: list[dict[str, Any]], part: str, key: str) -> float | None:
 
 def main() -> None:
     data = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else RESULTS).read_text())
-    runs = data["runs"]
+    runs = [r for r in data["runs"] if "latency" in r]
     cases = sorted({r["case"] for r in runs if "f" in r["case"]},
                    key=lambda c: (int(c.split("e")[0]), c))  # fmt: skip
     print("| case | system | p50 ms | p99 ms | req/s @32 | entity rows/s | "
