@@ -23,7 +23,7 @@ from nbfeatures.promotion.records import (
 )
 
 if TYPE_CHECKING:
-    from nbfeatures.promotion.refresh import RefreshResult, refresh
+    from nbfeatures.promotion.incremental import RefreshResult, refresh
     from nbfeatures.promotion.runner import promote
     from nbfeatures.promotion.switch import cleanup, rollback
 
@@ -44,8 +44,8 @@ _LAZY = {
     "promote": "nbfeatures.promotion.runner",
     "rollback": "nbfeatures.promotion.switch",
     "cleanup": "nbfeatures.promotion.switch",
-    "refresh": "nbfeatures.promotion.refresh",
-    "RefreshResult": "nbfeatures.promotion.refresh",
+    "refresh": "nbfeatures.promotion.incremental",
+    "RefreshResult": "nbfeatures.promotion.incremental",
 }
 
 

@@ -31,7 +31,7 @@ def run_promotion_command(settings: Settings, args: Any) -> int:
         version = promotion.rollback(settings, args.name)
         print(f"{args.name} rolled back: v{version} is live")
     else:
-        from nbfeatures.promotion.refresh import refresh_all
+        from nbfeatures.promotion.incremental import refresh_all
 
         if args.all == bool(args.names):
             raise ConfigError("materialize", "name the families to refresh, or pass --all")

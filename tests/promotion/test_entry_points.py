@@ -109,12 +109,6 @@ def test_promote_from_the_cli_prints_each_step_and_goes_live(
     assert re.search(rf"^{NAME}\s+live v2$", status.stdout, re.M), status.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="`materialize --incremental NAME` calls promotion.refresh, which resolves to the "
-    "submodule nbfeatures.promotion.refresh once it is imported: TypeError, not callable",
-)
 def test_incremental_refresh_from_the_cli(workspace: Settings, live_v1: Any) -> None:
     assert _store(workspace).live_version(NAME) == 2
     refreshed = nbfeatures(workspace, "materialize", "--incremental", NAME)
