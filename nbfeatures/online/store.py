@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -317,8 +317,16 @@ class OnlineStore:
         if refusal is not None:
             raise OnlineStoreError(where, f"Redis refused a write: {refusal}")
 
-    def read(self, layout: FamilyLayout, keys: Sequence[str | int]) -> OnlineRows:
-        """Read one family version for many entities with a single ``MGET``."""
+    def read(
+        self,
+        layout: FamilyLayout,
+        keys: Sequence[str | int],
+        features: Collection[str] | None = None,
+    ) -> OnlineRows:
+        """Read one family version for many entities with a single ``MGET``.
+
+        ``features`` limits the decoded columns to those (default: every feature).
+        """
         wanted = tuple(keys)
         key_id = self.key_id(layout.family, layout.version) if wanted else None
         if key_id is not None:
@@ -327,7 +335,7 @@ class OnlineStore:
             )
         else:
             payloads = [None] * len(wanted)
-        decoded = decode(layout, payloads)
+        decoded = decode(layout, payloads, features)
         event_time = decoded.event_us.astype("datetime64[us]")
         event_time[~decoded.present] = np.datetime64("NaT")
         return OnlineRows(

@@ -185,7 +185,7 @@ class FeatureLookup:
             )
         kinds = dict(zip(layout.feature_names, layout.feature_types, strict=True))
         try:
-            rows = self.store.read(layout, keys)
+            rows = self.store.read(layout, keys, features)
         except OnlineStoreError as exc:
             if isinstance(exc, ConnectionError):
                 raise
