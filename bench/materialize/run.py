@@ -121,6 +121,9 @@ def measure(
     if unfinished:
         return {"wall_s": wall, "peak_tree_rss": peak_tree, "peak_writer_rss": peak_writer,
                 "stdout": text, "did_not_finish": True}  # fmt: skip
+    if child.returncode == -9:  # killed from outside, e.g. by the kernel's OOM killer
+        return {"wall_s": wall, "peak_tree_rss": peak_tree, "peak_writer_rss": peak_writer,
+                "stdout": text, "did_not_finish": True, "killed": True}  # fmt: skip
     if child.returncode != 0:
         raise RuntimeError(f"{command[:3]} failed ({child.returncode}): {text[-2000:]}")
     return {"wall_s": wall, "peak_tree_rss": peak_tree, "peak_writer_rss": peak_writer,
