@@ -24,9 +24,12 @@ def write_transactions(
     users: int = 50,
     days: int = 30,
     seed: int = 7,
+    end: dt.datetime | None = None,
 ) -> Path:
     """Write ``rows`` transactions of ``users`` users over ``days`` days to a Parquet file.
 
+    The days start at ``START`` (fixed, so tests see the same data), or end at ``end``: a
+    demo that promotes to the online store wants recent events, inside the families' ttl.
     Returns the file's path (parent folders are created).
     """
     import numpy as np
@@ -43,7 +46,8 @@ def write_transactions(
     typical = rng.uniform(5.0, 120.0, size=users)
     amount = np.round(rng.gamma(2.0, typical[user_index] / 2.0), 2)
     offsets = np.sort(rng.integers(0, days * 86_400, size=rows))
-    start_us = int(START.timestamp()) * 1_000_000
+    first = START if end is None else end - dt.timedelta(days=days)
+    start_us = int(first.timestamp()) * 1_000_000
     table = pa.table(
         {
             "user_id": pa.array([f"u{i:04d}" for i in user_index], pa.string()),

@@ -54,6 +54,15 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
         for output in cell.get("outputs", [])
     )
     assert "user_spend v2:" in printed and "50 entities" in printed
+    # Promoted, then read over gRPC: two users found, an unknown one NOT_FOUND.
+    assert "step 4/6 verify:" in printed and "user_spend v2 is live" in printed
+    served = "".join(
+        str(output.get("data", {}).get("text/plain", ""))
+        for cell in executed.cells
+        if cell.cell_type == "code" and "get_online_features" in cell.source
+        for output in cell.get("outputs", [])
+    )
+    assert served.count("PRESENT") == 2 and served.count("NOT_FOUND") == 1
 
     from nbfeatures.catalog import Catalog
 
