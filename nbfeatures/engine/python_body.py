@@ -12,13 +12,12 @@ traceback shows the body's own lines and errors can name the line of the body th
 from __future__ import annotations
 
 import inspect
-import linecache
 import textwrap
-import traceback
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
+from nbfeatures.cell_body import body_functions, raised_at
 from nbfeatures.definitions import Source
 from nbfeatures.engine.sources import read_source
 from nbfeatures.engine.spark_errors import spark_message
@@ -70,32 +69,15 @@ def run_python(
 
 def _define(family: str, body: str, filename: str) -> Callable[..., Any]:
     """Execute the body and return the one function it defines."""
-    try:
-        code = compile(body, filename, "exec")
-    except SyntaxError as exc:
-        raise TransformationError(
-            family, f"{type(exc).__name__}: {exc.msg}", exc.lineno, exc.offset
-        ) from None
-    linecache.cache[filename] = (len(body), None, body.splitlines(keepends=True), filename)
     functions_module = require("pyspark.sql.functions", "spark")
     pd = require("pandas", "spark")
-    namespace: dict[str, Any] = {
+    namespace = {
         "__name__": f"nbfeatures_feature_{family}",
         "pd": pd,
         "pandas": pd,
         "F": functions_module,
     }
-    try:
-        exec(code, namespace)
-    except Exception as exc:
-        raise _raised(family, filename, exc) from exc
-    # Only functions written in the body count: imported ones come from other files.
-    defined: dict[int, Callable[..., Any]] = {
-        id(value): value
-        for value in namespace.values()
-        if inspect.isfunction(value) and value.__code__.co_filename == filename
-    }
-    functions = list(defined.values())
+    functions = body_functions(family, body, filename, namespace)
     if not functions:
         raise TransformationError(
             family,
@@ -157,14 +139,8 @@ def _from_pandas(spark: SparkSession, family: str, frame: Any) -> DataFrame:
 
 
 def _raised(family: str, filename: str, exc: BaseException) -> TransformationError:
-    """A TransformationError for ``exc`` at the deepest line of the body in its traceback."""
-    line = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename == filename:
-            line = frame.lineno
+    """As ``raised_at``, with Spark's own errors trimmed to their useful message."""
     pyspark_errors = require("pyspark.errors", "spark")
     if isinstance(exc, pyspark_errors.PySparkException):
-        reason = spark_message(exc)
-    else:
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    return TransformationError(family, f"raised {reason}", line)
+        return raised_at(family, filename, exc, spark_message(exc))
+    return raised_at(family, filename, exc)

@@ -19,13 +19,12 @@ of the body.
 from __future__ import annotations
 
 import inspect
-import linecache
 import textwrap
-import traceback
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
+from nbfeatures.cell_body import body_functions, raised_at
 from nbfeatures.definitions import FeatureFamily, FeatureRef, FeatureType
 from nbfeatures.errors import DefinitionError, SchemaError, TransformationError
 
@@ -128,31 +127,14 @@ def compile_function(family: str, body: str, filename: str) -> Callable[..., Any
     pd = pandas_module()
     np = require("numpy", "serving")
     text = textwrap.dedent(body)
-    try:
-        code = compile(text, filename, "exec")
-    except SyntaxError as exc:
-        raise TransformationError(
-            family, f"{type(exc).__name__}: {exc.msg}", exc.lineno, exc.offset
-        ) from None
-    # Tracebacks (and ``raised``) then show the body's own lines.
-    linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
-    namespace: dict[str, Any] = {
+    namespace = {
         "__name__": f"nbfeatures_on_demand_{family}",
         "pd": pd,
         "pandas": pd,
         "np": np,
         "numpy": np,
     }
-    try:
-        exec(code, namespace)
-    except Exception as exc:
-        raise raised(family, filename, exc) from exc
-    functions = {
-        id(value): value
-        for value in namespace.values()
-        if inspect.isfunction(value) and value.__code__.co_filename == filename
-    }
-    found = list(functions.values())
+    found = body_functions(family, text, filename, namespace)
     if len(found) != 1:
         names = ", ".join(f.__name__ for f in found) or "none"
         raise TransformationError(
@@ -227,9 +209,4 @@ def _outputs(
 
 def raised(family: str, filename: str, exc: BaseException) -> TransformationError:
     """A TransformationError for ``exc`` at the deepest line of the body in its traceback."""
-    line = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename == filename:
-            line = frame.lineno
-    reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    return TransformationError(family, f"raised {reason}", line)
+    return raised_at(family, filename, exc)
