@@ -51,7 +51,7 @@ protos: $(STAMP) ## regenerate the gRPC code (and .pyi stubs) from proto/
 lab: $(STAMP) ## JupyterLab on this workspace with the quickstart notebook
 	$(BIN)/jupyter lab notebooks/quickstart.ipynb
 
-bench: $(STAMP) ## the benchmarks under bench/ (not a test: slow, writes bench/results)
+bench: $(STAMP) ## the %%feature benchmark; bench/README.md gives the command of each other one
 	$(BIN)/python -m bench.notebook_preview
 
 clean: ## remove the environment and workspace state
