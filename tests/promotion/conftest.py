@@ -13,9 +13,10 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,3 +141,16 @@ def transactions(workspace: Settings) -> Path:
 
     return write_transactions(workspace.workspace / "data" / "transactions.parquet",
                               rows=400, users=20, days=10)  # fmt: skip
+
+
+def forget_family(store: Any, name: str, versions: Iterable[int]) -> None:
+    """Remove a test family from Redis: its value keyspaces, then every key naming it.
+
+    Value keys carry a short per-version id, not the family's name, so a pattern alone
+    would leave them behind; the store's own ``delete_version`` knows where they are.
+    """
+    store.client.delete(store.keys.live(name))  # delete_version never removes a live version
+    for version in versions:
+        store.delete_version(name, version)
+    for key in store.client.scan_iter(match=f"*{name}*"):
+        store.client.delete(key)

@@ -11,7 +11,7 @@ from nbfeatures.catalog import Catalog
 from nbfeatures.config import Settings
 from nbfeatures.errors import FeatureNotFound, PromotionInProgress
 
-from .conftest import SQL_V1, RedisServer, family
+from .conftest import SQL_V1, RedisServer, family, forget_family
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +56,7 @@ def test_alias_failure_flips_the_pointer_back(workspace: Settings, transactions:
         assert store.live_history(name) == []
         assert catalog.get(name, alias="production").version == 1
     finally:
-        for key in store.client.scan_iter(match=f"*{name}*"):
-            store.client.delete(key)
+        forget_family(store, name, (1, 7))
 
 
 def test_on_demand_family_is_published_without_a_notebook_run(workspace: Settings) -> None:

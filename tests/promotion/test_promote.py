@@ -23,7 +23,7 @@ from nbfeatures.config import Settings
 from nbfeatures.errors import PromotionFailed, PromotionInProgress
 from nbfeatures.promotion import PromotionOptions, StepEvent
 
-from .conftest import SQL_V1, SQL_V2, SQL_V3, family
+from .conftest import SQL_V1, SQL_V2, SQL_V3, family, forget_family
 
 pytestmark = pytest.mark.integration
 
@@ -54,9 +54,7 @@ def registered(workspace: Settings, transactions: Path) -> dict[int, int]:
     for number, sql in ((1, SQL_V1), (2, SQL_V2), (3, SQL_V3)):
         versions[number] = catalog.register(family(NAME, sql, transactions)).version.version
     yield versions
-    store = _store(workspace)
-    for key in store.client.scan_iter(match=f"*{NAME}*"):
-        store.client.delete(key)
+    forget_family(_store(workspace), NAME, versions.values())
 
 
 def test_promote_v1_refuses_a_concurrent_promotion(
