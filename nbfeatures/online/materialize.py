@@ -1,11 +1,20 @@
-"""Spark writes a family version into Redis from its executors, one Arrow batch at a time.
+"""Materialization: a family version's latest rows into Redis, by Spark's executors or by Arrow.
 
-The driver only plans: it picks the latest row per entity (as of ``as_of``; for an incremental
-run only entities with rows newer than the watermark), and Spark's ``mapInArrow`` hands each
-executor's Python worker Arrow record batches of at most ``batch_rows`` rows. The worker encodes
-a batch column-wise and sends it as one pipeline (``OnlineStore.write_rows``) on its own Redis
-connection, so its memory is bounded by the batch size, never by the table. Per-partition
-counts come back to the driver as one small row each, summed there (no extra Spark stage).
+Two writers produce the same keys and byte-identical values (``engine``):
+
+- ``arrow`` (``nbfeatures.online.arrow_writer``): for Spark in local mode and Parquet that
+  pyarrow reads (a local path, ``gs://``), this process reads the offline set and writes it,
+  with no JVM. ``auto`` picks it there: a fresh process would otherwise spend ~20 s starting
+  Spark and running its first job for a write that is bound by Redis.
+- ``spark``: for a cluster or Spark Connect, and for any DataFrame, described below.
+
+On the Spark path the driver only plans: it picks the latest row per entity (as of ``as_of``;
+for an incremental run only entities with rows newer than the watermark), and Spark's
+``mapInArrow`` hands each executor's Python worker Arrow record batches of at most
+``batch_rows`` rows. The worker encodes a batch column-wise and sends it as one pipeline
+(``OnlineStore.write_rows``) on its own Redis connection, so its memory is bounded by the
+batch size, never by the table. Per-partition counts come back to the driver as one small row
+each, summed there (no extra Spark stage).
 
 Profiled on 300k entities x 10 float64 features on local[2]: the writers are bound by Redis
 itself (about 70% of a writer's time is spent waiting for ``+OK`` replies; encoding is ~5%),
@@ -29,7 +38,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame
 
-__all__ = ["MaterializeStats", "materialize"]
+__all__ = ["ENGINES", "MaterializeStats", "choose_engine", "materialize", "materialize_version"]
 
 _COUNT = "__nbf_rows"
 _STATS_SCHEMA = "written long, entities long, source_rows long, latest timestamp"
@@ -46,7 +55,8 @@ class MaterializeStats:
     ``rows``: values written to Redis (one per entity, minus those already past the ttl);
     ``entities``: entities in scope; ``watermark``: the latest event time now in the version
     (the previous watermark when nothing newer was found); ``seconds``: wall time;
-    ``source_rows``: input rows in scope before keeping the latest per entity.
+    ``source_rows``: input rows in scope before keeping the latest per entity; ``engine``:
+    which writer ran (``spark`` or ``arrow``).
     """
 
     rows: int
@@ -54,6 +64,7 @@ class MaterializeStats:
     watermark: dt.datetime | None
     seconds: float
     source_rows: int = 0
+    engine: str = "spark"
 
 
 def _resolve_url(target: str | Settings | OnlineStore) -> str:
@@ -150,8 +161,40 @@ def _utc(when: dt.datetime) -> dt.datetime:
     return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
 
 
+ENGINES = ("auto", "spark", "arrow")
+
+
+def _is_local_master(master: str | None) -> bool:
+    return master is None or master.startswith("local")
+
+
+def choose_engine(engine: str, source: DataFrame | str, master: str | None = None) -> str:
+    """``spark`` or ``arrow`` for ``engine`` (``auto``, ``spark`` or ``arrow``) and ``source``.
+
+    ``auto`` picks the Arrow writer when the source is Parquet that pyarrow reads here (a
+    local path or ``gs://``) and Spark's master, if one is known, is local: there the Spark
+    executors would be this machine's processes anyway, and a fresh process spends most of a
+    run starting the JVM. A DataFrame, a cluster or a Spark Connect master means Spark's
+    executors write (``mapInArrow``).
+    """
+    from nbfeatures.online.arrow_writer import readable_by_arrow
+
+    if engine not in ENGINES:
+        raise ConfigError("engine", f"{engine!r} is not one of {', '.join(ENGINES)}")
+    if not isinstance(source, str):
+        if engine == "arrow":
+            raise ConfigError(
+                "engine",
+                "the arrow engine reads the offline Parquet; pass its path, not a DataFrame",
+            )
+        return "spark"
+    if engine != "auto":
+        return engine
+    return "arrow" if readable_by_arrow(source) and _is_local_master(master) else "spark"
+
+
 def materialize(
-    df: DataFrame,
+    source: DataFrame | str,
     layout: FamilyLayout,
     redis_url_or_settings: str | Settings | OnlineStore,
     *,
@@ -160,32 +203,109 @@ def materialize(
     incremental: bool = False,
     batch_rows: int = 10_000,
     prefix: str | None = None,
+    engine: str = "auto",
+    spark: Any = None,
 ) -> MaterializeStats:
-    """Write the latest row per entity of ``df`` into ``layout``'s keyspace; return the stats.
+    """Write the latest row per entity of ``source`` into ``layout``'s keyspace; return the stats.
 
+    ``source`` is a Spark DataFrame or the path of Parquet data (a file or a folder, local or
+    ``gs://``). ``engine``: ``spark`` writes from Spark's executors (``mapInArrow``);
+    ``arrow`` reads the Parquet with pyarrow and writes from this process, without a JVM;
+    ``auto`` (default) chooses as ``choose_engine`` says. Both write the same bytes.
     Full (default): every entity's latest row as of ``as_of`` (all rows when ``None``).
     Incremental: only entities with rows newer than ``since``; with ``incremental=True`` and no
     ``since``, the version's recorded watermark is used (a full run when there is none).
     ``redis_url_or_settings`` is a Redis URL, workspace settings (their ``redis_url``, else the
     embedded server) or an ``OnlineStore`` (its URL and, unless ``prefix`` is given, its prefix).
     The layout is recorded first and the watermark after, so a reader never meets values it
-    cannot decode, and a failed run leaves the previous watermark in place.
+    cannot decode, and a failed run leaves the previous watermark in place. ``spark``: the
+    session to read a path with when the Spark engine is chosen (default: the active one).
     """
     started = time.monotonic()
     if batch_rows <= 0:
         raise ConfigError("batch_rows", "must be positive")
+    master = None
+    if isinstance(redis_url_or_settings, Settings):
+        master = redis_url_or_settings.spark_master
+    if spark is not None:
+        master = _master_of(spark)
+    chosen = choose_engine(engine, source, master)
     url = _resolve_url(redis_url_or_settings)
     if prefix is None:
         given = redis_url_or_settings
         prefix = given.prefix if isinstance(given, OnlineStore) else DEFAULT_PREFIX
     store = OnlineStore.from_url(url, prefix)
-    store.write_layout(layout)
-    # Resolved once here and shipped to the writers, so they never look it up themselves.
-    key_id = store.key_id(layout.family, layout.version) or ""
-    previous = store.watermark(layout.family, layout.version)
-    if incremental and since is None:
-        since = previous
+    try:
+        store.write_layout(layout)
+        # Resolved once here and shipped to the writers, so they never look it up themselves.
+        key_id = store.key_id(layout.family, layout.version) or ""
+        previous = store.watermark(layout.family, layout.version)
+        if incremental and since is None:
+            since = previous
+        if chosen == "arrow":
+            from nbfeatures.online.arrow_writer import write_parquet
 
+            assert isinstance(source, str)
+            done = write_parquet(
+                source, layout, store, key_id, as_of=as_of, since=since, batch_rows=batch_rows
+            )
+            written, entities, source_rows = done.written, done.entities, done.source_rows
+            latest = (
+                None
+                if done.latest_us is None
+                else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+                + dt.timedelta(microseconds=done.latest_us)
+            )
+        else:
+            frame = source if not isinstance(source, str) else _read_parquet(source, spark)
+            written, entities, source_rows, latest = _spark_write(
+                frame, layout, url, prefix, key_id, as_of, since, batch_rows
+            )
+        watermark = previous
+        if latest is not None and (previous is None or latest > previous):
+            store.set_watermark(layout.family, layout.version, latest)
+            watermark = latest
+    finally:
+        store.close()
+    return MaterializeStats(
+        rows=written,
+        entities=entities,
+        watermark=watermark,
+        seconds=time.monotonic() - started,
+        source_rows=source_rows,
+        engine=chosen,
+    )
+
+
+def _master_of(spark: Any) -> str | None:
+    try:
+        return str(spark.conf.get("spark.master"))
+    except Exception:  # Spark Connect hides the master: its executors are never local
+        return "sc://"
+
+
+def _read_parquet(path: str, spark: Any) -> DataFrame:
+    if spark is None:
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.getActiveSession()
+        if spark is None:
+            raise ConfigError("spark", "the spark engine needs a Spark session to read the path")
+    frame: DataFrame = spark.read.parquet(path)
+    return frame
+
+
+def _spark_write(
+    df: DataFrame,
+    layout: FamilyLayout,
+    url: str,
+    prefix: str,
+    key_id: str,
+    as_of: dt.datetime | None,
+    since: dt.datetime | None,
+    batch_rows: int,
+) -> tuple[int, int, int, dt.datetime | None]:
+    """The executor path: each partition's Arrow batches are written where they are."""
     scoped = latest_per_entity(df, layout, as_of=as_of, since=since)
     spark = df.sparkSession
     before = spark.conf.get(_BATCH_CONF, None)
@@ -199,18 +319,44 @@ def materialize(
             spark.conf.unset(_BATCH_CONF)
         else:
             spark.conf.set(_BATCH_CONF, before)
-
     newest = [part["latest"] for part in parts if part["latest"] is not None]
-    latest = _utc(max(newest)) if newest else None
-    watermark = previous
-    if latest is not None and (previous is None or latest > previous):
-        store.set_watermark(layout.family, layout.version, latest)
-        watermark = latest
-    store.close()
-    return MaterializeStats(
-        rows=sum(int(part["written"]) for part in parts),
-        entities=sum(int(part["entities"]) for part in parts),
-        watermark=watermark,
-        seconds=time.monotonic() - started,
-        source_rows=sum(int(part["source_rows"]) for part in parts),
+    return (
+        sum(int(part["written"]) for part in parts),
+        sum(int(part["entities"]) for part in parts),
+        sum(int(part["source_rows"]) for part in parts),
+        _utc(max(newest)) if newest else None,
     )
+
+
+def materialize_version(
+    settings: Settings,
+    layout: FamilyLayout,
+    *,
+    since: dt.datetime | None = None,
+    incremental: bool = False,
+    engine: str = "auto",
+) -> MaterializeStats:
+    """Materialize a family version's stored offline set (``engine.offline``) into Redis.
+
+    The Arrow writer reads the version's folder directly; the Spark engine reads it with
+    ``read_offline`` (which also serves ``gs://`` to a Spark without a GCS connector).
+    """
+    from nbfeatures.engine.offline import read_manifest, read_offline, version_path
+
+    path = version_path(settings, layout.family, layout.version)
+    chosen = choose_engine(engine, path, settings.spark_master)
+    if chosen == "arrow":
+        if read_manifest(settings, layout.family, layout.version) is None:
+            from nbfeatures.errors import OfflineDataMissing
+
+            now = dt.datetime.now(dt.UTC)
+            raise OfflineDataMissing(layout.family, layout.version, since or now, now)
+        return materialize(
+            path, layout, settings, since=since, incremental=incremental, engine="arrow"
+        )
+    from nbfeatures.engine.session import get_spark
+
+    frame = read_offline(
+        get_spark(settings), settings, layout.family, layout.version, since, None, check=False
+    )
+    return materialize(frame, layout, settings, since=since, incremental=incremental)

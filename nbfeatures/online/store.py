@@ -99,8 +99,7 @@ def _read_ok_replies(connection: Any, count: int) -> str | None:
     is dropped and the first error is reported.
     """
     sock = getattr(connection, "_sock", None)
-    parser_buffer = getattr(getattr(connection, "_parser", None), "_buffer", None)
-    if sock is None or (parser_buffer is not None and parser_buffer.unread_bytes()):
+    if sock is None or _parser_holds_data(getattr(connection, "_parser", None)):
         return _read_replies_parsed(connection, count)
     expected = len(_OK) * count
     received = bytearray(expected)
@@ -118,6 +117,26 @@ def _read_ok_replies(connection: Any, count: int) -> str | None:
     first_bad = int((replies != np.frombuffer(_OK, dtype=np.uint8)).any(axis=1).argmax())
     error = bytes(received[first_bad * len(_OK) :]).split(b"\r\n", 1)[0]
     return error.decode(errors="replace").lstrip("-")
+
+
+def _parser_holds_data(parser: Any) -> bool:
+    """Whether redis-py's parser already buffered bytes the socket will not return again.
+
+    The pure-Python parser keeps them in a ``SocketBuffer`` (``_buffer.unread_bytes()``);
+    the hiredis parser in its ``hiredis.Reader`` (``_reader.has_data()``; its ``_buffer`` is
+    only a scratch ``bytearray`` for ``recv_into``). Anything unknown counts as holding data,
+    which only costs the slower parsed path.
+    """
+    if parser is None:
+        return False
+    buffer = getattr(parser, "_buffer", None)
+    if buffer is not None and hasattr(buffer, "unread_bytes"):
+        return bool(buffer.unread_bytes())
+    reader = getattr(parser, "_reader", None)
+    if reader is not None:
+        has_data = getattr(reader, "has_data", None)
+        return True if has_data is None else bool(has_data())
+    return buffer is not None and not isinstance(buffer, bytearray)
 
 
 def _read_replies_parsed(connection: Any, count: int) -> str | None:
@@ -240,11 +259,22 @@ class OnlineStore:
         are not written at all. The batch's wire bytes are built with Arrow kernels and sent as
         one pipeline on the connection of the node that owns the version's slot.
         """
+        built = self._commands(layout, batch, key_id)
+        if built is None:
+            return 0
+        payload, n, first_key, _ = built
+        self._send_pipeline(self._node_client(first_key), payload, n, layout)
+        return n
+
+    def _commands(
+        self, layout: FamilyLayout, batch: pa.RecordBatch, key_id: str | None
+    ) -> tuple[memoryview, int, bytes, Any] | None:
+        """The packed ``SET`` commands of a batch: payload, count, first key, owning array."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         if batch.num_rows == 0:
-            return 0
+            return None
         entity = batch.column(layout.entity_key)
         if entity.null_count:
             batch = batch.filter(entity.is_valid())
@@ -258,7 +288,7 @@ class OnlineStore:
                 expire_ms = expire_ms[alive]
         n = int(batch.num_rows)
         if n == 0:
-            return 0
+            return None
         values = encode(layout, batch)
         if key_id is None:
             key_id = self.key_id(layout.family, layout.version, create=True, fresh=True)
@@ -281,8 +311,11 @@ class OnlineStore:
         offsets = np.frombuffer(commands.buffers()[1], dtype=np.int32)
         start, end = int(offsets[commands.offset]), int(offsets[commands.offset + n])
         payload = memoryview(commands.buffers()[2])[start:end]
-        self._send_pipeline(self._node_client(keys[0].as_py()), payload, n, layout)
-        return n
+        return payload, n, keys[0].as_py(), commands
+
+    def pipelined_writer(self, layout: FamilyLayout, key_id: str) -> PipelinedWriter:
+        """A writer that keeps one batch in flight: see ``PipelinedWriter``."""
+        return PipelinedWriter(self, layout, key_id)
 
     def _node_client(self, key: bytes | str) -> redis.Redis[Any]:
         """The client of the node owning ``key``'s slot (the store's client when standalone)."""
@@ -426,3 +459,76 @@ class OnlineStore:
 
     def close(self) -> None:
         self.client.close()
+
+
+class PipelinedWriter:
+    """Writes batches on one connection with the previous batch's replies still unread.
+
+    ``OnlineStore.write_rows`` sends a batch and waits for all its replies, so Redis idles
+    while the caller reads and encodes the next one. Here batch k+1 is sent before the
+    replies of batch k are read: Redis always has a batch to work on while this process
+    reads its replies and encodes the next batch. The bytes sent are those of
+    ``write_rows``. Use it as a context manager; leaving reads the last replies, and any
+    refusal or connection error is raised as ``OnlineStoreError``.
+    """
+
+    def __init__(self, store: OnlineStore, layout: FamilyLayout, key_id: str) -> None:
+        self.store = store
+        self.layout = layout
+        self.key_id = key_id
+        self.where = f"{layout.family} v{layout.version}"
+        self._pool: Any = None
+        self._connection: Any = None
+        self._unread = 0
+        self.written = 0
+
+    def __enter__(self) -> PipelinedWriter:
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if kind is None:
+            self._drain()
+        elif self._connection is not None:
+            self._connection.disconnect()  # replies still queued: the stream is out of step
+        self._release()
+
+    def write(self, batch: pa.RecordBatch) -> int:
+        """Send ``batch``'s ``SET``s, then read the previous batch's replies; return its rows."""
+        import redis
+
+        built = self.store._commands(self.layout, batch, self.key_id)
+        if built is None:
+            return 0
+        payload, n, first_key, _ = built
+        if self._connection is None:
+            client = self.store._node_client(first_key)
+            self._pool = client.connection_pool
+            self._connection = self._pool.get_connection()
+        try:
+            self._connection.send_packed_command([payload], check_health=False)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            self._connection.disconnect()
+            raise OnlineStoreError(self.where, f"writing values failed: {exc}") from None
+        self._drain()
+        self._unread = n
+        return n
+
+    def _drain(self) -> None:
+        import redis
+
+        if not self._unread:
+            return
+        count, self._unread = self._unread, 0
+        try:
+            refusal = _read_ok_replies(self._connection, count)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            self._connection.disconnect()
+            raise OnlineStoreError(self.where, f"writing values failed: {exc}") from None
+        if refusal is not None:
+            raise OnlineStoreError(self.where, f"Redis refused a write: {refusal}")
+        self.written += count
+
+    def _release(self) -> None:
+        if self._connection is not None:
+            self._pool.release(self._connection)
+            self._connection = None

@@ -110,3 +110,175 @@ def test_ties_on_event_time_still_write_one_whole_row(spark: Any, store: OnlineS
     assert all(
         t is not None and int(t) == c and c in range(4) for t, c in zip(totals, counts, strict=True)
     )
+
+
+# -- the Arrow writer (no JVM) and its equivalence with the executor path ----------------------
+
+Row = tuple[int, dt.datetime, float | None, int, str | None]
+
+
+def write_parquet_dataset(root: Any, rows: list[Row], name: str = "part") -> str:
+    """``rows`` as hive-partitioned Parquet (``event_date=YYYY-MM-DD``), as the offline store."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    by_day: dict[str, list[Row]] = {}
+    for row in rows:
+        by_day.setdefault(row[1].astimezone(dt.UTC).date().isoformat(), []).append(row)
+    for day, chunk in by_day.items():
+        folder = root / f"event_date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        table = pa.table(
+            {
+                "user_id": pa.array([r[0] for r in chunk], pa.int64()),
+                "ts": pa.array([r[1] for r in chunk], pa.timestamp("us", tz="UTC")),
+                "total": pa.array([r[2] for r in chunk], pa.float64()),
+                "count": pa.array([r[3] for r in chunk], pa.int64()),
+                "city": pa.array([r[4] for r in chunk], pa.string()),
+            }
+        )
+        # Small row groups, so the second pass streams several per file.
+        pq.write_table(table, folder / f"{name}.parquet", row_group_size=37)
+    (root / "_manifest.json").write_text("{}")  # not Parquet: the writers must skip it
+    return str(root)
+
+
+def dump(store: OnlineStore, layout: FamilyLayout) -> dict[str, tuple[bytes, int]]:
+    """Every value key of ``layout``'s version (without prefix and key id): value and expiry."""
+    key_id = store.key_id(layout.family, layout.version)
+    assert key_id is not None
+    tag = store.keys.value_tag(key_id)
+    found = {}
+    for key in store.client.scan_iter(match=f"{tag}*", count=1000):
+        text = key.decode()
+        value = store.client.get(key)
+        assert value is not None
+        expiry = int(store.client.execute_command("PEXPIRETIME", key))
+        found[text[len(tag) :]] = (value, expiry)
+    return found
+
+
+def test_arrow_and_spark_write_the_same_bytes(
+    spark: Any, local_redis_url: str, tmp_path: Any
+) -> None:
+    """Full, as-of, incremental, ttl, nulls and strings: same keys, values and expiries."""
+    import uuid
+
+    stores = {
+        engine: OnlineStore.from_url(local_redis_url, prefix=f"nbftest-{uuid.uuid4().hex[:12]}:")
+        for engine in ("arrow", "spark")
+    }
+    old = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=3)
+    rows = [*history(120, 4), (500, old, 5.0, 5, "gone"), (501, old, None, 1, None)]
+    root = tmp_path / "offline"
+    path = write_parquet_dataset(root, rows)
+    as_of = BASE + dt.timedelta(hours=1, minutes=30)
+    try:
+        stats = {}
+        for engine, store in stores.items():
+            source = path if engine == "arrow" else spark.read.parquet(path)
+            stats[engine] = [
+                materialize(source, LAYOUT, store, engine=engine, batch_rows=50),
+                materialize(source, LAYOUT_V2, store, engine=engine, as_of=as_of),
+            ]
+        for a, s in zip(stats["arrow"], stats["spark"], strict=True):
+            assert (a.engine, s.engine) == ("arrow", "spark")
+            assert (a.rows, a.entities, a.source_rows, a.watermark) == (
+                s.rows,
+                s.entities,
+                s.source_rows,
+                s.watermark,
+            )
+        assert stats["arrow"][0].rows == 120  # the two rows past the ttl are not written
+        full = dump(stores["arrow"], LAYOUT)
+        assert len(full) == 120 and full == dump(stores["spark"], LAYOUT)
+        assert all(expiry > 0 for _, expiry in full.values())  # PXAT set on every key
+        assert dump(stores["arrow"], LAYOUT_V2) == dump(stores["spark"], LAYOUT_V2)
+        assert stores["arrow"].read(LAYOUT_V2, [3]).columns["total"].to_pylist() == [301.0]
+
+        newer = BASE + dt.timedelta(hours=30)  # a new day's partition
+        changed: list[Row] = [(4, newer, None, 9, "new"), (8, newer, -1.0, 9, None)]
+        changed += [(900, newer, 9.0, 1, "fresh")]
+        write_parquet_dataset(root, changed, name="later")
+        for engine, store in stores.items():
+            store.client.delete(store.value_key("txn_stats", 1, 20) or "")
+            source = path if engine == "arrow" else spark.read.parquet(path)
+            again = materialize(source, LAYOUT, store, engine=engine, incremental=True)
+            assert (again.rows, again.entities, again.watermark) == (3, 3, newer)
+        after = dump(stores["arrow"], LAYOUT)
+        assert after == dump(stores["spark"], LAYOUT)
+        assert "20" not in after and "900" in after  # only changed entities were rewritten
+        got = stores["arrow"].read(LAYOUT, [4, 8, 900])
+        assert got.columns["total"].to_pylist() == [None, -1.0, 9.0]
+        assert got.columns["city"].to_pylist() == ["new", None, "fresh"]
+    finally:
+        for store in stores.values():
+            for key in store.client.scan_iter(match=f"{store.prefix}*", count=1000):
+                store.client.delete(key)
+            store.close()
+
+
+LAYOUT_V2 = FamilyLayout(
+    family="txn_stats",
+    version=2,
+    hash="h1",
+    entity_key="user_id",
+    timestamp="ts",
+    features=LAYOUT.features,
+    ttl_seconds=None,
+)
+
+
+def test_arrow_engine_writes_on_each_backend(store: OnlineStore, tmp_path: Any) -> None:
+    """The Arrow writer, with no Spark at all, on Redis, the embedded server and a cluster."""
+    path = write_parquet_dataset(tmp_path / "offline", history(250, 3))
+    stats = materialize(path, LAYOUT, store, batch_rows=64)
+
+    assert stats.engine == "arrow"
+    assert (stats.rows, stats.entities, stats.source_rows) == (250, 250, 750)
+    assert stats.watermark == BASE + dt.timedelta(hours=2)
+    assert store.watermark("txn_stats", 1) == stats.watermark
+    assert store.count_keys("txn_stats", 1) == 250
+    got = store.read(LAYOUT, [0, 7, 249, 250])
+    assert got.present.tolist() == [True, True, True, False]
+    assert got.columns["total"].to_pylist() == [2.0, 702.0, 24902.0, None]
+    assert got.columns["city"].to_pylist() == [None, "c3", "c1", None]
+    again = materialize(path, LAYOUT, store, incremental=True)
+    assert (again.rows, again.watermark) == (0, stats.watermark)
+
+
+def test_arrow_engine_keeps_one_whole_row_on_event_time_ties(
+    local_redis_url: str, tmp_path: Any
+) -> None:
+    """On a tie the later row in file order wins, and every column comes from that row."""
+    rows: list[Row] = [(u, BASE, float(k), k, f"k{k}") for k in range(4) for u in range(30)]
+    path = write_parquet_dataset(tmp_path / "offline", rows)
+    store = OnlineStore.from_url(local_redis_url, prefix="nbftest-ties:")
+    try:
+        stats = materialize(path, LAYOUT, store)
+        assert (stats.rows, stats.source_rows) == (30, 120)
+        got = store.read(LAYOUT, list(range(30)))
+        assert set(got.columns["total"].to_pylist()) == {3.0}
+        assert set(got.columns["city"].to_pylist()) == {"k3"}
+    finally:
+        for key in store.client.scan_iter(match="nbftest-ties:*", count=1000):
+            store.client.delete(key)
+        store.close()
+
+
+def test_engine_choice() -> None:
+    from nbfeatures.errors import ConfigError
+    from nbfeatures.online.materialize import choose_engine
+
+    assert choose_engine("auto", "/data/offline/f/v1", "local[2]") == "arrow"
+    assert choose_engine("auto", "gs://bucket/offline/f/v1", None) == "arrow"
+    assert choose_engine("auto", "/data/offline/f/v1", "sc://localhost:15002") == "spark"
+    assert choose_engine("auto", "/data/offline/f/v1", "spark://master:7077") == "spark"
+    assert choose_engine("auto", "s3a://bucket/f/v1", "local[2]") == "spark"
+    assert choose_engine("spark", "/data/offline/f/v1", "local[2]") == "spark"
+    frame = object()  # anything but a path is a DataFrame to this choice
+    assert choose_engine("auto", frame, "local[2]") == "spark"  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        choose_engine("arrow", frame, "local[2]")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        choose_engine("jvm", "/data", "local[2]")
