@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from nbfeatures.config import Settings
 
 DEFAULT_TIMESTAMP = "event_timestamp"
+ENGINES = ("auto", "spark", "arrow")
+# ``engine="auto"`` joins in this process up to this many stored feature rows in all (about
+# 1 GB per 10M rows of ten float64 features, plus sort arrays); beyond it, on Spark.
+ARROW_MAX_ROWS = 30_000_000
 _ROW = "__nbf_row"
 _ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
@@ -65,6 +69,7 @@ def training_set(
     include_event_times: bool = False,
     progress: bool = True,
     today: dt.date | None = None,
+    engine: str = "auto",
 ) -> Any:
     """A point-in-time correct training set for ``spine`` with the referenced features.
 
@@ -72,12 +77,18 @@ def training_set(
     dataset's targets. ``include_event_times`` adds ``{family}__event_time`` columns naming
     the event time of each value used. ``spark`` defaults to the spine's own session (Spark
     spine) or the workspace session (pandas spine).
+
+    ``engine`` picks where the join runs; both give the same rows and columns:
+    ``"spark"`` (the sort-merge window join of ``engine.pit``, on any cluster),
+    ``"arrow"`` (``engine.local_pit``: pyarrow reads the offline Parquet, local or ``gs://``,
+    and numpy joins in this process; no Spark is started for a pandas spine), or ``"auto"``:
+    ``"arrow"`` for a pandas spine when Spark is local (not Spark Connect) and the stored
+    rows to read, counted from the manifests, are at most ``ARROW_MAX_ROWS``; else Spark.
     """
     from nbfeatures.config import active_settings
-    from nbfeatures.engine.offline import check_offline, read_offline
-    from nbfeatures.engine.pit import FeatureFrame, point_in_time_join
-    from nbfeatures.engine.progress import spark_progress
 
+    if engine not in ENGINES:
+        raise DefinitionError("engine", f"is {engine!r}; choose one of {', '.join(ENGINES)}")
     settings = settings or active_settings()
     selections = _resolve(features, settings, catalog, today)
     on_demand = [s for s in selections.values() if s.on_demand]
@@ -92,9 +103,62 @@ def training_set(
     if is_pandas:
         spine = _normalize_pandas(spine, timestamp_column, columns)
         low, high = _pandas_bounds(spine, timestamp_column)
+        if _use_arrow(engine, spark, settings, selections, low, high):
+            result = _arrow_training_set(
+                spine.drop(columns=[_ROW]),
+                selections,
+                settings,
+                low,
+                high,
+                timestamp_column,
+                include_event_times,
+            )
+            versions = [s.version.ref for s in selections.values()]
+            _record_lineage(result, True, versions, label_columns)
+            return result
     if spark is None:
         spark = spine.sparkSession if not is_pandas else _workspace_spark(settings)
+    if engine == "arrow" and not is_pandas:
+        result = _arrow_spark_spine(
+            spark, spine, selections, settings, timestamp_column, include_event_times
+        )
+        versions = [s.version.ref for s in selections.values()]
+        _record_lineage(result, False, versions, label_columns)
+        return result
+    result = _spark_training_set(
+        spark,
+        spine,
+        is_pandas,
+        selections,
+        settings,
+        timestamp_column,
+        include_event_times,
+        progress,
+        (low, high) if is_pandas else None,
+    )
+    versions = [s.version.ref for s in selections.values()]
+    _record_lineage(result, is_pandas, versions, label_columns)
+    return result
 
+
+def _spark_training_set(
+    spark: Any,
+    spine: Any,
+    is_pandas: bool,
+    selections: dict[str, _Selection],
+    settings: Settings,
+    timestamp_column: str,
+    include_event_times: bool,
+    progress: bool,
+    bounds: tuple[dt.datetime | None, dt.datetime | None] | None,
+) -> Any:
+    """The join on Spark: a pandas result in the spine's order, or a lazy Spark frame."""
+    from nbfeatures.engine.offline import check_offline, read_offline
+    from nbfeatures.engine.pit import FeatureFrame, point_in_time_join
+    from nbfeatures.engine.progress import spark_progress
+
+    on_demand = [s for s in selections.values() if s.on_demand]
+    low, high = bounds if bounds is not None else (None, None)
     with spark_progress(spark, "training set", enabled=progress):
         if is_pandas:
             frame = spark.createDataFrame(spine)
@@ -131,9 +195,117 @@ def training_set(
         result = _to_pandas(joined, timestamp_column, families) if is_pandas else joined
         if on_demand:
             result = _add_on_demand(result, selections)
+    return result
 
-    versions = [s.version.ref for s in selections.values()]
-    _record_lineage(result, is_pandas, versions, label_columns)
+
+def _use_arrow(
+    engine: str,
+    spark: Any,
+    settings: Settings,
+    selections: dict[str, _Selection],
+    low: dt.datetime | None,
+    high: dt.datetime | None,
+) -> bool:
+    """Whether a pandas spine is joined in this process (see ``training_set``'s ``engine``)."""
+    if engine != "auto":
+        return engine == "arrow"
+    from nbfeatures.engine.local_pit import offline_rows
+    from nbfeatures.engine.spark_api import is_connect
+
+    if spark is not None:
+        master = "" if is_connect(spark) else str(spark.sparkContext.master)
+    else:
+        master = "" if settings.uses_spark_connect else settings.spark_master
+    if not master.startswith("local"):
+        return False
+    total = 0
+    for name, selection in selections.items():
+        if selection.on_demand:
+            continue
+        ttl = selection.version.family.ttl
+        start = low - ttl if (low is not None and ttl is not None) else None
+        rows = offline_rows(settings, name, selection.version.version, start, high)
+        if rows is None:
+            return False  # nothing stored: let the Spark path raise its usual error
+        total += rows
+    return total <= ARROW_MAX_ROWS
+
+
+def _arrow_families(
+    selections: dict[str, _Selection],
+    settings: Settings,
+    low: dt.datetime | None,
+    high: dt.datetime | None,
+) -> list[Any]:
+    """Each family's stored rows for ``[low - ttl, high]``, read with pyarrow."""
+    from nbfeatures.engine.local_pit import ArrowFeatures, read_offline_table
+    from nbfeatures.engine.offline import check_offline
+
+    families = []
+    for name, selection in selections.items():
+        if selection.on_demand:
+            continue
+        version = selection.version
+        family = version.family
+        ttl = family.ttl
+        if low is not None and high is not None:
+            check_offline(settings, name, version.version, low, high + _ONE_MICROSECOND)
+        start = low - ttl if (low is not None and ttl is not None) else None
+        features = tuple(selection.features + selection.hidden)
+        columns = [family.entity.join_key, family.timestamp, *features]
+        table = read_offline_table(settings, name, version.version, columns, start, high)
+        families.append(
+            ArrowFeatures(name, table, family.entity.join_key, family.timestamp, features, ttl)
+        )
+    return families
+
+
+def _arrow_training_set(
+    spine: Any,
+    selections: dict[str, _Selection],
+    settings: Settings,
+    low: dt.datetime | None,
+    high: dt.datetime | None,
+    timestamp_column: str,
+    include_event_times: bool,
+) -> Any:
+    """The join in this process for a normalized pandas spine: a pandas frame, spine order."""
+    pa = require("pyarrow", "spark")
+    from nbfeatures.engine.local_pit import point_in_time_join_arrow, to_pandas
+
+    families = _arrow_families(selections, settings, low, high)
+    table = pa.Table.from_pandas(spine, preserve_index=False)
+    joined = point_in_time_join_arrow(
+        table, families, timestamp_column=timestamp_column, include_event_times=include_event_times
+    )
+    result = to_pandas(joined)
+    if any(s.on_demand for s in selections.values()):
+        result = _add_on_demand(result, selections)
+    return result
+
+
+def _arrow_spark_spine(
+    spark: Any,
+    spine: Any,
+    selections: dict[str, _Selection],
+    settings: Settings,
+    timestamp_column: str,
+    include_event_times: bool,
+) -> Any:
+    """``engine="arrow"`` for a Spark spine: collected as Arrow, joined here, back to Spark."""
+    from nbfeatures.engine.local_pit import point_in_time_join_arrow
+
+    low, high = _spark_bounds(spine, timestamp_column)
+    families = _arrow_families(selections, settings, low, high)
+    joined = point_in_time_join_arrow(
+        spine.toArrow(),
+        families,
+        timestamp_column=timestamp_column,
+        include_event_times=include_event_times,
+    )
+    result = spark.createDataFrame(joined)
+    if any(s.on_demand for s in selections.values()):
+        result = _add_on_demand(result, selections)
     return result
 
 

@@ -24,17 +24,16 @@ family to a call never renames the others' columns).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import reduce
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from nbfeatures.engine import spark_api
 from nbfeatures.errors import DefinitionError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from pyspark.sql import Column, DataFrame
 
 _KIND = "__nbf_kind"
@@ -77,20 +76,38 @@ def point_in_time_join(
     says which row each value came from (null when none was valid).
     """
     F = spark_api.functions(spine)
-    _check_columns(spine, families, timestamp_column, include_event_times)
+    check_columns(list(spine.columns), families, timestamp_column, include_event_times)
     result = spine.withColumn(timestamp_column, F.col(timestamp_column).cast("timestamp"))
-    for key, group in _group_by_key(families).items():
+    for key, group in group_by_key(families).items():
         result = _join_group(result, key, group, timestamp_column, include_event_times)
     return result
 
 
-def _check_columns(
-    spine: DataFrame,
-    families: Sequence[FeatureFrame],
+class _Family(Protocol):
+    """What the column checks need of a family (``FeatureFrame`` and the Arrow one both fit)."""
+
+    @property
+    def join_key(self) -> str: ...
+
+    @property
+    def features(self) -> tuple[str, ...]: ...
+
+    @property
+    def event_time_column(self) -> str: ...
+
+    def column(self, feature: str) -> str: ...
+
+
+_F = TypeVar("_F", bound=_Family)
+
+
+def check_columns(
+    present: Sequence[str],
+    families: Sequence[_Family],
     timestamp_column: str,
     include_event_times: bool,
 ) -> None:
-    present = list(spine.columns)
+    """Refuse a spine missing a needed column, or an output name that would appear twice."""
     needed = [timestamp_column, *(f.join_key for f in families)]
     for column in needed:
         if column not in present:
@@ -110,8 +127,9 @@ def _check_columns(
             outputs.add(name)
 
 
-def _group_by_key(families: Sequence[FeatureFrame]) -> dict[str, list[FeatureFrame]]:
-    groups: dict[str, list[FeatureFrame]] = {}
+def group_by_key(families: Sequence[_F]) -> dict[str, list[_F]]:
+    """Families by join key, keys in first-seen order: this order gives the output columns."""
+    groups: dict[str, list[_F]] = {}
     for family in families:
         groups.setdefault(family.join_key, []).append(family)
     return groups

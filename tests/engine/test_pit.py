@@ -1,18 +1,22 @@
 """Point-in-time join: agrees with a brute-force reference, never leaks, loses no spine row.
 
-Runs on the local Spark session and through a real Spark Connect server.
+Runs on the local Spark session, through a real Spark Connect server, and in process on Arrow
+(``engine.local_pit``): every case below runs against each.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nbfeatures.engine.local_pit import ArrowFeatures, point_in_time_join_arrow
 from nbfeatures.engine.pit import FeatureFrame, point_in_time_join
 from nbfeatures.engine.spark_api import functions
 from nbfeatures.errors import DefinitionError
@@ -104,7 +108,67 @@ def run_join(
     return [tuple(r) for r in rows]
 
 
-def test_hand_written_case_matches_expected_values(any_spark: Any) -> None:
+def run_join_arrow(
+    spine: list[tuple[Any, ...]],
+    spend: list[tuple[int, dt.datetime, float]],
+    risk: list[tuple[int, dt.datetime, float]],
+    spend_ttl: dt.timedelta | None,
+    risk_ttl: dt.timedelta | None,
+) -> list[tuple[Any, ...]]:
+    """The same join as ``run_join``, in process on Arrow tables built from the same rows."""
+    us = pa.timestamp("us", tz="UTC")
+
+    def features(rows: list[tuple[int, dt.datetime, float]], key: str) -> Any:
+        return pa.table(
+            {
+                key: pa.array([r[0] for r in rows], pa.int64()),
+                "ts": pa.array([r[1] for r in rows], us),
+                "value": pa.array([r[2] for r in rows], pa.float64()),
+            }
+        )
+
+    table = pa.table(
+        {
+            "user_id": pa.array([r[0] for r in spine], pa.int64()),
+            "merchant_id": pa.array([r[1] for r in spine], pa.int64()),
+            "event_timestamp": pa.array([r[2] for r in spine], us),
+            "label": pa.array([r[3] for r in spine], pa.int64()),
+        }
+    )
+    families = [
+        ArrowFeatures("spend", features(spend, "user_id"), "user_id", "ts", ("value",), spend_ttl),
+        ArrowFeatures(
+            "risk", features(risk, "merchant_id"), "merchant_id", "ts", ("value",), risk_ttl
+        ),
+    ]
+    joined = point_in_time_join_arrow(
+        table, families, timestamp_column="event_timestamp", include_event_times=True
+    )
+    as_int = [c if c.type != us else c.cast(pa.int64()) for c in joined.columns]
+    order = [
+        "user_id", "merchant_id", "event_timestamp", "label",
+        "spend__value", "spend__event_time", "risk__value", "risk__event_time",
+    ]  # fmt: skip
+    columns = dict(zip(joined.column_names, as_int, strict=True))
+    rows = pa.table([columns[c] for c in order], names=order).to_pylist()
+    return [tuple(r.values()) for r in rows]
+
+
+Join = Callable[..., list[tuple[Any, ...]]]
+
+
+@pytest.fixture(scope="module", params=["spark-local", "spark-connect", "arrow"])
+def join(request: pytest.FixtureRequest) -> Join:
+    """Each engine in turn: the Spark join (local and Connect) and the in-process Arrow join."""
+    if request.param == "arrow":
+        return run_join_arrow
+    session = request.getfixturevalue(
+        "spark" if request.param == "spark-local" else "connect_spark"
+    )
+    return lambda *args: run_join(session, *args)
+
+
+def test_hand_written_case_matches_expected_values(join: Join) -> None:
     spend = [
         (1, at(0), 10.0),
         (1, at(5), 15.0),  # exactly at the spine time: visible
@@ -121,7 +185,7 @@ def test_hand_written_case_matches_expected_values(any_spark: Any) -> None:
         (4, 7, at(6), 1),  # risk at 3 is 3 minutes old: past the ttl
     ]
     ttl = 2 * MINUTE
-    got = run_join(any_spark, spine, spend, risk, None, ttl)
+    got = join(spine, spend, risk, None, ttl)
     assert Counter(got) == Counter(reference(spine, [(0, spend, None), (1, risk, ttl)]))
     by_user = {r[0]: r for r in got}
     assert by_user[1][4] == 15.0
@@ -178,14 +242,14 @@ ttls = st.one_of(st.none(), st.integers(1, 10).map(lambda m: m * MINUTE))
 )
 @given(spine=spine_rows, spend=feature_rows, risk=feature_rows, spend_ttl=ttls, risk_ttl=ttls)
 def test_property_agrees_with_brute_force_and_never_leaks(
-    any_spark: Any,
+    join: Join,
     spine: list[tuple[Any, ...]],
     spend: list[tuple[int, dt.datetime, float]],
     risk: list[tuple[int, dt.datetime, float]],
     spend_ttl: dt.timedelta | None,
     risk_ttl: dt.timedelta | None,
 ) -> None:
-    got = run_join(any_spark, spine, spend, risk, spend_ttl, risk_ttl)
+    got = join(spine, spend, risk, spend_ttl, risk_ttl)
     expected = reference(spine, [(0, spend, spend_ttl), (1, risk, risk_ttl)])
     assert Counter(got) == Counter(expected)
     assert len(got) == len(spine)
