@@ -18,6 +18,8 @@ are copied with ragged index arithmetic over the whole batch, also without per-v
 
 from __future__ import annotations
 
+import functools
+import struct
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,18 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 _HEADER = [("format", "u1"), ("event_us", "<i8")]
+_STRUCT_SLOT: dict[FeatureType, str] = {
+    FeatureType.INT32: "i",
+    FeatureType.INT64: "q",
+    FeatureType.FLOAT32: "f",
+    FeatureType.FLOAT64: "d",
+    FeatureType.BOOL: "B",
+    FeatureType.TIMESTAMP: "q",
+    FeatureType.STRING: "I",
+}
+# Up to this many values are decoded with ``struct`` into Python lists: for a handful of
+# records a numpy call costs more than the work it vectorizes.
+SMALL_BATCH = 16
 _SLOT: dict[FeatureType, str] = {
     FeatureType.INT32: "<i4",
     FeatureType.INT64: "<i8",
@@ -85,6 +99,34 @@ class RecordShape:
     @property
     def string_positions(self) -> tuple[int, ...]:
         return tuple(i for i, k in enumerate(self.kinds) if k is FeatureType.STRING)
+
+    @functools.cached_property
+    def _walks(self) -> dict[frozenset[str] | None, tuple[int, ...]]:
+        return {}
+
+    def walk(self, only: Collection[str] | None) -> tuple[int, ...]:
+        """The slot positions a decode of ``only`` visits, cached per set of names.
+
+        Every position up to the last wanted one when the layout holds strings (their
+        lengths place the strings that follow), else just the wanted positions: a request for
+        10 of 50 features does not loop over the other 40.
+        """
+        key = None if only is None else frozenset(only)
+        walk = self._walks.get(key)
+        if walk is None:
+            wanted = [i for i, name in enumerate(self.names) if key is None or name in key]
+            if self.string_positions and wanted:
+                wanted = list(range(wanted[-1] + 1))
+            if len(self._walks) > 1024:
+                self._walks.clear()  # bounded: callers choose the sets
+            walk = self._walks[key] = tuple(wanted)
+        return walk
+
+    @functools.cached_property
+    def record_struct(self) -> struct.Struct:
+        """The fixed-width part as a ``struct`` format: format, event time, bitmap, slots."""
+        bitmap = "B" * ((len(self.kinds) + 7) // 8)
+        return struct.Struct("<Bq" + bitmap + "".join(_STRUCT_SLOT[k] for k in self.kinds))
 
 
 def event_micros(column: pa.Array | pa.ChunkedArray, family: str, name: str) -> np.ndarray:
@@ -181,6 +223,213 @@ class Decoded:
     columns: dict[str, pa.Array]
 
 
+@dataclass(slots=True)
+class DecodedColumns:
+    """Payloads decoded into numpy, aligned with the keys asked for.
+
+    ``values[name]`` holds one value per key: a numpy array (int32/int64/float32/float64,
+    bool, int64 microseconds for timestamps; a list of ``str`` for strings), or for a few
+    keys a plain list of Python values, with 0, False or "" where the value is null.
+    ``nulls[name]`` is True where it is null (absent key or null value); ``None`` when no
+    value of the column is null, the usual case, which costs nothing.
+    """
+
+    present: np.ndarray
+    event_us: np.ndarray
+    values: dict[str, np.ndarray | list[Any]]
+    nulls: dict[str, np.ndarray | None]
+    # Whether every key was found (``present`` is then all True).
+    all_present: bool
+
+
+def decode_columns(
+    shape: RecordShape,
+    payloads: Sequence[bytes | None],
+    only: Collection[str] | None = None,
+    where: str = "",
+) -> DecodedColumns:
+    """Decode ``MGET`` results (``None`` = absent key) into numpy columns, no Arrow.
+
+    ``only`` names the features to decode (default: all); ``where`` names the family version
+    in errors. The cost is a handful of numpy calls per requested column whatever the number
+    of keys, which is what a one-entity request pays for.
+    """
+    n = len(payloads)
+    found = [p for p in payloads if p is not None]
+    m = len(found)
+    if m <= SMALL_BATCH:
+        return _decode_small(shape, payloads, found, only, where)
+    all_present = m == n
+    present = (
+        np.ones(n, dtype=bool)
+        if all_present
+        else np.fromiter((p is not None for p in payloads), dtype=bool, count=n)
+    )
+    width = shape.width
+    joined = b"".join(found)
+    strings = bool(shape.string_positions)
+    if not strings and len(joined) == m * width and all(len(p) == width for p in found):
+        # Fixed-width records back to back: one view, no copy and no index arithmetic.
+        starts = np.arange(m, dtype=np.int64) * width
+        records = np.frombuffer(joined, dtype=shape.dtype, count=m)
+    else:
+        lengths = np.fromiter(map(len, found), dtype=np.int64, count=m)
+        if m and int(lengths.min()) < width:
+            raise OnlineStoreError(where, "a stored value is shorter than its layout")
+        starts = np.zeros(m, dtype=np.int64)
+        np.cumsum(lengths[:-1], out=starts[1:])
+        buffer = np.frombuffer(joined, dtype=np.uint8)
+        fixed = buffer[starts[:, None] + np.arange(width)]
+        records = np.ascontiguousarray(fixed).view(shape.dtype).reshape(m)
+    formats = records["format"]
+    if m and bool((formats != FORMAT_VERSION).any()):
+        bad = int(formats[formats != FORMAT_VERSION][0])
+        raise OnlineStoreError(
+            where, f"value format {bad} is not {FORMAT_VERSION}; upgrade nbfeatures to read it"
+        )
+    if all_present:
+        event_us = records["event_us"].astype(np.int64)
+    else:
+        event_us = np.zeros(n, dtype=np.int64)
+        event_us[present] = records["event_us"]
+    null_bytes = records["nulls"]
+    null_bits: np.ndarray | None = None
+    if m and bool(null_bytes.any()):
+        null_bits = np.unpackbits(null_bytes, axis=1, bitorder="little", count=len(shape.kinds))
+        null_bits = null_bits.astype(bool).reshape(m, len(shape.kinds))
+    absent = None if all_present else ~present
+
+    values: dict[str, np.ndarray | list[Any]] = {}
+    nulls: dict[str, np.ndarray | None] = {}
+    cursor = starts + width
+    names, kinds = shape.names, shape.kinds
+    for i in shape.walk(only):
+        name, kind = names[i], kinds[i]
+        wanted = only is None or name in only
+        if kind is FeatureType.STRING:
+            string_lengths = records[f"f{i}"].astype(np.int64)
+            if wanted:
+                texts = [
+                    joined[s : s + k].decode()
+                    for s, k in zip(cursor.tolist(), string_lengths.tolist(), strict=True)
+                ]
+                if not all_present:
+                    rows = iter(texts)
+                    texts = [next(rows) if here else "" for here in present.tolist()]
+                values[name] = texts
+            cursor = cursor + string_lengths  # later strings follow this one
+        elif wanted:
+            slot = records[f"f{i}"]
+            if kind is FeatureType.BOOL:
+                slot = slot.astype(bool)
+            elif kind is FeatureType.TIMESTAMP:
+                slot = slot.astype(np.int64)
+            if all_present:
+                values[name] = slot
+            else:
+                column = np.zeros(n, dtype=slot.dtype)
+                column[present] = slot
+                values[name] = column
+        if not wanted:
+            continue
+        if null_bits is None or not bool(null_bits[:, i].any()):
+            nulls[name] = absent
+        else:
+            column_nulls = np.ones(n, dtype=bool)
+            column_nulls[present] = null_bits[:, i]
+            nulls[name] = column_nulls
+            if kind is not FeatureType.STRING:
+                # A null's slot holds a filler; zero it so every reader sees the same value.
+                filled = np.array(values[name], copy=True)
+                filled[column_nulls] = 0
+                values[name] = filled
+            else:
+                values[name] = [
+                    "" if null else text
+                    for text, null in zip(values[name], column_nulls.tolist(), strict=True)
+                ]
+    return DecodedColumns(present, event_us, values, nulls, all_present)
+
+
+def _decode_small(
+    shape: RecordShape,
+    payloads: Sequence[bytes | None],
+    found: list[bytes],
+    only: Collection[str] | None,
+    where: str,
+) -> DecodedColumns:
+    """``decode_columns`` for a few values: one ``struct`` unpack per value, Python lists."""
+    n = len(payloads)
+    all_present = len(found) == n
+    layout_struct = shape.record_struct
+    width = layout_struct.size
+    if any(len(p) < width for p in found):
+        raise OnlineStoreError(where, "a stored value is shorter than its layout")
+    records = [layout_struct.unpack_from(p) for p in found]
+    for record in records:
+        if record[0] != FORMAT_VERSION:
+            raise OnlineStoreError(
+                where,
+                f"value format {record[0]} is not {FORMAT_VERSION}; upgrade nbfeatures to read it",
+            )
+    kinds = shape.kinds
+    first_slot = 2 + (len(kinds) + 7) // 8
+    any_null = any(any(record[2:first_slot]) for record in records)
+    if not all_present:
+        # Absent keys get a record of zeros (and every feature null) so columns stay aligned.
+        filler = (0,) * len(records[0]) if records else (0,) * (first_slot + len(kinds))
+        rows = iter(records)
+        records = [next(rows) if p is not None else filler for p in payloads]
+    if all_present:
+        present = np.ones(n, dtype=bool)
+    else:
+        present = np.array([p is not None for p in payloads], dtype=bool)
+    event_us = np.array([record[1] for record in records], dtype=np.int64)
+    cursors = [width] * n
+    values: dict[str, np.ndarray | list[Any]] = {}
+    nulls: dict[str, np.ndarray | None] = {}
+    absent = None if all_present else ~present
+    names = shape.names
+    for i in shape.walk(only):
+        name, kind = names[i], kinds[i]
+        slot = first_slot + i
+        wanted = only is None or name in only
+        if kind is FeatureType.STRING:
+            lengths = [record[slot] for record in records]
+            if wanted:
+                values[name] = [
+                    bytes(p[c : c + k]).decode() if p is not None else ""
+                    for p, c, k in zip(payloads, cursors, lengths, strict=True)
+                ]
+            cursors = [c + k for c, k in zip(cursors, lengths, strict=True)]
+        elif wanted:
+            column = [record[slot] for record in records]
+            if kind is FeatureType.BOOL:
+                column = [v != 0 for v in column]
+            values[name] = column
+        if not wanted:
+            continue
+        if not any_null:
+            nulls[name] = absent
+            continue
+        byte, bit = 2 + i // 8, 1 << (i % 8)
+        column_nulls = [
+            p is None or bool(r[byte] & bit) for p, r in zip(payloads, records, strict=True)
+        ]
+        if any(column_nulls):
+            nulls[name] = np.array(column_nulls, dtype=bool)
+            filler_value: Any = "" if kind is FeatureType.STRING else 0
+            if kind is FeatureType.BOOL:
+                filler_value = False
+            values[name] = [
+                filler_value if null else v
+                for v, null in zip(values[name], column_nulls, strict=True)
+            ]
+        else:
+            nulls[name] = None
+    return DecodedColumns(present, event_us, values, nulls, all_present)
+
+
 def decode(
     layout: FamilyLayout,
     payloads: Sequence[bytes | None],
@@ -194,67 +443,19 @@ def decode(
     import pyarrow as pa
 
     shape = RecordShape.of(layout)
-    n = len(payloads)
-    present = np.fromiter((p is not None for p in payloads), dtype=bool, count=n)
-    found = [p for p in payloads if p is not None]
-    m = len(found)
-    lengths = np.fromiter(map(len, found), dtype=np.int64, count=m)
-    buffer = np.frombuffer(b"".join(found), dtype=np.uint8)
-    width = shape.width
-    if m and int(lengths.min()) < width:
-        raise OnlineStoreError(
-            f"{layout.family} v{layout.version}", "a stored value is shorter than its layout"
-        )
-    starts = np.zeros(m, dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    if m and bool((lengths == width).all()):
-        fixed_bytes = buffer.reshape(m, width)
-    else:
-        fixed_bytes = buffer[starts[:, None] + np.arange(width)]
-    records = np.ascontiguousarray(fixed_bytes).view(shape.dtype).reshape(m)
-    if m and bool((records["format"] != FORMAT_VERSION).any()):
-        bad = int(records["format"][records["format"] != FORMAT_VERSION][0])
-        raise OnlineStoreError(
-            f"{layout.family} v{layout.version}",
-            f"value format {bad} is not {FORMAT_VERSION}; upgrade nbfeatures to read it",
-        )
-    event_us = np.zeros(n, dtype=np.int64)
-    event_us[present] = records["event_us"]
-    null_bits = np.unpackbits(records["nulls"], axis=1, bitorder="little", count=len(shape.kinds))
-    null_bits = null_bits.astype(bool).reshape(m, len(shape.kinds))
-
+    got = decode_columns(shape, payloads, only, f"{layout.family} v{layout.version}")
+    kinds = dict(zip(shape.names, shape.kinds, strict=True))
     columns: dict[str, pa.Array] = {}
-    cursor = starts + width
-    for i, (name, kind) in enumerate(zip(shape.names, shape.kinds, strict=True)):
-        slot = records[f"f{i}"]
-        wanted = only is None or name in only
-        if kind is FeatureType.STRING and not wanted:
-            cursor = cursor + slot.astype(np.int64)  # skipped, but later strings follow it
-            continue
-        if not wanted:
-            continue
-        valid = present.copy()
-        valid[present] = ~null_bits[:, i]
+    for name, raw in got.values.items():
+        kind = kinds[name]
+        mask = got.nulls[name]
         if kind is FeatureType.STRING:
-            string_lengths = slot.astype(np.int64)
-            data = buffer[_ragged_indices(cursor, string_lengths)]
-            cursor = cursor + string_lengths
-            all_lengths = np.zeros(n, dtype=np.int64)
-            all_lengths[present] = string_lengths
-            offsets = np.zeros(n + 1, dtype=np.int32)
-            np.cumsum(all_lengths, out=offsets[1:])
-            validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
-            columns[name] = pa.Array.from_buffers(
-                pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data.tobytes())]
-            )
-            continue
-        values = np.zeros(n, dtype=slot.dtype)
-        values[present] = slot
-        if kind is FeatureType.TIMESTAMP:
-            array = pa.array(values.astype(np.int64), mask=~valid, type=pa.int64())
-            columns[name] = array.cast(_arrow_type(kind))
-        elif kind is FeatureType.BOOL:
-            columns[name] = pa.array(values.astype(bool), mask=~valid, type=pa.bool_())
+            texts: list[str | None] = list(raw)
+            if mask is not None:
+                texts = [None if null else t for t, null in zip(texts, mask.tolist(), strict=True)]
+            columns[name] = pa.array(texts, type=pa.string())
+        elif kind is FeatureType.TIMESTAMP:
+            columns[name] = pa.array(raw, mask=mask, type=pa.int64()).cast(_arrow_type(kind))
         else:
-            columns[name] = pa.array(values, mask=~valid, type=_arrow_type(kind))
-    return Decoded(present=present, event_us=event_us, columns=columns)
+            columns[name] = pa.array(raw, mask=mask, type=_arrow_type(kind))
+    return Decoded(present=got.present, event_us=got.event_us, columns=columns)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,30 +13,32 @@ import grpc
 _OPEN_SERVICES = ("/grpc.health.v1.Health/",)
 
 
-class BearerTokenInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Refuses calls whose ``authorization`` metadata is not ``Bearer <token>``."""
 
     def __init__(self, token: str) -> None:
         self._expected = f"Bearer {token}".encode()
 
-    def intercept_service(
-        self, continuation: Callable[[Any], Any], handler_call_details: Any
-    ) -> Any:
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
         method: str = handler_call_details.method
         if method.startswith(_OPEN_SERVICES):
-            return continuation(handler_call_details)
+            return await continuation(handler_call_details)
         sent = dict(handler_call_details.invocation_metadata or ()).get("authorization")
         if sent is None:
             return _refusal("this server needs a bearer token in the 'authorization' metadata")
         given = sent.encode() if isinstance(sent, str) else bytes(sent)
         if not hmac.compare_digest(given, self._expected):
             return _refusal("the bearer token was not accepted")
-        return continuation(handler_call_details)
+        return await continuation(handler_call_details)
 
 
-def _refusal(message: str) -> Any:
-    def abort(request: Any, context: grpc.ServicerContext) -> None:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+def _refusal(message: str) -> grpc.RpcMethodHandler:
+    async def abort(request: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
     return grpc.unary_unary_rpc_method_handler(abort)
 

@@ -26,7 +26,10 @@ class ServerConfig:
 
     host: str = "127.0.0.1"
     port: int = 6566
-    workers: int = 8
+    # Threads for blocking work (on-demand functions, listing); requests run on one event loop.
+    workers: int = 4
+    # Server processes sharing the port (SO_REUSEPORT, Linux), each with its own event loop.
+    processes: int = 1
     # Prometheus endpoint on its own port; None turns it off, 0 picks a free port.
     metrics_port: int | None = 9464
     max_entities: int = 1000
@@ -52,7 +55,7 @@ class ServerConfig:
     key_prefix: str = "nbf:"
 
     def __post_init__(self) -> None:
-        for name in ("workers", "max_entities", "max_features", "max_request_bytes"):
+        for name in ("workers", "processes", "max_entities", "max_features", "max_request_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"serve.{name}", "must be positive")
         if not 0.0 <= self.log_sample_rate <= 1.0:

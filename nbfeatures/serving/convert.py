@@ -15,15 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nbfeatures.definitions import FeatureType, parse_refs
+from nbfeatures.definitions import FeatureRef, FeatureType, parse_refs
 from nbfeatures.errors import DefinitionError, InvalidRequest
 from nbfeatures.serving._generated import features_pb2 as pb
 from nbfeatures.serving._generated import features_pb2_grpc as pb_grpc
-from nbfeatures.serving.lookup import FamilyResult, OnlineQuery, Status
+from nbfeatures.serving.lookup import Column, FamilyResult, OnlineQuery, Status
 
 if TYPE_CHECKING:
     import grpc
-    import pyarrow as pa
 
     from nbfeatures.online import FamilyLayout
 
@@ -62,6 +61,24 @@ def service_file_descriptor() -> Any:
 # -- server side --------------------------------------------------------------------------
 
 
+_REFS: dict[tuple[str, ...], tuple[FeatureRef, ...]] = {}
+_REFS_CACHED = 4096
+
+
+def _parse_refs(texts: tuple[str, ...]) -> tuple[FeatureRef, ...]:
+    """Parsed references, cached: a model sends the same feature list call after call."""
+    refs = _REFS.get(texts)
+    if refs is None:
+        try:
+            refs = tuple(parse_refs(texts))
+        except DefinitionError as exc:
+            raise InvalidRequest("request", exc.reason) from None
+        if len(_REFS) >= _REFS_CACHED:
+            _REFS.clear()  # bounded: clients choose the lists
+        _REFS[texts] = refs
+    return refs
+
+
 def request_to_query(request: pb.GetOnlineFeaturesRequest) -> OnlineQuery:
     """The request as an ``OnlineQuery``; ``InvalidRequest`` for bad references or columns."""
     entities: dict[str, list[str]] = {}
@@ -73,24 +90,23 @@ def request_to_query(request: pb.GetOnlineFeaturesRequest) -> OnlineQuery:
             entities[name] = list(column.string_values.values)
         else:
             raise InvalidRequest("request", f"entity column {name!r} holds no values")
-    lengths = {len(values) for values in entities.values()}
-    if len(lengths) > 1:
+    if len(entities) > 1 and len({len(values) for values in entities.values()}) > 1:
         sizes = ", ".join(f"{k}={len(v)}" for k, v in entities.items())
         raise InvalidRequest("request", f"entity columns differ in length ({sizes})")
     if not request.features:
         raise InvalidRequest("request", "no features asked for")
-    try:
-        refs = tuple(parse_refs(list(request.features)))
-    except DefinitionError as exc:
-        raise InvalidRequest("request", exc.reason) from None
+    refs = _parse_refs(tuple(request.features))
+    options = request.options
     return OnlineQuery(
         entities=entities,
         refs=refs,
-        request_id=request.options.request_id,
-        omit_event_times=request.options.omit_event_times,
+        request_id=options.request_id,
+        omit_event_times=options.omit_event_times,
         request_data={
             name: _request_values(values) for name, values in request.request_data.items()
-        },
+        }
+        if request.request_data
+        else {},
     )
 
 
@@ -109,53 +125,49 @@ def request_size(request: pb.GetOnlineFeaturesRequest) -> int:
     return int(request.ByteSize())
 
 
-def _fill(kind: FeatureType, array: pa.Array) -> pb.Values:
-    import pyarrow as pa
-
+def _fill(values: pb.Values, column: Column) -> None:
+    """Copy a column into its wire field (numpy's ``tolist`` then one ``extend``)."""
+    kind = column.kind
+    raw = column.values
+    items: list[Any] = raw if isinstance(raw, list) else raw.tolist()
     if kind is FeatureType.STRING:
-        return pb.Values(string_values=pb.StringArray(values=array.fill_null("").to_pylist()))
-    if kind is FeatureType.BOOL:
-        values = array.fill_null(False).to_numpy(zero_copy_only=False)
-        return pb.Values(bool_values=pb.BoolArray(values=values.tolist()))
-    if kind is FeatureType.TIMESTAMP:
-        micros = array.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).fill_null(0)
-        return pb.Values(timestamp_values=pb.Int64Array(values=micros.to_numpy().tolist()))
-    if pa.types.is_null(array.type):  # a family whose values could not be read
-        array = pa.array([None] * len(array), type=pa.int64())
-    if kind in (FeatureType.FLOAT32, FeatureType.FLOAT64):
-        doubles = array.cast(pa.float64()).fill_null(0.0).to_numpy()
-        return pb.Values(double_values=pb.DoubleArray(values=doubles.tolist()))
-    ints = array.cast(pa.int64()).fill_null(0).to_numpy()
-    return pb.Values(int64_values=pb.Int64Array(values=ints.tolist()))
+        values.string_values.values.extend(items)
+    elif kind in (FeatureType.FLOAT64, FeatureType.FLOAT32):
+        values.double_values.values.extend(items)
+    elif kind is FeatureType.BOOL:
+        values.bool_values.values.extend(items)
+    elif kind is FeatureType.TIMESTAMP:
+        values.timestamp_values.values.extend(items)
+    else:
+        values.int64_values.values.extend(items)
 
 
 def results_to_response(
-    query: OnlineQuery, results: Sequence[FamilyResult], now: dt.datetime
+    query: OnlineQuery, results: Sequence[FamilyResult], now_us: int
 ) -> pb.GetOnlineFeaturesResponse:
-    response = pb.GetOnlineFeaturesResponse(
-        row_count=query.row_count,
-        request_time_us=(now - _EPOCH) // dt.timedelta(microseconds=1),
-    )
+    response = pb.GetOnlineFeaturesResponse(row_count=query.row_count, request_time_us=now_us)
     for result in results:
-        found = result.statuses != Status.NOT_FOUND
+        statuses = result.statuses
         block = response.families.add(
             family=result.family,
             version=result.version,
             pinned=result.pinned,
             entity_key=result.entity_key,
-            statuses=result.statuses.tolist(),
+            statuses=statuses.tolist(),
             error=result.error,
         )
         if not query.omit_event_times:
             block.event_time_us.extend(result.event_us.tolist())
-        for name, (kind, array) in result.columns.items():
-            nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-            block.features.add(
-                name=name,
-                type=_WIRE_TYPE[kind],
-                values=_fill(kind, array),
-                null_rows=np.flatnonzero(nulls & found).tolist(),
-            )
+        found: np.ndarray | None = None
+        for name, column in result.columns.items():
+            feature = block.features.add(name=name, type=_WIRE_TYPE[column.kind])
+            _fill(feature.values, column)
+            if column.nulls is not None:
+                if found is None:
+                    found = statuses != Status.NOT_FOUND
+                null_rows = np.flatnonzero(column.nulls & found)
+                if len(null_rows):
+                    feature.null_rows.extend(null_rows.tolist())
     return response
 
 

@@ -4,6 +4,11 @@ A request names entity rows (join key -> one value per row) and feature referenc
 are grouped per family version: production references follow the family's live pointer (cached
 for ``live_cache_seconds`` so a flip is seen within that time), pinned ones name their version.
 Each group is read with one ``MGET``. Layouts never change once written, so they are cached.
+
+Two lookups share this logic: ``AsyncFeatureLookup`` is the server's (``redis.asyncio``, one
+event loop); ``FeatureLookup`` is blocking, for on-demand inputs and the rare calls that run
+on a worker thread. Values are decoded into numpy columns (``Column``), which the response is
+filled from directly: no Arrow array is built for a served value.
 """
 
 from __future__ import annotations
@@ -20,11 +25,19 @@ import numpy as np
 
 from nbfeatures.definitions import FeatureRef, FeatureType
 from nbfeatures.errors import FeatureNotFound, InvalidRequest, OnlineStoreError
+from nbfeatures.online.codec import RecordShape, decode_columns
+from nbfeatures.online.layout import FamilyLayout
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import redis.asyncio
 
-    from nbfeatures.online import FamilyLayout, OnlineStore
+    from nbfeatures.online import OnlineStore
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Caches keyed by what clients send are bounded: a client cycling through feature lists must
+# not grow the server without limit (cleared whole when full; rebuilding an entry is cheap).
+_CACHE_ENTRIES = 4096
 
 
 class Status(enum.IntEnum):
@@ -34,6 +47,19 @@ class Status(enum.IntEnum):
     NOT_FOUND = 2
     STALE = 3
     ERROR = 4
+
+
+# Plain ints for the per-request code: an enum member costs an attribute lookup each time.
+_PRESENT, _NOT_FOUND, _STALE, _ERROR = (int(s) for s in Status)
+
+
+def now_micros() -> int:
+    """Now, in microseconds since the Unix epoch (UTC)."""
+    return time.time_ns() // 1000
+
+
+def micros_to_datetime(micros: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=micros)
 
 
 @dataclass(frozen=True)
@@ -52,7 +78,79 @@ class OnlineQuery:
         return len(next(iter(self.entities.values()))) if self.entities else 0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
+class Column:
+    """One feature's values for every entity row.
+
+    ``values``: a numpy array (a list of ``str`` for strings; int64 microseconds for
+    timestamps) with 0, False or "" where null; ``nulls``: True where null, ``None`` when no
+    value is null.
+    """
+
+    kind: FeatureType
+    values: np.ndarray | list[Any]
+    nulls: np.ndarray | None = None
+
+    def python_values(self) -> list[Any]:
+        """Plain Python values, ``None`` where null (timestamps as aware UTC datetimes)."""
+        values: list[Any] = list(self.values) if isinstance(self.values, list) else []
+        if not isinstance(self.values, list):
+            values = self.values.tolist()
+        if self.kind is FeatureType.TIMESTAMP:
+            values = [micros_to_datetime(v) for v in values]
+        if self.nulls is None:
+            return values
+        return [None if null else v for v, null in zip(values, self.nulls.tolist(), strict=True)]
+
+    def to_arrow(self) -> pa.Array:
+        import pyarrow as pa
+
+        from nbfeatures.online.codec import _arrow_type
+
+        if self.kind is FeatureType.STRING:
+            texts: list[str | None] = list(self.values)
+            if self.nulls is not None:
+                nulls = self.nulls.tolist()
+                texts = [None if null else t for t, null in zip(texts, nulls, strict=True)]
+            return pa.array(texts, type=pa.string())
+        if self.kind is FeatureType.TIMESTAMP:
+            micros = pa.array(self.values, mask=self.nulls, type=pa.int64())
+            return micros.cast(_arrow_type(self.kind))
+        return pa.array(self.values, mask=self.nulls, type=_arrow_type(self.kind))
+
+    @classmethod
+    def from_arrow(cls, kind: FeatureType, array: pa.Array | pa.ChunkedArray) -> Column:
+        """An Arrow column (any type castable to ``kind``; a null-typed one is all null)."""
+        import pyarrow as pa
+
+        from nbfeatures.online.codec import _arrow_type
+
+        n = len(array)
+        nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        mask = nulls if nulls.any() else None
+        if pa.types.is_null(array.type):
+            array = pa.nulls(n, type=_arrow_type(kind))
+        if kind is FeatureType.STRING:
+            texts = array.cast(pa.string()).fill_null("").to_pylist()
+            return cls(kind, texts, mask)
+        if kind is FeatureType.TIMESTAMP:
+            micros = array.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).fill_null(0)
+            return cls(kind, np.asarray(micros.to_numpy(zero_copy_only=False)), mask)
+        filler = False if kind is FeatureType.BOOL else 0
+        filled = array.cast(_arrow_type(kind)).fill_null(filler)
+        return cls(kind, np.asarray(filled.to_numpy(zero_copy_only=False)), mask)
+
+    @classmethod
+    def all_null(cls, kind: FeatureType, n: int) -> Column:
+        if kind is FeatureType.STRING:
+            return cls(kind, [""] * n, np.ones(n, dtype=bool))
+        dtype: Any = bool if kind is FeatureType.BOOL else np.int64
+        if kind in (FeatureType.FLOAT32, FeatureType.FLOAT64):
+            dtype = np.float64
+        return cls(kind, np.zeros(n, dtype=dtype), np.ones(n, dtype=bool))
+
+
+@dataclass(slots=True)
 class FamilyResult:
     """One family version's answer: a status and event time per row, a column per feature."""
 
@@ -62,15 +160,97 @@ class FamilyResult:
     entity_key: str
     statuses: np.ndarray
     event_us: np.ndarray
-    columns: dict[str, tuple[FeatureType, pa.Array]]
+    columns: dict[str, Column]
     # Why every value is ERROR (an on-demand function raised); empty otherwise.
     error: str = ""
+    # How many rows have each status (index: the status number), when already known.
+    counts: list[int] | None = None
+
+    def status_counts(self) -> list[int]:
+        """Rows per status, indexed by the status number (index 0 unused)."""
+        if self.counts is None:
+            self.counts = np.bincount(self.statuses, minlength=len(Status) + 1).tolist()
+        return self.counts
 
     def newest_event_us(self) -> int | None:
         """The event time of the newest value served (present or stale), if any."""
-        served = self.statuses != Status.NOT_FOUND
-        served &= self.statuses != Status.ERROR
+        counts = self.status_counts()
+        if counts[_PRESENT] + counts[_STALE] == len(self.statuses):
+            return int(self.event_us.max()) if len(self.event_us) else None
+        served = (self.statuses == _PRESENT) | (self.statuses == _STALE)
         return int(self.event_us[served].max()) if served.any() else None
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """How to read and decode one family version's requested features (built once, reused)."""
+
+    layout: FamilyLayout
+    features: tuple[str, ...]
+    pinned: bool
+    shape: RecordShape
+    only: frozenset[str]
+    kinds: Mapping[str, FeatureType]
+    ttl_us: int | None
+    where: str
+
+    @classmethod
+    def of(cls, layout: FamilyLayout, features: Sequence[str], pinned: bool) -> ReadPlan:
+        ttl = layout.ttl_seconds
+        return cls(
+            layout=layout,
+            features=tuple(features),
+            pinned=pinned,
+            shape=RecordShape.of(layout),
+            only=frozenset(features),
+            kinds=dict(zip(layout.feature_names, layout.feature_types, strict=True)),
+            ttl_us=None if ttl is None else ttl * 1_000_000,
+            where=f"{layout.family} v{layout.version}",
+        )
+
+    def entity_keys(self, query: OnlineQuery) -> Sequence[str]:
+        keys = query.entities.get(self.layout.entity_key)
+        if keys is None:
+            raise InvalidRequest(
+                "request",
+                f"family {self.layout.family} is keyed by {self.layout.entity_key!r}, which the "
+                f"request's entities lack (it has: {', '.join(query.entities) or 'none'})",
+            )
+        return keys
+
+    def result(self, payloads: Sequence[bytes | None], now_us: int) -> FamilyResult:
+        """The block for ``payloads`` (``MGET``'s answer), staleness judged at ``now_us``."""
+        layout = self.layout
+        n = len(payloads)
+        try:
+            got = decode_columns(self.shape, payloads, self.only, self.where)
+        except OnlineStoreError:
+            # A value that does not decode is reported per value, not as a failed call.
+            return FamilyResult(
+                layout.family, layout.version, self.pinned, layout.entity_key,
+                np.full(n, _ERROR, dtype=np.int8), np.zeros(n, dtype=np.int64),
+                {name: Column.all_null(self.kinds[name], n) for name in self.features},
+            )  # fmt: skip
+        counts: list[int] | None = None
+        if got.all_present:
+            statuses = np.full(n, _PRESENT, dtype=np.int8)
+            counts = [0, n, 0, 0, 0]
+        else:
+            statuses = np.where(got.present, _PRESENT, _NOT_FOUND).astype(np.int8)
+        if self.ttl_us is not None and n:
+            limit = now_us - self.ttl_us
+            if int(got.event_us.min()) <= limit:  # the usual case skips the masking
+                stale = got.event_us <= limit
+                if not got.all_present:
+                    stale &= got.present
+                statuses[stale] = _STALE
+                counts = None
+        kinds, values, nulls = self.kinds, got.values, got.nulls
+        columns = {name: Column(kinds[name], values[name], nulls[name]) for name in self.features}
+        return FamilyResult(
+            layout.family, layout.version, self.pinned, layout.entity_key,
+            statuses, got.event_us, columns, "", counts,
+        )  # fmt: skip
 
 
 @dataclass
@@ -91,6 +271,38 @@ def group_refs(refs: Sequence[FeatureRef]) -> list[_Group]:
         elif ref.feature not in group.features:
             group.features.append(ref.feature)
     return list(groups.values())
+
+
+def _plans(
+    groups: Sequence[_Group],
+    versions: Sequence[int | None],
+    layouts: Sequence[FamilyLayout | None],
+) -> list[ReadPlan]:
+    """Each group's plan; ``FeatureNotFound`` naming every unknown family, version, feature."""
+    plans: list[ReadPlan] = []
+    missing: list[str] = []
+    for group, version, layout in zip(groups, versions, layouts, strict=True):
+        if version is None:
+            missing.append(f"{group.family} (no live version)")
+            continue
+        if layout is None:
+            missing.append(f"{group.family}@v{version} (not in the online store)")
+            continue
+        known = layout.feature_names
+        unknown = [name for name in group.features if name not in known]
+        missing.extend(f"{group.family}@v{version}:{name}" for name in unknown)
+        features = list(known) if group.wildcard else group.features
+        plans.append(ReadPlan.of(layout, features, group.version is not None))
+    if missing:
+        raise FeatureNotFound(
+            missing[0].split(" ")[0].split(":")[0],
+            detail="not servable: " + ", ".join(missing),
+        )
+    return plans
+
+
+def _text(raw: bytes | str | None) -> str | None:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 class LiveVersions:
@@ -115,7 +327,7 @@ class LiveVersions:
 
 
 class FeatureLookup:
-    """Resolves references and reads values; raises the library's errors, never gRPC's."""
+    """Blocking: resolves references and reads values; raises the library's errors."""
 
     def __init__(self, store: OnlineStore, live_cache_seconds: float = 0.5) -> None:
         self.store = store
@@ -130,78 +342,115 @@ class FeatureLookup:
                 self._layouts[(family, version)] = cached
         return cached
 
-    def resolve(self, refs: Sequence[FeatureRef]) -> list[tuple[FamilyLayout, list[str], bool]]:
-        """Each group's layout, the features to serve and whether it was pinned.
-
-        Every unknown family, version or feature is collected first, so one error names them all.
-        """
-        resolved: list[tuple[FamilyLayout, list[str], bool]] = []
-        missing: list[str] = []
-        for group in group_refs(refs):
-            version = group.version if group.version is not None else self.live.get(group.family)
-            if version is None:
-                missing.append(f"{group.family} (no live version)")
-                continue
-            layout = self.layout(group.family, version)
-            if layout is None:
-                missing.append(f"{group.family}@v{version} (not in the online store)")
-                continue
-            known = layout.feature_names
-            unknown = [name for name in group.features if name not in known]
-            missing.extend(f"{group.family}@v{version}:{name}" for name in unknown)
-            features = list(known) if group.wildcard else group.features
-            resolved.append((layout, features, group.version is not None))
-        if missing:
-            raise FeatureNotFound(
-                missing[0].split(" ")[0].split(":")[0],
-                detail="not servable: " + ", ".join(missing),
-            )
-        return resolved
+    def resolve(self, refs: Sequence[FeatureRef]) -> list[ReadPlan]:
+        """Each group's plan; every unknown family, version or feature is named in one error."""
+        groups = group_refs(refs)
+        versions = [g.version if g.version is not None else self.live.get(g.family) for g in groups]
+        layouts = [
+            None if v is None else self.layout(g.family, v)
+            for g, v in zip(groups, versions, strict=True)
+        ]
+        return _plans(groups, versions, layouts)
 
     def read(self, query: OnlineQuery, now: dt.datetime) -> list[FamilyResult]:
         """Read every family of ``query`` (one round trip each) and judge staleness at ``now``."""
-        return [
-            self.read_one(query, layout, features, pinned, now)
-            for layout, features, pinned in self.resolve(query.refs)
-        ]
+        return [self.read_one(query, plan, now) for plan in self.resolve(query.refs)]
 
-    def read_one(
-        self,
-        query: OnlineQuery,
-        layout: FamilyLayout,
-        features: list[str],
-        pinned: bool,
-        now: dt.datetime,
-    ) -> FamilyResult:
+    def read_one(self, query: OnlineQuery, plan: ReadPlan, now: dt.datetime) -> FamilyResult:
         """One family version for every entity row of ``query``: a single ``MGET``."""
-        import pyarrow as pa
+        keys = plan.entity_keys(query)
+        layout = plan.layout
+        key_id = self.store.key_id(layout.family, layout.version) if keys else None
+        payloads: list[bytes | None]
+        if key_id is None:
+            payloads = [None] * len(keys)
+        else:
+            tag = self.store.keys.value_tag(key_id)
+            payloads = self.store.client.mget([tag + k for k in keys])
+        return plan.result(payloads, (now - _EPOCH) // dt.timedelta(microseconds=1))
 
-        keys = query.entities.get(layout.entity_key)
-        if keys is None:
-            raise InvalidRequest(
-                "request",
-                f"family {layout.family} is keyed by {layout.entity_key!r}, which the "
-                f"request's entities lack (it has: {', '.join(query.entities) or 'none'})",
-            )
-        kinds = dict(zip(layout.feature_names, layout.feature_types, strict=True))
-        try:
-            rows = self.store.read(layout, keys, features)
-        except OnlineStoreError as exc:
-            if isinstance(exc, ConnectionError):
-                raise
-            # A value that does not decode is reported per value, not as a failed call.
-            statuses = np.full(len(keys), Status.ERROR, dtype=np.int8)
-            empty = {name: (kinds[name], pa.nulls(len(keys))) for name in features}
-            return FamilyResult(
-                layout.family, layout.version, pinned, layout.entity_key,
-                statuses, np.zeros(len(keys), dtype=np.int64), empty,
-            )  # fmt: skip
-        statuses = np.where(rows.present, Status.PRESENT, Status.NOT_FOUND).astype(np.int8)
-        statuses[rows.stale(now)] = Status.STALE
-        event_us = np.where(
-            rows.present, rows.event_time.astype("datetime64[us]").view(np.int64), 0
+
+class AsyncFeatureLookup:
+    """The server's lookup on ``redis.asyncio``: the same answers as ``FeatureLookup``.
+
+    Parsed plans are cached per (references, versions), so a repeated request pays for a few
+    dict lookups before its ``MGET``; live versions are re-read after ``live_cache_seconds``.
+    """
+
+    def __init__(
+        self, store: OnlineStore, client: redis.asyncio.Redis[Any], live_cache_seconds: float = 0.5
+    ) -> None:
+        self.store = store
+        self.client = client
+        self._keys = store.keys
+        self._max_age = live_cache_seconds
+        self._live: dict[str, tuple[int | None, float]] = {}
+        self._layouts: dict[tuple[str, int], FamilyLayout] = {}
+        self._tags: dict[tuple[str, int], str] = {}
+        self._groups: dict[tuple[FeatureRef, ...], list[_Group]] = {}
+        self._plans: dict[tuple[tuple[FeatureRef, ...], tuple[int | None, ...]], list[ReadPlan]]
+        self._plans = {}
+
+    async def live(self, family: str) -> int | None:
+        now = time.monotonic()
+        cached = self._live.get(family)
+        if cached is not None and now - cached[1] < self._max_age:
+            return cached[0]
+        raw = _text(await self.client.get(self._keys.live(family)))
+        version = None if raw is None else int(raw)
+        self._live[family] = (version, now)
+        return version
+
+    async def layout(self, family: str, version: int) -> FamilyLayout | None:
+        cached = self._layouts.get((family, version))
+        if cached is None:
+            raw = await self.client.get(self._keys.layout(family, version))
+            if raw is None:
+                return None
+            cached = self._layouts[(family, version)] = FamilyLayout.from_json(raw)
+        return cached
+
+    async def value_tag(self, layout: FamilyLayout) -> str | None:
+        """The prefix of the version's value keys; ``None`` while it has no key id."""
+        where = (layout.family, layout.version)
+        tag = self._tags.get(where)
+        if tag is None:
+            key_id = _text(await self.client.get(self._keys.key_id(*where)))
+            if key_id is None:
+                return None
+            tag = self._tags[where] = self._keys.value_tag(key_id)
+        return tag
+
+    async def resolve(self, refs: tuple[FeatureRef, ...]) -> list[ReadPlan]:
+        groups = self._groups.get(refs)
+        if groups is None:
+            groups = group_refs(refs)
+            _bounded(self._groups)[refs] = groups
+        versions = tuple(
+            [g.version if g.version is not None else await self.live(g.family) for g in groups]
         )
-        columns = {name: (kinds[name], rows.columns[name]) for name in features}
-        return FamilyResult(
-            layout.family, layout.version, pinned, layout.entity_key, statuses, event_us, columns
-        )
+        plans = self._plans.get((refs, versions))
+        if plans is None:
+            layouts = [
+                None if v is None else await self.layout(g.family, v)
+                for g, v in zip(groups, versions, strict=True)
+            ]
+            plans = _plans(groups, versions, layouts)
+            _bounded(self._plans)[(refs, versions)] = plans
+        return plans
+
+    async def read_one(self, query: OnlineQuery, plan: ReadPlan, now_us: int) -> FamilyResult:
+        keys = plan.entity_keys(query)
+        tag = await self.value_tag(plan.layout) if keys else None
+        payloads: list[bytes | None]
+        if tag is None:
+            payloads = [None] * len(keys)
+        else:
+            payloads = await self.client.mget([tag + k for k in keys])
+        return plan.result(payloads, now_us)
+
+
+def _bounded(cache: dict[Any, Any]) -> dict[Any, Any]:
+    if len(cache) >= _CACHE_ENTRIES:
+        cache.clear()
+    return cache

@@ -28,7 +28,7 @@ from nbfeatures.definitions import FeatureRef
 from nbfeatures.errors import InvalidRequest, SchemaError, TransformationError
 from nbfeatures.on_demand.function import OnDemandFunction, input_column, prepare
 from nbfeatures.on_demand.publish import OnDemandLayout, load_on_demand
-from nbfeatures.serving.lookup import FamilyResult, FeatureLookup, OnlineQuery, Status
+from nbfeatures.serving.lookup import Column, FamilyResult, FeatureLookup, OnlineQuery, Status
 
 if TYPE_CHECKING:
     from nbfeatures.online import FamilyLayout
@@ -102,7 +102,8 @@ class OnDemandServing:
         except TransformationError as exc:
             return self._failed(layout, features, pinned, rows, str(exc))
         columns = {
-            name: (kinds[name], pa.array(values[name], from_pandas=True)) for name in features
+            name: Column.from_arrow(kinds[name], pa.array(values[name], from_pandas=True))
+            for name in features
         }
         return FamilyResult(
             family=layout.family,
@@ -148,16 +149,18 @@ class OnDemandServing:
         if not refs:
             return {}
         columns: dict[str, Any] = {}
-        for layout, features, pinned in self.lookup.resolve(refs):
+        for plan in self.lookup.resolve(refs):
+            layout = plan.layout
             if self.definition(layout) is not None:
                 raise InvalidRequest(
                     "request",
                     f"on-demand family {definition.family.name} reads {layout.family}, which "
                     "is on-demand too; inputs must be materialized families",
                 )
-            result = self.lookup.read_one(query, layout, features, pinned, now)
+            result = self.lookup.read_one(query, plan, now)
             present = pa.array(result.statuses == Status.PRESENT)
-            for name, (kind, array) in result.columns.items():
+            for name, column in result.columns.items():
+                kind, array = column.kind, column.to_arrow()
                 if pa.types.is_null(array.type):
                     kept = array
                 else:
@@ -169,8 +172,6 @@ class OnDemandServing:
     def _failed(
         layout: FamilyLayout, features: list[str], pinned: bool, rows: int, message: str
     ) -> FamilyResult:
-        import pyarrow as pa
-
         log.warning("on-demand family %s v%s failed: %s", layout.family, layout.version, message)
         kinds = dict(zip(layout.feature_names, layout.feature_types, strict=True))
         return FamilyResult(
@@ -180,6 +181,6 @@ class OnDemandServing:
             entity_key=layout.entity_key,
             statuses=np.full(rows, Status.ERROR, dtype=np.int8),
             event_us=np.zeros(rows, dtype=np.int64),
-            columns={name: (kinds[name], pa.nulls(rows)) for name in features},
+            columns={name: Column.all_null(kinds[name], rows) for name in features},
             error=message,
         )

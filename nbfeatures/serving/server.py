@@ -1,46 +1,83 @@
 """The gRPC feature server: ``create_server(config, store)`` builds it, ``start`` runs it.
 
+One ``grpc.aio`` server on one asyncio event loop (a thread of its own, so ``start`` and
+``stop`` are plain calls), reading Redis with ``redis.asyncio``: a request costs its Python
+work and nothing else, where a thread pool made every request contend for the GIL with the
+others. Blocking work, which is rare (on-demand functions, listing families, first sight of
+an on-demand definition), runs on a small thread pool (``workers`` threads).
+
 Errors of the library become status codes here and nowhere else:
 
     InvalidRequest, a limit passed      INVALID_ARGUMENT
     FeatureNotFound                     NOT_FOUND (naming every unknown family and feature)
     Redis unreachable                   UNAVAILABLE, and health turns NOT_SERVING until a ping
                                         from the health watcher succeeds again
-    deadline passed while reading       DEADLINE_EXCEEDED
+    deadline passed while reading       DEADLINE_EXCEEDED (the read is abandoned)
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from concurrent import futures
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 import redis
+from grpc_health.v1 import _async as health_async
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from nbfeatures.errors import FeatureNotFound, InvalidRequest, NbfeaturesError
+from nbfeatures.errors import ConfigError, FeatureNotFound, InvalidRequest, NbfeaturesError
 from nbfeatures.serving import convert
 from nbfeatures.serving.auth import BearerTokenInterceptor, server_credentials
-from nbfeatures.serving.lookup import FeatureLookup, Status
+from nbfeatures.serving.lookup import (
+    AsyncFeatureLookup,
+    FamilyResult,
+    FeatureLookup,
+    OnlineQuery,
+    ReadPlan,
+    Status,
+    micros_to_datetime,
+    now_micros,
+)
 from nbfeatures.serving.metrics import ServingMetrics
 from nbfeatures.serving.on_demand import OnDemandServing
 from nbfeatures.serving.vector_log import VectorLogger
 
 if TYPE_CHECKING:
+    import redis.asyncio
+
+    from nbfeatures.on_demand.publish import OnDemandLayout
     from nbfeatures.online import OnlineStore
     from nbfeatures.serving.config import ServerConfig
 
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError)
+_STATUSES = tuple(Status)
+_PRESENT, _STALE = int(Status.PRESENT), int(Status.STALE)
 
 
 class _Aborted(Exception):
-    """Raised by ``_abort`` so the handler's accounting sees the status code."""
+    """A status code and message to end the call with."""
+
+
+def async_client(store: OnlineStore, timeout: float) -> redis.asyncio.Redis[Any]:
+    """A ``redis.asyncio`` client to the store's Redis (same URL: TLS, AUTH, cluster)."""
+    import redis.asyncio
+
+    from nbfeatures.online.connect import _CLUSTER_SCHEMES
+
+    if not store.url:
+        raise ConfigError("serve.redis_url", "the server needs the online store's URL")
+    scheme, _, rest = store.url.partition("://")
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if scheme.lower() in _CLUSTER_SCHEMES:
+        plain = f"{_CLUSTER_SCHEMES[scheme.lower()]}://{rest}"
+        cluster: Any = redis.asyncio.RedisCluster.from_url(plain, **options)
+        return cast("redis.asyncio.Redis[Any]", cluster)  # the commands the lookup uses
+    return redis.asyncio.Redis.from_url(store.url, **options)
 
 
 class FeatureServicer:
@@ -50,115 +87,173 @@ class FeatureServicer:
         self._server = server
         self._config = server.config
         self._lookup = server.lookup
-        self._on_demand = server.on_demand
         self._metrics = server.metrics
+        self._on_demand: dict[tuple[str, int], OnDemandLayout | None] = {}
+        # Metric children cached: ``labels()`` takes a lock and builds a key on every call.
+        self._calls: dict[tuple[str, str], Any] = {}
+        self._latency: dict[str, Any] = {}
+        self._values: dict[tuple[str, int], Any] = {}
+        self._family_seconds: dict[str, Any] = {}
+        self._staleness: dict[str, Any] = {}
 
-    @contextmanager
-    def _call(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
+    # -- every call --------------------------------------------------------------------------
+
+    async def _serve(
+        self, method: str, context: grpc.aio.ServicerContext, work: Awaitable[Any]
+    ) -> Any:
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
-            yield
-        except NbfeaturesError as exc:
-            code = _code_of(exc)
-            context.abort(code, str(exc))
-        except _REDIS_DOWN as exc:
-            code = grpc.StatusCode.UNAVAILABLE
-            self._metrics.redis_errors.inc()
-            self._server.mark_unavailable()
-            context.abort(code, f"the online store cannot be reached: {exc}")
-        except redis.RedisError as exc:
-            code = grpc.StatusCode.INTERNAL
-            self._metrics.redis_errors.inc()
-            context.abort(code, f"the online store failed: {exc}")
-        except _Aborted as exc:
-            code = exc.args[0]
-            context.abort(code, exc.args[1])
+            try:
+                return await work
+            except Exception as exc:
+                code, message = await self._status_of(exc)
+            await context.abort(code, message)
+        except asyncio.CancelledError:
+            # The client went away or the deadline passed; grpc cancels the handler.
+            code = grpc.StatusCode.CANCELLED
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                code = grpc.StatusCode.DEADLINE_EXCEEDED
+            raise
         finally:
-            self._metrics.requests.labels(method, code.name).inc()
-            self._metrics.request_seconds.labels(method).observe(time.perf_counter() - started)
+            self._account_call(method, code, time.perf_counter() - started)
 
-    def GetOnlineFeatures(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with self._call("GetOnlineFeatures", context):
-            config = self._config
-            size = convert.request_size(request)
-            if size > config.max_request_bytes:
-                raise InvalidRequest(
-                    "request", f"{size} bytes is over the limit of {config.max_request_bytes}"
-                )
-            query = convert.request_to_query(request)
-            if query.row_count > config.max_entities:
-                raise InvalidRequest(
-                    "request",
-                    f"{query.row_count} entity rows is over the limit of {config.max_entities}",
-                )
-            if len(query.refs) > config.max_features:
-                raise InvalidRequest(
-                    "request",
-                    f"{len(query.refs)} features is over the limit of {config.max_features}",
-                )
-            now = dt.datetime.now(dt.UTC)
-            _check_deadline(context)
-            results = []
-            for layout, features, pinned in self._lookup.resolve(query.refs):
-                _check_deadline(context)
-                started = time.perf_counter()
-                definition = self._on_demand.definition(layout)
-                if definition is not None:
-                    one = self._on_demand.compute(query, layout, definition, features, pinned, now)
-                else:
-                    one = self._lookup.read_one(query, layout, features, pinned, now)
-                elapsed = time.perf_counter() - started
-                self._metrics.family_read_seconds.labels(layout.family).observe(elapsed)
-                results.append(one)
-            served = sum(len(r.columns) for r in results)
-            if served > config.max_features:
-                raise InvalidRequest(
-                    "request",
-                    f"{served} features (wildcards expanded) is over {config.max_features}",
-                )
-            self._account(results, now)
-            if self._server.vector_log is not None:
-                self._server.vector_log.offer(query, results, now)
-            return convert.results_to_response(query, results, now)
+    async def _status_of(self, exc: Exception) -> tuple[grpc.StatusCode, str]:
+        if isinstance(exc, NbfeaturesError):
+            return _code_of(exc), str(exc)
+        if isinstance(exc, _REDIS_DOWN):
+            self._metrics.redis_errors.inc()
+            await self._server.set_health(False)
+            return grpc.StatusCode.UNAVAILABLE, f"the online store cannot be reached: {exc}"
+        if isinstance(exc, redis.RedisError):
+            self._metrics.redis_errors.inc()
+            return grpc.StatusCode.INTERNAL, f"the online store failed: {exc}"
+        if isinstance(exc, _Aborted):
+            code: grpc.StatusCode = exc.args[0]
+            return code, str(exc.args[1])
+        raise exc
 
-    def _account(self, results: list[Any], now: dt.datetime) -> None:
-        now_us = (now - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+    def _account_call(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        calls = self._calls.get((method, code.name))
+        if calls is None:
+            calls = self._calls[(method, code.name)] = self._metrics.requests.labels(
+                method, code.name
+            )
+        calls.inc()
+        latency = self._latency.get(method)
+        if latency is None:
+            latency = self._latency[method] = self._metrics.request_seconds.labels(method)
+        latency.observe(seconds)
+
+    # -- GetOnlineFeatures -------------------------------------------------------------------
+
+    async def GetOnlineFeatures(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._serve("GetOnlineFeatures", context, self._get(request, context))
+
+    async def _get(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        config = self._config
+        size = request.ByteSize()
+        if size > config.max_request_bytes:
+            raise InvalidRequest(
+                "request", f"{size} bytes is over the limit of {config.max_request_bytes}"
+            )
+        query = convert.request_to_query(request)
+        if query.row_count > config.max_entities:
+            raise InvalidRequest(
+                "request",
+                f"{query.row_count} entity rows is over the limit of {config.max_entities}",
+            )
+        if len(query.refs) > config.max_features:
+            raise InvalidRequest(
+                "request", f"{len(query.refs)} features is over the limit of {config.max_features}"
+            )
+        now_us = now_micros()
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            raise _Aborted(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before reading")
+        # When the deadline passes, gRPC cancels this handler's task: the pending Redis read is
+        # abandoned (redis-py drops its connection) and ``_serve`` records DEADLINE_EXCEEDED.
+        results = await self._read(query, now_us)
+        served = sum(len(r.columns) for r in results)
+        if served > config.max_features:
+            raise InvalidRequest(
+                "request", f"{served} features (wildcards expanded) is over {config.max_features}"
+            )
+        self._account(results, now_us)
+        if self._server.vector_log is not None:
+            self._server.vector_log.offer(query, results, micros_to_datetime(now_us))
+        return convert.results_to_response(query, results, now_us)
+
+    async def _read(self, query: OnlineQuery, now_us: int) -> list[FamilyResult]:
+        results = []
+        for plan in await self._lookup.resolve(query.refs):
+            started = time.perf_counter()
+            definition = await self._definition(plan)
+            if definition is None:
+                one = await self._lookup.read_one(query, plan, now_us)
+            else:
+                one = await self._server.blocking(
+                    self._server.on_demand.compute, query, plan.layout, definition,
+                    list(plan.features), plan.pinned, micros_to_datetime(now_us),
+                )  # fmt: skip
+            family = plan.layout.family
+            seconds = self._family_seconds.get(family)
+            if seconds is None:
+                seconds = self._family_seconds[family] = self._metrics.family_read_seconds.labels(
+                    family
+                )
+            seconds.observe(time.perf_counter() - started)
+            results.append(one)
+        return results
+
+    async def _definition(self, plan: ReadPlan) -> OnDemandLayout | None:
+        """The on-demand definition of the plan's version (cached; looked up once, blocking)."""
+        key = (plan.layout.family, plan.layout.version)
+        if key in self._on_demand:
+            return self._on_demand[key]
+        found: OnDemandLayout | None = await self._server.blocking(
+            self._server.on_demand.definition, plan.layout
+        )
+        self._on_demand[key] = found
+        return found
+
+    def _account(self, results: list[FamilyResult], now_us: int) -> None:
+        """Values by status and staleness: one ``bincount`` per family, no loop over values."""
         for result in results:
+            family = result.family
             width = len(result.columns)
-            for status in Status:
-                count = int((result.statuses == status).sum()) * width
-                if count:
-                    self._metrics.values.labels(result.family, status.name).inc(count)
-            newest = result.newest_event_us()
-            if newest is not None:
-                self._metrics.staleness.labels(result.family).set((now_us - newest) / 1e6)
+            counts = result.status_counts()
+            for status in _STATUSES:
+                if counts[status]:
+                    child = self._values.get((family, status))
+                    if child is None:
+                        child = self._values[(family, status)] = self._metrics.values.labels(
+                            family, status.name
+                        )
+                    child.inc(counts[status] * width)
+            if counts[_PRESENT] or counts[_STALE]:
+                newest = result.newest_event_us()
+                if newest is not None:
+                    gauge = self._staleness.get(family)
+                    if gauge is None:
+                        gauge = self._staleness[family] = self._metrics.staleness.labels(family)
+                    gauge.set((now_us - newest) / 1e6)
 
-    def ListFeatures(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with self._call("ListFeatures", context):
-            store = self._lookup.store
-            items = []
-            for family, live in sorted(store.live_versions().items()):
-                layout = self._lookup.layout(family, live)
-                if layout is not None:
-                    items.append((layout, live, self._server.versions_held(family)))
-            return convert.list_response(items)
+    # -- listing -----------------------------------------------------------------------------
 
-    def DescribeFamily(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with self._call("DescribeFamily", context):
-            family, version = convert.describe_request_fields(request)
-            live = self._lookup.store.live_version(family)
-            wanted = version or live
-            layout = self._lookup.layout(family, wanted) if wanted else None
-            if layout is None:
-                raise FeatureNotFound(family, version, "not in the online store")
-            return convert.describe_response(layout, live, self._server.versions_held(family))
+    async def ListFeatures(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._serve(
+            "ListFeatures", context, self._server.blocking(self._server.list_features)
+        )
 
-
-def _check_deadline(context: grpc.ServicerContext) -> None:
-    remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
-        raise _Aborted(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed while reading")
+    async def DescribeFamily(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        family, version = convert.describe_request_fields(request)
+        return await self._serve(
+            "DescribeFamily",
+            context,
+            self._server.blocking(self._server.describe_family, family, version),
+        )
 
 
 def _code_of(exc: NbfeaturesError) -> grpc.StatusCode:
@@ -179,10 +274,9 @@ class ServingServer:
     def __init__(self, config: ServerConfig, store: OnlineStore) -> None:
         self.config = config
         self.store = store
-        self.lookup = FeatureLookup(store, config.live_cache_seconds)
-        self.on_demand = OnDemandServing(self.lookup)
+        self.sync_lookup = FeatureLookup(store, config.live_cache_seconds)
+        self.on_demand = OnDemandServing(self.sync_lookup)
         self.metrics = ServingMetrics()
-        self.health = health.HealthServicer(experimental_non_blocking=True)
         self.vector_log: VectorLogger | None = None
         if config.log_sample_rate > 0:
             self.vector_log = VectorLogger(
@@ -193,15 +287,45 @@ class ServingServer:
                 queue_size=config.log_queue_size,
                 metrics=self.metrics,
             )
+        self.metrics_port: int | None = None
+        # Called on the loop once the server refuses new calls, while in-flight ones finish.
+        self.on_draining: Callable[[], None] | None = None
+        self._versions: dict[str, tuple[list[int], float]] = {}
+        self._executor = futures.ThreadPoolExecutor(
+            max_workers=config.workers, thread_name_prefix="nbf-blocking"
+        )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="nbf-serving", daemon=True
+        )
+        self._thread.start()
+        self._watcher: asyncio.Task[None] | None = None
+        self._stopped = threading.Event()
+        try:
+            self.port: int = self._on_loop(self._build())
+        except BaseException:
+            self._close_loop()
+            raise
+
+    def _on_loop(self, work: Awaitable[Any]) -> Any:
+        async def run() -> Any:
+            return await work
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
+
+    async def _build(self) -> int:
+        config = self.config
+        self.redis = async_client(self.store, config.redis_timeout_seconds)
+        self.lookup = AsyncFeatureLookup(self.store, self.redis, config.live_cache_seconds)
+        self.health = health_async.HealthServicer()
         interceptors = [BearerTokenInterceptor(config.token)] if config.token else []
         # gRPC's own cap sits above ours so an oversized request gets our clear message.
         grpc_cap = config.max_request_bytes * 2 + 1024 * 1024
-        self.grpc = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="nbf-rpc"),
+        self.grpc = grpc.aio.server(
             interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", grpc_cap),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if config.processes > 1 else 0),
             ],
         )
         convert.add_feature_service(self.grpc, FeatureServicer(self))
@@ -212,66 +336,101 @@ class ServingServer:
         address = f"{config.host}:{config.port}"
         if config.tls_cert and config.tls_key:
             credentials = server_credentials(config.tls_cert, config.tls_key, config.tls_client_ca)
-            self.port = self.grpc.add_secure_port(address, credentials)
-        else:
-            self.port = self.grpc.add_insecure_port(address)
-        self.metrics_port: int | None = None
-        self._stopping = threading.Event()
-        self._watcher = threading.Thread(target=self._watch_redis, name="nbf-health", daemon=True)
-        self._versions: dict[str, tuple[list[int], float]] = {}
+            return int(self.grpc.add_secure_port(address, credentials))
+        return int(self.grpc.add_insecure_port(address))
+
+    async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking work (sync Redis, user functions) on the thread pool, not the loop."""
+        return await self._loop.run_in_executor(self._executor, function, *args)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         if self.config.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.config.host, self.config.metrics_port)
-        self._set_health(self._redis_answers())
-        self.grpc.start()
-        self._watcher.start()
+        self._on_loop(self._start())
+
+    async def _start(self) -> None:
+        await self.set_health(await self._redis_answers())
+        await self.grpc.start()
+        self._watcher = asyncio.create_task(self._watch_redis())
 
     def stop(self, grace: float | None = None) -> threading.Event:
         """Stop accepting calls, let in-flight ones finish within ``grace`` seconds."""
-        self._stopping.set()
-        self.health.enter_graceful_shutdown()
-        done: threading.Event = self.grpc.stop(
-            self.config.grace_seconds if grace is None else grace
-        )
-        done.wait()
-        if self.vector_log is not None:
-            self.vector_log.close()
-        self.metrics.stop()
-        return done
+        if not self._stopped.is_set():
+            try:
+                self._on_loop(self._stop(self.config.grace_seconds if grace is None else grace))
+            finally:
+                self._close_loop()
+                self._executor.shutdown(wait=False)
+                if self.vector_log is not None:
+                    self.vector_log.close()
+                self.metrics.stop()
+                self._stopped.set()
+        return self._stopped
+
+    async def _stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        if self._watcher is not None:
+            self._watcher.cancel()
+        stopping = asyncio.ensure_future(self.grpc.stop(grace))
+        # The first step of ``stop`` shuts the listener and refuses new calls.
+        await asyncio.sleep(0)
+        if self.on_draining is not None:
+            self.on_draining()
+        await stopping
+        # aclose: redis-py 5+; the installed type stubs predate it.
+        await self.redis.aclose()  # type: ignore[attr-defined]
+
+    def _close_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
     def wait(self) -> None:
-        self.grpc.wait_for_termination()
+        self._stopped.wait()
 
     # -- Redis health ----------------------------------------------------------------------
 
-    def _redis_answers(self) -> bool:
+    async def _redis_answers(self) -> bool:
         try:
-            return bool(self.store.client.ping())
+            return bool(await self.redis.ping())
         except (redis.RedisError, OSError):
             self.metrics.redis_errors.inc()
             return False
 
-    def _set_health(self, serving: bool) -> None:
+    async def set_health(self, serving: bool) -> None:
         status = (
             health_pb2.HealthCheckResponse.SERVING
             if serving
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         for service in ("", convert.SERVICE_NAME):
-            self.health.set(service, status)
+            await self.health.set(service, status)
 
-    def mark_unavailable(self) -> None:
-        self._set_health(False)
-
-    def _watch_redis(self) -> None:
+    async def _watch_redis(self) -> None:
         """Ping Redis on an interval; health follows, so recovery needs no restart."""
-        while not self._stopping.wait(self.config.health_interval_seconds):
-            self._set_health(self._redis_answers())
+        while True:
+            await asyncio.sleep(self.config.health_interval_seconds)
+            await self.set_health(await self._redis_answers())
 
-    # -- what is held ----------------------------------------------------------------------
+    # -- blocking calls (thread pool) --------------------------------------------------------
+
+    def list_features(self) -> Any:
+        items = []
+        for family, live in sorted(self.store.live_versions().items()):
+            layout = self.sync_lookup.layout(family, live)
+            if layout is not None:
+                items.append((layout, live, self.versions_held(family)))
+        return convert.list_response(items)
+
+    def describe_family(self, family: str, version: int | None) -> Any:
+        live = self.store.live_version(family)
+        wanted = version or live
+        layout = self.sync_lookup.layout(family, wanted) if wanted else None
+        if layout is None:
+            raise FeatureNotFound(family, version, "not in the online store")
+        return convert.describe_response(layout, live, self.versions_held(family))
 
     def versions_held(self, family: str) -> list[int]:
         """Versions with a layout in Redis (a ``SCAN``, cached like live versions)."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import redis
 
-    from nbfeatures.serving.lookup import FamilyResult, OnlineQuery
+    from nbfeatures.serving.lookup import Column, FamilyResult, OnlineQuery
     from nbfeatures.serving.metrics import ServingMetrics
 
 _FLUSH_BATCH = 5000
@@ -34,8 +34,8 @@ class _Entry:
     request_time: dt.datetime
 
 
-def _json_values(array: Any) -> list[Any]:
-    values = array.to_pylist()
+def _json_values(column: Column) -> list[Any]:
+    values = column.python_values()
     return [v.isoformat() if isinstance(v, dt.datetime) else v for v in values]
 
 
@@ -51,9 +51,9 @@ def encode_entry(entry: _Entry) -> str:
                     "family": r.family,
                     "version": r.version,
                     "entity_key": r.entity_key,
-                    "statuses": [int(s) for s in r.statuses],
-                    "event_us": [int(t) for t in r.event_us],
-                    "values": {name: _json_values(a) for name, (_, a) in r.columns.items()},
+                    "statuses": r.statuses.tolist(),
+                    "event_us": r.event_us.tolist(),
+                    "values": {name: _json_values(c) for name, c in r.columns.items()},
                 }
                 for r in entry.results
             ],
