@@ -1,8 +1,9 @@
 """Feast's side; run with the Feast virtual environment's Python.
 
-``repo REPO PARQUET PORT SKIP_DEDUP``: write a Feast repo folder (``feature_store.yaml`` with
-the Redis online store on 127.0.0.1:PORT, ``skip_dedup`` true or false, and the entity and
-feature view over the Parquet file). The caller runs ``feast apply`` and then
+``repo REPO PARQUET PORT SKIP_DEDUP KEY_TTL``: write a Feast repo folder
+(``feature_store.yaml`` with the Redis online store on 127.0.0.1:PORT, ``skip_dedup`` true or
+false, ``key_ttl_seconds`` KEY_TTL or, with ``none``, unset so Feast sets no key expiry; and
+the entity and feature view over the Parquet file). The caller runs ``feast apply`` and then
 ``feast materialize START END`` in it.
 """
 
@@ -40,22 +41,26 @@ provider: local
 online_store:
   type: redis
   connection_string: "127.0.0.1:{port}"
-  skip_dedup: {skip_dedup}
+  skip_dedup: {skip_dedup}{key_ttl}
 offline_store:
   type: file
 entity_key_serialization_version: 3
 """
 
 
-def write_repo(repo: Path, parquet: str, port: int, skip_dedup: bool) -> None:
+def write_repo(
+    repo: Path, parquet: str, port: int, skip_dedup: bool, key_ttl: int | None = None
+) -> None:
     repo.mkdir(parents=True, exist_ok=True)
     (repo / "data").mkdir(exist_ok=True)
     fields = ", ".join(f'Field(name="{f}", dtype=Float64)' for f in FEATURES)
     (repo / "definitions.py").write_text(DEFINITIONS.format(path=parquet, fields=fields))
     flag = "true" if skip_dedup else "false"
-    (repo / "feature_store.yaml").write_text(CONFIG.format(port=port, skip_dedup=flag))
+    ttl = f"\n  key_ttl_seconds: {key_ttl}" if key_ttl else ""
+    (repo / "feature_store.yaml").write_text(CONFIG.format(port=port, skip_dedup=flag, key_ttl=ttl))
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "repo":
-        write_repo(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5] == "true")
+        ttl = None if len(sys.argv) < 7 or sys.argv[6] == "none" else int(sys.argv[6])
+        write_repo(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5] == "true", ttl)

@@ -4,20 +4,31 @@
 
 Per size: a dedicated ``redis-server`` on a free port with persistence off; a warm-up run of
 each system (discarded; ``--no-feast-warmup`` skips Feast's, for sizes where one Feast run
-takes many minutes); then ``--rounds`` alternating rounds of nbfeatures (7-day ttl, so a
-``PXAT`` expiry per key), nbfeatures without a ttl (no per-key expiry), Feast and Feast with
-``skip_dedup: true``, with ``FLUSHALL`` before every run. A Feast run still going after
-``--feast-timeout`` seconds is killed and recorded as ``did_not_finish`` (its rows/s is then
-at most entities / timeout, and ratios against it are lower bounds). For every run:
+takes many minutes); then ``--rounds`` alternating rounds of the ``--systems`` (default: all),
+with ``FLUSHALL`` before every run:
+
+- ``nbfeatures``: ``materialize()`` with the Arrow writer (``engine="arrow"``, what ``auto``
+  picks for local Spark: no JVM) and the family's 7-day ttl, so every key gets a ``PXAT``
+  expiry; ``nbfeatures_no_ttl``: the same without a ttl (no per-key expiry);
+  ``nbfeatures_spark``: the executor path (local[2] Spark, ``mapInArrow``) with the ttl.
+- ``feast``: ``feast materialize`` with its Redis online store (the view's 7-day ttl is only
+  checked on read: no key expiry); ``feast_skip_dedup``: the same with ``skip_dedup: true``;
+  ``feast_ttl``: with ``key_ttl_seconds: 604800``, so Feast also sets an expiry on every key
+  (like for like with ``nbfeatures``).
+
+A Feast run still going after ``--feast-timeout`` seconds is killed and recorded as
+``did_not_finish`` (its rows/s is then at most entities / timeout, and ratios against it are
+lower bounds). For every run:
 
 - ``wall_s``: the whole writing command, from process start to exit (Spark or Feast start-up,
   reading the Parquet file, writing Redis); ``rows_per_s`` = entities / ``wall_s``. For
   nbfeatures also ``call_s``, the ``materialize()`` call alone, timed inside the process.
 - ``peak_tree_rss``: the peak, sampled every 50 ms with psutil, of the summed RSS of the
-  command's whole process tree. For nbfeatures that is the driver Python, the Spark JVM and
-  the Python workers that write to Redis; ``peak_writer_rss`` is the Python workers alone (the
-  processes running ``pyspark.daemon``/``worker``, summed). For Feast the tree is the one
-  ``feast`` process, which also does the writing.
+  command's whole process tree; ``peak_writer_rss`` the processes that write to Redis. With
+  the Arrow writer the command is one process that reads and writes (tree = writer). With
+  Spark the tree is the driver Python, the JVM and the Python workers, and the writers are
+  the workers (``pyspark.daemon``/``worker``, summed). For Feast the tree is the one
+  ``feast`` process, which also does the writing (its writer RSS is reported as the tree).
 - ``redis_bytes_per_entity``: (``used_memory`` after - before) / entities; also
   ``key_memory_usage``, the median ``MEMORY USAGE`` of 200 random keys (the key's own
   allocations, without the dictionary's bucket array), and ``expires``, keys with an expiry.
@@ -51,9 +62,20 @@ ROOT = Path(__file__).resolve().parents[2]
 FEAST_BIN = ROOT / "bench" / ".feast-venv" / "bin"
 RESULTS = ROOT / "bench" / "results" / "materialize.json"
 VALUE_BYTES = 1 + 8 + 2 + 10 * 8  # nbfeatures' value for 10 float64 features
-SYSTEMS = ("nbfeatures", "nbfeatures_no_ttl", "feast", "feast_skip_dedup")
-NBF = ("nbfeatures", "nbfeatures_no_ttl")
-FEAST = ("feast", "feast_skip_dedup")
+SYSTEMS = ("nbfeatures", "nbfeatures_no_ttl", "nbfeatures_spark", "feast", "feast_skip_dedup",
+           "feast_ttl")  # fmt: skip
+NBF = ("nbfeatures", "nbfeatures_no_ttl", "nbfeatures_spark")
+FEAST = ("feast", "feast_skip_dedup", "feast_ttl")
+# Like-for-like pairs: per-key expiry on both sides, or on neither.
+PAIRS = (("nbfeatures", "feast_ttl"), ("nbfeatures_no_ttl", "feast"),
+         ("nbfeatures_no_ttl", "feast_skip_dedup"), ("nbfeatures", "feast"),
+         ("nbfeatures_spark", "feast_ttl"))  # fmt: skip
+# How each nbfeatures variant runs: (ttl, engine).
+NBF_ARGS = {"nbfeatures": ("ttl", "arrow"), "nbfeatures_no_ttl": ("none", "arrow"),
+            "nbfeatures_spark": ("ttl", "spark")}  # fmt: skip
+# Feast's Redis store config per variant: skip_dedup, key_ttl_seconds (None: no expiry).
+FEAST_ARGS = {"feast": ("false", None), "feast_skip_dedup": ("true", None),
+              "feast_ttl": ("false", 7 * 86400)}  # fmt: skip
 
 
 def free_port() -> int:
@@ -77,9 +99,12 @@ def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError("benchmark redis-server did not start")
 
 
-def _is_writer(proc: psutil.Process) -> bool:
+def _is_writer(proc: psutil.Process, root: psutil.Process) -> bool:
+    """Spark's Python workers; or the command itself when it has no Spark (it writes)."""
     with contextlib.suppress(psutil.Error):
         line = " ".join(proc.cmdline())
+        if proc.pid == root.pid:
+            return "nbf_side" in line and "spark" not in line.split()
         return "pyspark.daemon" in line or "pyspark/worker" in line or "pyspark.worker" in line
     return False
 
@@ -111,7 +136,7 @@ def measure(
                 with contextlib.suppress(psutil.Error):
                     rss = proc.memory_info().rss
                     tree += rss
-                    writers += rss if _is_writer(proc) else 0
+                    writers += rss if _is_writer(proc, root) else 0
         peak_tree, peak_writer = max(peak_tree, tree), max(peak_writer, writers)
         time.sleep(0.05)
     wall = time.perf_counter() - started
@@ -130,11 +155,12 @@ def measure(
             "stdout": text}  # fmt: skip
 
 
-def feast_repo(parquet: Path, port: int, skip_dedup: bool, workdir: Path) -> Path:
-    repo = workdir / ("feast_skip" if skip_dedup else "feast_dedup")
+def feast_repo(parquet: Path, port: int, system: str, workdir: Path) -> Path:
+    repo = workdir / system
+    skip_dedup, key_ttl = FEAST_ARGS[system]
     subprocess.run(
         [str(FEAST_BIN / "python"), str(Path(__file__).with_name("feast_side.py")), "repo",
-         str(repo), str(parquet), str(port), "true" if skip_dedup else "false"],
+         str(repo), str(parquet), str(port), skip_dedup, str(key_ttl or "none")],
         check=True,
     )  # fmt: skip
     subprocess.run([str(FEAST_BIN / "feast"), "apply"], cwd=repo, check=True, capture_output=True)
@@ -159,10 +185,10 @@ def run_once(
     client.flushall()
     before = int(client.info("memory")["used_memory"])
     if system in NBF:
+        ttl, engine = NBF_ARGS[system]
         result = measure(
             [sys.executable, "-m", "bench.materialize.nbf_side", str(parquet),
-             f"redis://127.0.0.1:{port}/0", "10000",
-             "ttl" if system == "nbfeatures" else "none"],
+             f"redis://127.0.0.1:{port}/0", "10000", ttl, engine],
             cwd=ROOT,
         )  # fmt: skip
         inner = json.loads(result["stdout"].strip().splitlines()[-1])
@@ -176,6 +202,7 @@ def run_once(
             timeout=feast_timeout,
         )  # fmt: skip
         entities = int(parquet.stem.split("_")[-1])
+        result["peak_writer_rss"] = result["peak_tree_rss"]  # one process reads and writes
     keys = int(client.dbsize())
     used = int(client.info("memory")["used_memory"]) - before
     result.update(key_memory(client))
@@ -242,8 +269,7 @@ def summarize(
                 for i in range(rounds)
             ],
         }
-        for nbf in NBF
-        for ref in FEAST
+        for nbf, ref in PAIRS
         if nbf in systems and ref in systems
     }
     return {"medians": medians, "per_round_ratios": ratios}
@@ -271,9 +297,8 @@ def main() -> None:
         port = free_port()
         server = start_redis(port, workdir)
         try:
-            repos = {} if not set(args.systems) & set(FEAST) else {
-                     "feast": feast_repo(parquet, port, False, workdir),
-                     "feast_skip_dedup": feast_repo(parquet, port, True, workdir)}  # fmt: skip
+            repos = {s: feast_repo(parquet, port, s, workdir) for s in FEAST
+                     if s in args.systems}  # fmt: skip
             systems = tuple(s for s in SYSTEMS if s in args.systems)
             for system in systems:
                 if args.no_feast_warmup and system in FEAST:
@@ -303,6 +328,10 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     if RESULTS.exists():  # keep the other sizes' results
         kept = json.loads(RESULTS.read_text()).get("sizes", {})
+        for size, entry in report["sizes"].items():
+            # Feast's recorded attempts at a size it cannot finish here stay with that size.
+            if "feast_attempts" in kept.get(size, {}) and not set(FEAST) & set(args.systems):
+                entry["feast_attempts"] = kept[size]["feast_attempts"]
         report["sizes"] = {**kept, **report["sizes"]}
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({n: s["medians"] for n, s in report["sizes"].items()}, indent=2))
