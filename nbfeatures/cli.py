@@ -5,13 +5,15 @@
     nbfeatures search [TEXT] [--owner O] [--tag T]
     nbfeatures set NAME [--owner O] [--description D] [--tags a,b]
     nbfeatures deprecate NAME --reason R [--replacement X] [--sunset YYYY-MM-DD]
-    nbfeatures status                       the online store: embedded server, live versions
+    nbfeatures status                       the online store: embedded server, live versions;
+                                            repairs what killed promotions left
     nbfeatures stop                         stop the workspace's embedded Redis server
     nbfeatures compute NAME [--version N] [--start T] [--end T]
                                             write the version's offline feature set
-    nbfeatures promote NAME [--version N]   compute, materialize, verify, make it live
+    nbfeatures promote NAME [--version N] [--engine auto|arrow|spark]
+                                            compute, materialize, verify, make it live
     nbfeatures rollback NAME                back to the previous production version
-    nbfeatures materialize --incremental (NAME... | --all) [--force]
+    nbfeatures materialize --incremental (NAME... | --all) [--force] [--engine auto|arrow|spark]
     nbfeatures serve [--config serving.yaml] [--port P]
                                             serve online features over gRPC
     nbfeatures logs flush [--config serving.yaml]
@@ -37,6 +39,7 @@ from nbfeatures.errors import NbfeaturesError
 
 if TYPE_CHECKING:
     from nbfeatures.catalog import Catalog, FamilySummary
+    from nbfeatures.config import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     promote = commands.add_parser("promote", help="make a family version what production serves")
     promote.add_argument("name")
     promote.add_argument("--version", type=int, help="the version to promote (default: latest)")
+    promote.add_argument(
+        "--engine",
+        choices=("auto", "arrow", "spark"),
+        default="auto",
+        help="writer: arrow (no JVM) or spark (executors); auto: arrow when Spark is local",
+    )
 
     rollback = commands.add_parser("rollback", help="serve the previous production version")
     rollback.add_argument("name")
@@ -83,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     refresh.add_argument("--incremental", action="store_true", required=True)
     refresh.add_argument("--all", action="store_true", help="every family with a live version")
     refresh.add_argument("--force", action="store_true", help="also families within their SLA")
+    refresh.add_argument(
+        "--engine",
+        choices=("auto", "arrow", "spark"),
+        default="auto",
+        help="writer: arrow (no JVM) or spark (executors); auto: arrow when Spark is local",
+    )
 
     compute = commands.add_parser("compute", help="compute a version's offline feature set")
     compute.add_argument("name")
@@ -136,13 +151,37 @@ def _show(catalog: Catalog, name: str, version: int | None) -> None:
     print(yaml.safe_dump(chosen.family.to_dict(), sort_keys=False), end="")
 
 
+def _repair(settings: Settings) -> None:
+    """``status`` also sets right what killed promotions left (``promotion.repair``)."""
+    from nbfeatures.online.store import OnlineStore
+    from nbfeatures.promotion.repair import repair_all
+
+    if not settings.redis_url:
+        from nbfeatures.online.embedded import running_embedded
+
+        if running_embedded(settings) is None:
+            return  # status never starts the embedded server
+    try:
+        store = OnlineStore.from_settings(settings)
+        repairs = repair_all(settings, store)
+    except Exception as exc:  # status still reports what it could read
+        print(f"could not check promotions: {exc}", file=sys.stderr)
+        return
+    for repair in repairs:
+        print(f"repaired {repair.line()}")
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = activate(load_settings(args.workspace))
     if args.command in ("status", "stop"):
         from nbfeatures.online.status import print_status, stop
 
-        return print_status(settings) if args.command == "status" else stop(settings)
+        if args.command == "stop":
+            return stop(settings)
+        code = print_status(settings)
+        _repair(settings)
+        return code
     if args.command in ("serve", "logs"):
         from nbfeatures.serving.config import load_server_config
         from nbfeatures.serving.main import flush_logs, serve

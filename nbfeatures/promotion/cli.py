@@ -21,7 +21,12 @@ def run_promotion_command(settings: Settings, args: Any) -> int:
     from nbfeatures import promotion
 
     if args.command == "promote":
-        record = promotion.promote(settings, args.name, args.version, progress=_print_step)
+        from nbfeatures.promotion.records import PromotionOptions
+
+        options = PromotionOptions(engine=args.engine)
+        record = promotion.promote(
+            settings, args.name, args.version, progress=_print_step, options=options
+        )
         before = f"v{record.previous}" if record.previous is not None else "nothing"
         print(
             f"{record.family} v{record.version} is live (was {before}) after "
@@ -36,9 +41,12 @@ def run_promotion_command(settings: Settings, args: Any) -> int:
         if args.all == bool(args.names):
             raise ConfigError("materialize", "name the families to refresh, or pass --all")
         if args.all:
-            results = refresh_all(settings, force=args.force)
+            results = refresh_all(settings, force=args.force, engine=args.engine)
         else:
-            found = [promotion.refresh(settings, n, force=args.force) for n in args.names]
+            found = [
+                promotion.refresh(settings, n, force=args.force, engine=args.engine)
+                for n in args.names
+            ]
             results = [r for r in found if r is not None]
         for result in results:
             print(result.line())

@@ -57,11 +57,14 @@ def refresh(
     now: dt.datetime | None = None,
     lock_ttl: float = 60.0,
     lock_wait: float = 0.0,
+    engine: str = "auto",
 ) -> RefreshResult | None:
-    """Refresh ``family``'s live keyspace incrementally; None when nothing is live."""
+    """Refresh ``family``'s live keyspace incrementally; None when nothing is live.
+
+    ``engine`` chooses the writer as ``online.materialize.materialize`` does."""
     from nbfeatures.catalog import Catalog
-    from nbfeatures.engine.offline import compute_offline, read_offline
-    from nbfeatures.online.materialize import materialize
+    from nbfeatures.engine.offline import compute_offline
+    from nbfeatures.online.materialize import materialize_version
     from nbfeatures.online.store import FamilyLayout, OnlineStore
     from nbfeatures.promotion.lock import PromotionLock
     from nbfeatures.promotion.steps import spark_for
@@ -77,13 +80,11 @@ def refresh(
         if not force and not is_due(since, fv.family.freshness, now):
             return RefreshResult(family, live, since, since, skipped="within its freshness SLA")
         started = time.perf_counter()
-        spark = spark_for(settings)
         if since is not None:
-            compute_offline(spark, settings, fv, since, now)
-        frame = read_offline(spark, settings, family, live, since, None, check=False)
+            compute_offline(spark_for(settings), settings, fv, since, now)
         layout = FamilyLayout.of(fv.family, live)
         # materialize records the new watermark itself, after the values are written.
-        stats = materialize(frame, layout, settings, since=since, incremental=True)
+        stats = materialize_version(settings, layout, since=since, incremental=True, engine=engine)
         return RefreshResult(
             family,
             live,
@@ -96,11 +97,15 @@ def refresh(
 
 
 def refresh_all(
-    settings: Settings, *, force: bool = False, now: dt.datetime | None = None
+    settings: Settings,
+    *,
+    force: bool = False,
+    now: dt.datetime | None = None,
+    engine: str = "auto",
 ) -> list[RefreshResult]:
     """``refresh`` every family that has a live version."""
     from nbfeatures.online.store import OnlineStore
 
     families = sorted(OnlineStore.from_settings(settings).live_versions())
-    results = [refresh(settings, name, force=force, now=now) for name in families]
+    results = [refresh(settings, name, force=force, now=now, engine=engine) for name in families]
     return [r for r in results if r is not None]

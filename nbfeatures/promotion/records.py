@@ -26,7 +26,8 @@ class PromotionOptions:
     busy lock before ``PromotionInProgress``. ``grace``: how long a keyspace that stopped
     being live is kept before ``cleanup`` may delete it. ``sample_size``: entities whose
     online values verification compares with the offline ones. ``start``/``end``: the
-    event-time range to compute (default: everything the sources hold).
+    event-time range to compute (default: everything the sources hold). ``engine``: which
+    writer materializes (``auto``: the Arrow writer for local Spark, the executors otherwise).
     """
 
     lock_ttl: float = 60.0
@@ -36,6 +37,8 @@ class PromotionOptions:
     start: dt.datetime | None = None
     end: dt.datetime | None = None
     kernel_name: str = "python3"
+    #: The materialization writer: ``auto``, ``arrow`` or ``spark`` (``online.materialize``).
+    engine: str = "auto"
     #: Test hook: the template corrupts one online value after materializing, so the verify
     #: step must catch it. Never set it outside tests.
     inject_mismatch: bool = False

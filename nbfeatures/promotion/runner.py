@@ -6,7 +6,10 @@ stops the run (an error in a cell, Redis or MLflow going away, the kernel dying)
 ``PromotionFailed`` naming the step, the cell and the executed notebook; production is not
 touched before the ``flip`` step, and ``flip`` moves pointer and alias together or not at all.
 If this process itself is killed, the kernel stops with it (ipykernel watches its parent),
-the flip cell is never sent, and the lock expires ``lock_ttl`` seconds later.
+the flip cell is never sent, and the lock expires ``lock_ttl`` seconds later; the next
+promotion of the family (or ``nbfeatures status``) then ends the dead run as ``KILLED`` and,
+had the kill fallen between the pointer and the alias update, moves the alias to the live
+version (``repair``).
 """
 
 from __future__ import annotations
@@ -159,6 +162,12 @@ def promote(
     except Exception as exc:  # Redis unreachable: nothing started, nothing changed
         raise PromotionFailed(family, label, "lock", _first_line(exc)) from exc
     try:
+        from nbfeatures.promotion.repair import repair_family
+
+        # Under the lock, before this run's own MLflow run exists: a RUNNING run of the
+        # family now belongs to a dead process, and a pointer/alias split to an
+        # interrupted flip. Both are set right first.
+        repair_family(settings, store, family)
         on_demand = _on_demand_version(settings, family, version)
         if on_demand is not None:
             return _publish(settings, store, on_demand, progress or log_progress)
@@ -261,6 +270,7 @@ def _run(
                 "end": options.end.isoformat() if options.end else None,
                 "sample_size": options.sample_size,
                 "inject_mismatch": options.inject_mismatch,
+                "engine": options.engine,
             },
             engine_name=ENGINE_NAME,
             kernel_name=options.kernel_name,

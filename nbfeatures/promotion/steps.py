@@ -39,8 +39,10 @@ class PromotionRun:
         results_path: str = "",
         start: dt.datetime | None = None,
         end: dt.datetime | None = None,
+        engine: str = "auto",
     ) -> None:
         self.settings = settings
+        self.engine = engine
         self.family = family
         self.requested_version = version
         self.run_id = run_id
@@ -66,6 +68,7 @@ class PromotionRun:
         results_path: str = "",
         start: str | None = None,
         end: str | None = None,
+        engine: str = "auto",
     ) -> PromotionRun:
         """Build the run from the template's parameters; the notebook is an edge."""
         settings = load_settings(workspace, **(settings_overrides or {}))
@@ -77,6 +80,7 @@ class PromotionRun:
             results_path,
             dt.datetime.fromisoformat(start) if start else None,
             dt.datetime.fromisoformat(end) if end else None,
+            engine,
         )
 
     # ----------------------------------------------------------------- shared parts
@@ -190,8 +194,7 @@ class PromotionRun:
 
     def materialize(self) -> dict[str, Any]:
         """Write the version's layout and its latest rows into its own, new keyspace."""
-        from nbfeatures.engine.offline import read_offline
-        from nbfeatures.online.materialize import materialize
+        from nbfeatures.online.materialize import materialize_version
         from nbfeatures.promotion.bookkeeping import KeyspaceAges
 
         started = time.perf_counter()
@@ -202,14 +205,14 @@ class PromotionRun:
             )
         KeyspaceAges(*_client_and_prefix(store), self.family).mark(self.fv.version, "written")
         store.write_layout(self.layout)
-        frame = read_offline(self._spark(), self.settings, self.family, self.fv.version)
-        stats = materialize(frame, self.layout, self.settings)
+        stats = materialize_version(self.settings, self.layout, engine=self.engine)
         return self._save(
             "materialize",
             {
                 "rows": stats.rows,
                 "entities": stats.entities,
                 "watermark": stats.watermark.isoformat() if stats.watermark else None,
+                "engine": stats.engine,
             },
             started,
         )

@@ -4,7 +4,9 @@ Production is two records that must agree: the online store's live pointer (what
 reads) and the catalog's ``production`` alias (what training and people read). They live in
 two systems, so they cannot change in one transaction; instead the pointer moves first (an
 atomic compare-and-set) and, if the alias update then fails, the pointer is moved back
-before the error is raised. Either both move, or neither does.
+before the error is raised. Either both move, or neither does; a process killed between the
+two leaves the alias behind, and the next promotion, rollback or ``nbfeatures status`` moves
+it to the live pointer (``repair.reconcile_alias``).
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ def rollback(settings: Any, family: str, *, lock_ttl: float = 60.0, lock_wait: f
     store = OnlineStore.from_settings(settings)
     catalog = Catalog.from_settings(settings)
     with PromotionLock(store.client, store.prefix, family, lock_ttl).hold(lock_wait):
+        from nbfeatures.promotion.repair import repair_family
+
+        repair_family(settings, store, family)  # an interrupted flip, a dead run: see repair
         current = store.live_version(family)
         if current is None:
             raise PromotionFailed(family, 0, "rollback", "the family has no live version")

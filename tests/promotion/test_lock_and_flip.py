@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -11,7 +16,7 @@ from nbfeatures.catalog import Catalog
 from nbfeatures.config import Settings
 from nbfeatures.errors import FeatureNotFound, PromotionInProgress
 
-from .conftest import SQL_V1, RedisServer, family, forget_family
+from .conftest import SQL_V1, SQL_V2, RedisServer, family, forget_family
 
 pytestmark = pytest.mark.integration
 
@@ -85,3 +90,72 @@ def test_on_demand_family_is_published_without_a_notebook_run(workspace: Setting
     published = load_on_demand(store, name, 1)
     assert published is not None and published.family.feature_names == ("share",)
     assert catalog.get(name, alias="production").version == 1
+
+
+# Runs a real rollback in a child process that dies by SIGKILL inside the alias update, i.e.
+# after the live pointer moved and before the production alias could follow.
+KILLED_BETWEEN_FLIP_AND_ALIAS = """
+import os, signal, sys
+from nbfeatures.catalog import Catalog
+from nbfeatures.config import load_settings
+from nbfeatures.promotion import rollback
+
+def die(self, name, alias, version):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+Catalog.set_alias = die
+rollback(load_settings(sys.argv[1], environ={}), sys.argv[2], lock_ttl=2.0)
+"""
+
+
+def test_kill_between_pointer_and_alias_is_repaired_by_status(
+    workspace: Settings, transactions: Path
+) -> None:
+    from nbfeatures.online.store import FamilyLayout, OnlineStore
+    from nbfeatures.promotion.bookkeeping import KeyspaceAges
+    from nbfeatures.promotion.lock import PromotionLock
+    from nbfeatures.promotion.switch import flip_together
+
+    name = f"split_{uuid.uuid4().hex[:8]}"
+    catalog = Catalog.from_settings(workspace)
+    v1 = catalog.register(family(name, SQL_V1, transactions)).version
+    catalog.register(family(name, SQL_V2, transactions))
+    store = OnlineStore.from_settings(workspace)
+    try:
+        for number in (1, 2):
+            store.write_layout(FamilyLayout.of(v1.family, number))
+        flip_together(store, catalog, name, 1, None)
+        flip_together(store, catalog, name, 2, 1)
+        env = {**os.environ, "NBF_WORKSPACE": str(workspace.workspace)}
+        child = subprocess.run(
+            [sys.executable, "-c", KILLED_BETWEEN_FLIP_AND_ALIAS, str(workspace.workspace), name],
+            env=env,
+            timeout=300,
+        )
+        assert child.returncode == -signal.SIGKILL
+        assert store.live_version(name) == 1  # the pointer moved back to v1 ...
+        assert Catalog.from_settings(workspace).get(name, alias="production").version == 2
+
+        # status leaves a family whose lock is held alone (its holder may be mid-flip):
+        # wait for the dead holder's lock to expire (2 s), a readiness poll.
+        lock = PromotionLock(store.client, store.prefix, name, 1)
+        deadline = time.monotonic() + 60
+        while lock.holder() is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status = subprocess.run(
+            [sys.executable, "-m", "nbfeatures.cli", "--workspace", str(workspace.workspace),
+             "status"],
+            capture_output=True, text=True, timeout=300, env=env,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        assert f"repaired {name}: production alias moved from v2 to v1" in status.stdout
+        assert Catalog.from_settings(workspace).get(name, alias="production").version == 1
+        assert "retired" in KeyspaceAges(store.client, store.prefix, name).all()[2]
+        again = subprocess.run(
+            [sys.executable, "-m", "nbfeatures.cli", "--workspace", str(workspace.workspace),
+             "status"],
+            capture_output=True, text=True, timeout=300, env=env,
+        )  # fmt: skip
+        assert "repaired" not in again.stdout and f"{name}" in again.stdout
+    finally:
+        forget_family(store, name, (1, 2))

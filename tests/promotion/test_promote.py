@@ -123,10 +123,11 @@ promote(load_settings(sys.argv[1], environ={}), sys.argv[2], 2, progress=progres
 """
 
 
-def test_killed_promotion_changes_nothing_and_releases_the_lock(
+def test_killed_promotion_changes_nothing_and_the_next_one_closes_its_run(
     workspace: Settings, registered: dict[int, int]
 ) -> None:
     from nbfeatures.promotion import promote
+    from nbfeatures.promotion.tracking import promotion_runs
 
     child = subprocess.Popen(
         [sys.executable, "-c", KILLER, str(workspace.workspace), NAME],
@@ -145,12 +146,21 @@ def test_killed_promotion_changes_nothing_and_releases_the_lock(
 
     assert _store(workspace).live_version(NAME) == 1
     assert _production(workspace) == 1
+    # Its MLflow run was never ended: the killed process would have ended it.
+    stale = [r for r in promotion_runs(workspace, NAME) if r.info.status == "RUNNING"]
+    assert len(stale) == 1
     # The killed holder's lock expires (3 s); the next promotion waits for it and proceeds.
     record = promote(workspace, NAME, 2, options=PromotionOptions(lock_wait=60))
     assert (record.version, record.previous) == (2, 1)
     store = _store(workspace)
     assert store.live_version(NAME) == 2 and store.live_history(NAME)[0] == 1
     assert _production(workspace) == 2
+    # ... and, holding the lock, it ended the dead promotion's run as KILLED first.
+    runs = {r.info.run_id: r for r in promotion_runs(workspace, NAME)}
+    dead = runs[stale[0].info.run_id]
+    assert dead.info.status == "KILLED" and dead.data.tags["outcome"] == "killed"
+    assert runs[record.run_id].info.status == "FINISHED"
+    assert not [r for r in runs.values() if r.info.status == "RUNNING"]
 
 
 def test_rollback_mismatch_and_cleanup(workspace: Settings, registered: dict[int, int]) -> None:
