@@ -1,6 +1,7 @@
 """``FeatureClient``: what a model uses to read features from ``nbfeatures serve``.
 
     with FeatureClient("features.internal:6566", token=TOKEN, tls="ca.pem") as client:
+    # mutual TLS: FeatureClient(target, tls="ca.pem", client_cert="me.pem", client_key="me.key")
         row = client.get_online_features({"user_id": [42, 7]}, ["user_stats:*"])
         row["user_stats:clicks_7d"]          # [12, None]  (None: not found or null)
         row.statuses["user_stats:clicks_7d"] # ["PRESENT", "NOT_FOUND"]
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from nbfeatures._deps import require
 from nbfeatures.errors import (
+    ConfigError,
     FeatureNotFound,
     InvalidRequest,
     ServingError,
@@ -106,15 +108,30 @@ def _error(target: str, exc: grpc.RpcError) -> Exception:
     return ServingError(target, f"{code.name}: {detail}")
 
 
-def _credentials(tls: bool | str | bytes | None) -> grpc.ChannelCredentials | None:
+def _pem(value: str | bytes) -> bytes:
+    """PEM bytes given as such, or read from a path."""
+    return value if isinstance(value, bytes) else Path(value).read_bytes()
+
+
+def _credentials(
+    tls: bool | str | bytes | None,
+    client_cert: str | bytes | None = None,
+    client_key: str | bytes | None = None,
+) -> grpc.ChannelCredentials | None:
+    """Channel credentials: ``tls`` True (system CAs) or a CA (path or PEM bytes); a client
+    certificate and key (mutual TLS) imply TLS."""
     import grpc
 
-    if tls is None or tls is False:
+    if (client_cert is None) != (client_key is None):
+        raise ConfigError("client.client_cert", "client_cert and client_key go together")
+    if (tls is None or tls is False) and client_cert is None:
         return None
-    if tls is True:
-        return grpc.ssl_channel_credentials()
-    root = tls if isinstance(tls, bytes) else Path(tls).read_bytes()
-    return grpc.ssl_channel_credentials(root_certificates=root)
+    root = None if tls is None or isinstance(tls, bool) else _pem(tls)
+    return grpc.ssl_channel_credentials(
+        root_certificates=root,
+        private_key=None if client_key is None else _pem(client_key),
+        certificate_chain=None if client_cert is None else _pem(client_cert),
+    )
 
 
 def _backoff(attempt: int) -> float:
@@ -131,11 +148,13 @@ class _Base:
         tls: bool | str | bytes | None,
         timeout: float,
         options: Sequence[tuple[str, Any]],
+        client_cert: str | bytes | None,
+        client_key: str | bytes | None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self._credentials = _credentials(tls)
+        self._credentials = _credentials(tls, client_cert, client_key)
         self._options = list(options)
 
     def _deadline(self, timeout: float | None) -> float:
@@ -153,8 +172,13 @@ class FeatureClient(_Base):
         tls: bool | str | bytes | None = None,
         timeout: float = 5.0,
         options: Sequence[tuple[str, Any]] = (),
+        client_cert: str | bytes | None = None,
+        client_key: str | bytes | None = None,
     ) -> None:
-        super().__init__(target, token=token, tls=tls, timeout=timeout, options=options)
+        super().__init__(
+            target, token=token, tls=tls, timeout=timeout, options=options,
+            client_cert=client_cert, client_key=client_key,
+        )  # fmt: skip
         grpc = require("grpc", "serving")
         from nbfeatures.serving import convert
 
@@ -237,8 +261,13 @@ class AsyncFeatureClient(_Base):
         tls: bool | str | bytes | None = None,
         timeout: float = 5.0,
         options: Sequence[tuple[str, Any]] = (),
+        client_cert: str | bytes | None = None,
+        client_key: str | bytes | None = None,
     ) -> None:
-        super().__init__(target, token=token, tls=tls, timeout=timeout, options=options)
+        super().__init__(
+            target, token=token, tls=tls, timeout=timeout, options=options,
+            client_cert=client_cert, client_key=client_key,
+        )  # fmt: skip
         require("grpc", "serving")
         from grpc import aio
 

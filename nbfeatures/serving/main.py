@@ -2,21 +2,28 @@
 
 ``serve`` is an edge: it receives the workspace settings and a ``ServerConfig`` read by the CLI,
 connects to Redis, runs the server and stops it gracefully on SIGTERM or SIGINT (no new calls;
-in-flight ones get ``grace_seconds`` to finish).
+in-flight ones get ``grace_seconds`` to finish). ``processes`` > 1 runs that many servers on
+the same port, one event loop each: the way to use more than one core.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import queue
 import signal
 import sys
 import threading
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from nbfeatures.errors import ConfigError
 
 if TYPE_CHECKING:
     from nbfeatures.config import Settings
     from nbfeatures.online import OnlineStore
     from nbfeatures.serving.config import ServerConfig
+    from nbfeatures.serving.server import ServingServer
 
 
 def open_store(settings: Settings, config: ServerConfig) -> OnlineStore:
@@ -33,11 +40,14 @@ def open_store(settings: Settings, config: ServerConfig) -> OnlineStore:
 
 
 def serve(settings: Settings, config: ServerConfig) -> int:
-    """Run a feature server until SIGTERM/SIGINT; return the exit code."""
-    from nbfeatures.serving.server import create_server
+    """Run a feature server until SIGTERM/SIGINT; return the exit code.
 
-    store = open_store(settings, config)
-    server, port = create_server(config, store)
+    With ``processes`` > 1 this process starts that many servers sharing the port
+    (``SO_REUSEPORT``: the kernel spreads connections over them), forwards SIGTERM/SIGINT to
+    them and exits 0 once every one has stopped gracefully.
+    """
+    if config.processes > 1:
+        return _serve_processes(settings, config)
     stop_requested = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -45,14 +55,92 @@ def serve(settings: Settings, config: ServerConfig) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    server.start()
+    server, store = _start(settings, config)
     metrics = f", metrics on :{server.metrics_port}" if server.metrics_port else ""
-    print(f"nbfeatures serving on {config.host}:{port}{metrics}", file=sys.stderr, flush=True)
+    print(
+        f"nbfeatures serving on {config.host}:{server.port}{metrics}", file=sys.stderr, flush=True
+    )
     stop_requested.wait()
     print("stopping: finishing in-flight calls", file=sys.stderr, flush=True)
     server.stop()
     store.close()
     return 0
+
+
+def _start(settings: Settings, config: ServerConfig) -> tuple[ServingServer, OnlineStore]:
+    from nbfeatures.serving.server import create_server
+
+    store = open_store(settings, config)
+    server, _ = create_server(config, store)
+
+    def draining() -> None:
+        print("no new calls accepted", file=sys.stderr, flush=True)
+
+    server.on_draining = draining
+    server.start()
+    return server, store
+
+
+def _serve_one(settings: Settings, config: ServerConfig, ready: Any, index: int) -> None:
+    """One of several server processes (``multiprocessing`` target): serve until SIGTERM."""
+    stop_requested = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
+    # SIGINT reaches the whole process group from a terminal; the parent forwards it once.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    server, store = _start(settings, config)
+    ready.put((index, server.metrics_port))
+    stop_requested.wait()
+    server.stop()
+    store.close()
+
+
+def _serve_processes(settings: Settings, config: ServerConfig) -> int:
+    import multiprocessing
+    from dataclasses import replace
+
+    if config.port == 0:
+        raise ConfigError("serve.port", "several processes need a fixed port to share")
+    # Spawned, not forked: gRPC's core must not be copied into a child from a live parent.
+    context = multiprocessing.get_context("spawn")
+    ready = context.Queue()
+    children = []
+    for index in range(config.processes):
+        metrics_port = config.metrics_port
+        if metrics_port:  # one metrics endpoint per process, on consecutive ports
+            metrics_port += index
+        own = replace(config, metrics_port=metrics_port)
+        child = context.Process(
+            target=_serve_one, args=(settings, own, ready, index), name=f"nbf-serve-{index}"
+        )
+        child.start()
+        children.append(child)
+    stop_requested = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop_requested.set())
+    started = 0
+    while started < len(children):
+        if any(c.exitcode not in (None, 0) for c in children):
+            stop_requested.set()
+            break
+        with contextlib.suppress(queue.Empty):
+            ready.get(timeout=0.5)
+            started += 1
+    if started == len(children):
+        print(
+            f"nbfeatures serving on {config.host}:{config.port} with {len(children)} processes",
+            file=sys.stderr,
+            flush=True,
+        )
+    while not stop_requested.wait(0.5):
+        if any(not c.is_alive() for c in children):
+            break  # one died: stop the others rather than serve with fewer silently
+    print("stopping: finishing in-flight calls", file=sys.stderr, flush=True)
+    for child in children:
+        if child.is_alive() and child.pid is not None:
+            os.kill(child.pid, signal.SIGTERM)
+    for child in children:
+        child.join()
+    return 0 if all(c.exitcode == 0 for c in children) and started == len(children) else 1
 
 
 def flush_logs(settings: Settings, config: ServerConfig) -> int:

@@ -3,6 +3,7 @@
 nbf_serving_request_seconds{method}            latency of each call (histogram)
 nbf_serving_family_read_seconds{family}        latency of one family's read (histogram)
 nbf_serving_requests_total{method,code}        calls by gRPC status code
+nbf_serving_in_flight                          calls being answered now
 nbf_serving_values_total{family,status}        values served by status (PRESENT, STALE...)
 nbf_serving_redis_errors_total                 Redis calls that failed
 nbf_serving_staleness_seconds{family}          age of the newest value served, last request
@@ -39,6 +40,7 @@ class ServingMetrics:
         self.values = Counter(
             "nbf_serving_values", "Values served by status", ["family", "status"], registry=r
         )
+        self.in_flight = Gauge("nbf_serving_in_flight", "Calls being answered now", registry=r)
         self.redis_errors = Counter("nbf_serving_redis_errors", "Failed Redis calls", registry=r)
         self.staleness = Gauge(
             "nbf_serving_staleness_seconds",

@@ -95,6 +95,7 @@ class FeatureServicer:
         self._values: dict[tuple[str, int], Any] = {}
         self._family_seconds: dict[str, Any] = {}
         self._staleness: dict[str, Any] = {}
+        self._in_flight = self._metrics.in_flight
 
     # -- every call --------------------------------------------------------------------------
 
@@ -103,6 +104,11 @@ class FeatureServicer:
     ) -> Any:
         started = time.perf_counter()
         code = grpc.StatusCode.OK
+        self._in_flight.inc()
+        task = asyncio.current_task()
+        handlers = self._server.handlers
+        if task is not None:
+            handlers.add(task)
         try:
             try:
                 return await work
@@ -117,6 +123,8 @@ class FeatureServicer:
                 code = grpc.StatusCode.DEADLINE_EXCEEDED
             raise
         finally:
+            handlers.discard(task)
+            self._in_flight.dec()
             self._account_call(method, code, time.perf_counter() - started)
 
     async def _status_of(self, exc: Exception) -> tuple[grpc.StatusCode, str]:
@@ -300,6 +308,8 @@ class ServingServer:
         )
         self._thread.start()
         self._watcher: asyncio.Task[None] | None = None
+        # The tasks answering calls now (so a stop can wait for them).
+        self.handlers: set[asyncio.Task[Any]] = set()
         self._stopped = threading.Event()
         try:
             self.port: int = self._on_loop(self._build())
@@ -379,6 +389,13 @@ class ServingServer:
         if self.on_draining is not None:
             self.on_draining()
         await stopping
+        # Handlers still running (none, unless gRPC let go of a call early) finish before the
+        # loop closes, so no answer is cut off; after the grace, they are cancelled.
+        handlers = set(self.handlers)
+        if handlers:
+            _, late = await asyncio.wait(handlers, timeout=grace)
+            for task in late:
+                task.cancel()
         # aclose: redis-py 5+; the installed type stubs predate it.
         await self.redis.aclose()  # type: ignore[attr-defined]
 

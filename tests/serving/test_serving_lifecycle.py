@@ -1,0 +1,174 @@
+"""Deadlines, graceful shutdown of a real ``nbfeatures serve`` process, and mutual TLS."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+import redis
+from serving_fixtures import (
+    RedisProcess,
+    free_port,
+    layout,
+    open_store,
+    put_family,
+    running_server,
+    self_signed_cert,
+)
+
+from nbfeatures.client import FeatureClient
+from nbfeatures.errors import ConfigError, ServingUnavailable
+from nbfeatures.online import OnlineStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisProcess]:
+    """A Redis of this test's own, since the tests pause it."""
+    server = RedisProcess()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def users(own_redis: RedisProcess) -> Iterator[OnlineStore]:
+    store = open_store(own_redis.url)
+    put_family(store, layout("users", 1), [{"user_id": 1, "clicks": 7, "tier": "gold"}])
+    yield store
+    store.close()
+
+
+def pause_redis(server: RedisProcess, milliseconds: int) -> None:
+    """Every client's commands wait (``CLIENT PAUSE ... ALL``) for ``milliseconds``."""
+    with redis.Redis(port=server.port) as admin:
+        admin.execute_command("CLIENT", "PAUSE", milliseconds, "ALL")
+
+
+def calls_with_code(server, code: str) -> float:
+    value = server.metrics.registry.get_sample_value(
+        "nbf_serving_requests_total", {"method": "GetOnlineFeatures", "code": code}
+    )
+    return value or 0.0
+
+
+def test_deadline_passing_while_the_server_reads(users, own_redis):
+    with running_server(users) as server, FeatureClient(f"127.0.0.1:{server.port}") as client:
+        assert client.get_online_features({"user_id": 1}, ["users:clicks"])["users:clicks"] == [7]
+        pause_redis(own_redis, 1500)
+        with pytest.raises(ServingUnavailable, match="DEADLINE_EXCEEDED"):
+            client.get_online_features({"user_id": 1}, ["users:clicks"], timeout=0.3)
+        # The server records the call when gRPC cancels it at the deadline; wait for that.
+        for _ in range(200):
+            if calls_with_code(server, "DEADLINE_EXCEEDED"):
+                break
+            threading.Event().wait(0.02)  # polling the server's own count
+        assert calls_with_code(server, "DEADLINE_EXCEEDED") == 1.0
+        # The abandoned read left no reply behind on a pooled connection: answers stay right.
+        got = client.get_online_features({"user_id": [1, 2]}, ["users:clicks"], timeout=10)
+        assert got["users:clicks"] == [7, None]
+        assert calls_with_code(server, "OK") == 2.0
+
+
+def _metric(port: int, name: str) -> float | None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        for line in answer.read().decode().splitlines():
+            if line.startswith(f"{name} "):
+                return float(line.split()[1])
+    return None
+
+
+def test_sigterm_finishes_the_call_in_flight_and_refuses_new_ones(users, own_redis, tmp_path):
+    port, metrics_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "NBF_REDIS_URL": own_redis.url,
+        "NBF_SERVE_KEY_PREFIX": users.prefix,
+        "NBF_SERVE_METRICS_PORT": str(metrics_port),
+        # Longer than the pause below, so the paused read waits rather than fails.
+        "NBF_SERVE_REDIS_TIMEOUT_SECONDS": "20",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbfeatures.cli", "--workspace", str(tmp_path), "serve",
+         "--port", str(port)],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    answers: queue.Queue[object] = queue.Queue()
+    try:
+        assert proc.stderr is not None
+        assert f"serving on 127.0.0.1:{port}" in proc.stderr.readline()
+        target = f"127.0.0.1:{port}"
+        with FeatureClient(target, timeout=10) as warm:
+            assert warm.get_online_features({"user_id": 1}, ["users:clicks"])["users:clicks"] == [7]
+        pause_redis(own_redis, 4000)
+
+        def in_flight_call() -> None:
+            try:
+                with FeatureClient(target, timeout=30) as client:
+                    answers.put(client.get_online_features({"user_id": 1}, ["users:tier"]))
+            except Exception as exc:  # handed to the test thread, which fails on it
+                answers.put(exc)
+
+        caller = threading.Thread(target=in_flight_call)
+        caller.start()
+        for _ in range(500):
+            if _metric(metrics_port, "nbf_serving_in_flight") == 1.0:
+                break
+            threading.Event().wait(0.01)  # polling until the call reached the server
+        assert _metric(metrics_port, "nbf_serving_in_flight") == 1.0
+        proc.send_signal(signal.SIGTERM)
+        lines = []
+        while "no new calls accepted" not in "".join(lines):
+            line = proc.stderr.readline()
+            assert line, f"the server exited early: {''.join(lines)}"
+            lines.append(line)
+        with FeatureClient(target, timeout=1.0) as late, pytest.raises(ServingUnavailable):
+            late.get_online_features({"user_id": 1}, ["users:tier"])
+        caller.join(timeout=60)
+        answer = answers.get(timeout=1)
+        assert not isinstance(answer, Exception), answer
+        assert answer["users:tier"] == ["gold"]
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_mutual_tls(users, tmp_path):
+    for name in ("server", "client", "stranger"):
+        (tmp_path / name).mkdir()
+    server_cert, server_key = self_signed_cert(tmp_path / "server")
+    client_cert, client_key = self_signed_cert(tmp_path / "client")
+    stranger_cert, stranger_key = self_signed_cert(tmp_path / "stranger")
+    settings = {
+        "tls_cert": str(server_cert),
+        "tls_key": str(server_key),
+        "tls_client_ca": str(client_cert),  # the client's self-signed certificate is its CA
+    }
+    with running_server(users, **settings) as server:
+        target = f"localhost:{server.port}"
+        with FeatureClient(
+            target, tls=str(server_cert), client_cert=str(client_cert), client_key=str(client_key)
+        ) as client:
+            assert client.get_online_features({"user_id": 1}, ["users:tier"])["users:tier"] == [
+                "gold"
+            ]
+        without = FeatureClient(target, tls=str(server_cert), timeout=1.0)
+        with without as client, pytest.raises(ServingUnavailable):
+            client.get_online_features({"user_id": 1}, ["users:tier"])
+        stranger = FeatureClient(
+            target, tls=str(server_cert), client_cert=stranger_cert.read_bytes(),
+            client_key=stranger_key.read_bytes(), timeout=1.0,
+        )  # fmt: skip
+        with stranger as client, pytest.raises(ServingUnavailable):
+            client.get_online_features({"user_id": 1}, ["users:tier"])
+    with pytest.raises(ConfigError, match="client_key"):
+        FeatureClient("localhost:1", tls=True, client_cert=str(client_cert))
