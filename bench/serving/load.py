@@ -5,7 +5,8 @@
 MODE is ``latency`` (a closed loop: one request in flight, ``--warmup`` requests first, then up
 to ``--requests`` requests or ``--max-seconds``, whichever ends first; p50/p99 of each call's
 time) or ``throughput`` (``--concurrency`` requests kept in flight for ``--duration`` seconds
-after ``--warmup-seconds``; completed requests/s). KIND is ``grpc`` (``PATH`` is the method;
+after ``--warmup-seconds``; completed requests/s, spread over ``--channels`` gRPC channels,
+each its own TCP connection). KIND is ``grpc`` (``PATH`` is the method;
 requests and responses travel as raw bytes, so no message is built or parsed while timing:
 the pool holds serialized requests) or ``http`` (``PATH`` is the URL path; JSON bodies over
 HTTP/1.1 keep-alive connections). ``POOL`` is a pickled list of request bytes, cycled through.
@@ -142,10 +143,17 @@ async def _grpc_throughput(args: argparse.Namespace, pool: list[bytes]) -> dict[
 
     counts = [0, 0]  # completed, failed
     size = len(pool)
-    async with grpc.aio.insecure_channel(args.target) as channel:
-        call = channel.unary_unary(args.path)
+    # A local subchannel pool per channel: otherwise grpc shares one TCP connection between
+    # channels to the same target, and a server of several processes would see only one.
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [
+        grpc.aio.insecure_channel(args.target, options=options) for _ in range(args.channels)
+    ]
+    calls = [channel.unary_unary(args.path) for channel in channels]
+    try:
 
         async def worker(offset: int, until: float, counting: bool) -> None:
+            call = calls[offset % len(calls)]
             i = offset
             while time.monotonic() < until:
                 try:
@@ -155,7 +163,12 @@ async def _grpc_throughput(args: argparse.Namespace, pool: list[bytes]) -> dict[
                     counts[1] += 1
                 i += 1
 
-        return await _run_workers(args, worker, counts)
+        result = await _run_workers(args, worker, counts)
+        result["channels"] = args.channels
+        return result
+    finally:
+        for channel in channels:
+            await channel.close()
 
 
 async def _http_throughput(args: argparse.Namespace, pool: list[bytes]) -> dict[str, Any]:
@@ -221,6 +234,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup-seconds", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    # gRPC throughput only: requests are spread over this many channels (TCP connections).
+    # HTTP always uses one connection per request in flight.
+    parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--feature-client", action="store_true")
     parser.add_argument("--features", nargs="*", default=[])
     args = parser.parse_args()

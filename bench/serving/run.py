@@ -210,8 +210,9 @@ class Bench:
     # -- measuring one server ------------------------------------------------------------------
 
     def measure(self, system: str, rnd: int, kind: str, target: str, path: str,
-                pool_of: Any, protocol: str) -> None:  # fmt: skip
-        for case in self.cases:
+                pool_of: Any, protocol: str,
+                cases: list[tuple[int, int]] | None = None) -> None:  # fmt: skip
+        for case in self.cases if cases is None else cases:
             name = case_name(case)
             pool = str(pool_of(case))
             record = {"system": system, "protocol": protocol, "round": rnd, "case": name,
@@ -225,6 +226,8 @@ class Bench:
                 return
             if system == "nbfeatures":
                 self.response_bytes[name] = round(record["latency"]["response_bytes"])
+            if kind == "grpc" and "throughput" in record:
+                record["throughput"]["channels"] = self.opts.channels
             self.runs.append(record)
             lat = record["latency"]
             print(f"  {system:22s} {name:8s} p50 {lat['p50_ms']:.3f} p99 {lat['p99_ms']:.3f} ms"
@@ -243,6 +246,7 @@ class Bench:
         if case in self.throughput_cases:
             thr = run_load(["throughput", kind, target, path, pool,
                             "--duration", str(o.duration), "--concurrency", str(o.concurrency),
+                            "--channels", str(o.channels),
                             "--warmup-seconds", "1"])  # fmt: skip
             thr["entity_rows_per_s"] = thr["requests_per_s"] * case[0]
             record["throughput"] = thr
@@ -268,21 +272,31 @@ class Bench:
         t0 = time.monotonic()
         rows = nbf_side.load(self.redis_url)
         print(f"  nbfeatures loaded {rows} rows in {time.monotonic() - t0:.1f}s", flush=True)
+        self.nbfeatures_server(rnd, 1)
+        if self.opts.processes > 1:
+            self.nbfeatures_server(rnd, self.opts.processes)
+        self.redis_benchmark(rnd)
+
+    def nbfeatures_server(self, rnd: int, processes: int) -> None:
+        """``nbfeatures serve`` with 1 process (every case) or N (the throughput cases)."""
         port = free_port()
         config = self.work / "serving.yaml"
-        config.write_text("host: 127.0.0.1\nmetrics_port: null\nlog_sample_rate: 0\n")
+        config.write_text("host: 127.0.0.1\nmetrics_port: null\nlog_sample_rate: 0\n"
+                          f"processes: {processes}\n")  # fmt: skip
         env = {**os.environ, "NBF_REDIS_URL": self.redis_url}
         command = [str(ROOT / ".venv/bin/nbfeatures"), "serve", "--config", str(config),
                    "--port", str(port)]  # fmt: skip
         target = f"127.0.0.1:{port}"
+        system = "nbfeatures" if processes == 1 else f"nbfeatures_{processes}p"
         with started(command, self.work / "nbfeatures.log", env=env, cwd=self.work) as proc:
             wait_grpc(target, proc)
             first = self.sets[case_name(self.cases[-1])][0]
             nbf_side.check(target, first, 10, self.expected_f0)
-            self.measure("nbfeatures", rnd, "grpc", target, nbf_side.METHOD,
-                         lambda c: self.pools[("nbf", case_name(c))], "grpc")  # fmt: skip
-            self.feature_client_latency(rnd, target)
-        self.redis_benchmark(rnd)
+            self.measure(system, rnd, "grpc", target, nbf_side.METHOD,
+                         lambda c: self.pools[("nbf", case_name(c))], "grpc",
+                         None if processes == 1 else self.throughput_cases)  # fmt: skip
+            if processes == 1:
+                self.feature_client_latency(rnd, target)
 
     def redis_benchmark(self, rnd: int) -> None:
         """MGET of the same keys nbfeatures reads, 1 in flight and at the same concurrency."""
@@ -313,14 +327,16 @@ class Bench:
                   f"{self.opts.concurrency} clients", flush=True)  # fmt: skip
 
     def echo(self, rnd: int) -> None:
-        port = free_port()
-        target = f"127.0.0.1:{port}"
+        """Both echo flavours: thread pool (as nbfeatures was) and grpc.aio (as it is)."""
         pools = {case_name(c): self.echo_pool(c) for c in self.cases}
-        with started([PY, "-m", "bench.serving.echo", str(port)], self.work / "echo.log",
-                     cwd=ROOT) as proc:  # fmt: skip
-            wait_grpc(target, proc)
-            self.measure("grpc_echo", rnd, "grpc", target, ECHO_METHOD,
-                         lambda c: pools[case_name(c)], "grpc")  # fmt: skip
+        for system, flags in (("grpc_echo", []), ("grpc_echo_aio", ["--aio"])):
+            port = free_port()
+            target = f"127.0.0.1:{port}"
+            with started([PY, "-m", "bench.serving.echo", str(port), *flags],
+                         self.work / "echo.log", cwd=ROOT) as proc:  # fmt: skip
+                wait_grpc(target, proc)
+                self.measure(system, rnd, "grpc", target, ECHO_METHOD,
+                             lambda c: pools[case_name(c)], "grpc")  # fmt: skip
 
     def feast(self, rnd: int, repo: Path) -> None:
         self.flush()
@@ -342,11 +358,19 @@ class Bench:
             )  # fmt: skip
             self.measure("feast_listen", rnd, "grpc", target, FEAST_GRPC_METHOD,
                          lambda c: self.pools[("feast_grpc", case_name(c))], "grpc")  # fmt: skip
+        self.feast_serve(rnd, repo, env, 1)
+        if self.opts.processes > 1:
+            self.feast_serve(rnd, repo, env, self.opts.processes)
+
+    def feast_serve(self, rnd: int, repo: Path, env: dict[str, str], workers: int) -> None:
+        """``feast serve`` with 1 worker (every case) or N (the throughput cases)."""
+        feast = str(FEAST_BIN / "feast")
         port = free_port()
         target = f"127.0.0.1:{port}"
         command = [feast, "-c", str(repo), "serve", "-h", "127.0.0.1", "-p", str(port),
                    "--no-access-log", "--max-requests", "0",
-                   "--workers", str(self.opts.feast_workers)]  # fmt: skip
+                   "--workers", str(workers)]  # fmt: skip
+        system = "feast_serve" if workers == 1 else f"feast_serve_{workers}w"
         with started(command, self.work / "feast_serve.log", env=env, cwd=repo) as proc:
             ids = self.sets[case_name(self.cases[-1])][0]
             body = json.dumps(
@@ -357,8 +381,9 @@ class Bench:
             got = answer["results"][names.index("f0")]["values"]
             if got != [self.expected_f0[i] for i in ids]:
                 raise RuntimeError(f"feast serve answered wrong values: {got[:3]}")
-            self.measure("feast_serve", rnd, "http", target, "/get-online-features",
-                         lambda c: self.pools[("feast_http", case_name(c))], "http")  # fmt: skip
+            self.measure(system, rnd, "http", target, "/get-online-features",
+                         lambda c: self.pools[("feast_http", case_name(c))], "http",
+                         None if workers == 1 else self.throughput_cases)  # fmt: skip
 
     def feast_repo(self) -> Path:
         repo = self.work / "feast_repo"
@@ -390,23 +415,28 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     if values:
                         entry[f"{part}.{key}"] = statistics.median(values)
             out[case][system] = entry
-        nbf = {r["round"]: r for r in systems.get("nbfeatures", {"rounds": []})["rounds"]}
-        for system, row in systems.items():
-            if system == "nbfeatures":
-                continue
-            ratios: dict[str, list[float]] = {"p99_ratio": [], "throughput_ratio": []}
-            for other in row["rounds"]:
-                mine = nbf.get(other["round"])
-                if mine is None:
+        ours = [s for s in systems if s.startswith("nbfeatures") and "client" not in s]
+        for name in ours:
+            nbf = {r["round"]: r for r in systems[name]["rounds"]}
+            for system, row in systems.items():
+                if system == name:
                     continue
-                ratios["p99_ratio"].append(other["latency"]["p99_ms"] / mine["latency"]["p99_ms"])
-                if "throughput" in mine and "throughput" in other:
-                    ratios["throughput_ratio"].append(
-                        mine["throughput"]["requests_per_s"] / other["throughput"]["requests_per_s"]
+                ratios: dict[str, list[float]] = {"p99_ratio": [], "throughput_ratio": []}
+                for other in row["rounds"]:
+                    mine = nbf.get(other["round"])
+                    if mine is None:
+                        continue
+                    ratios["p99_ratio"].append(
+                        other["latency"]["p99_ms"] / mine["latency"]["p99_ms"]
                     )
-            out[case][system]["nbfeatures_vs_this_per_round"] = {
-                k: [round(x, 3) for x in v] for k, v in ratios.items() if v
-            }
+                    if "throughput" in mine and "throughput" in other:
+                        ratios["throughput_ratio"].append(
+                            mine["throughput"]["requests_per_s"]
+                            / other["throughput"]["requests_per_s"]
+                        )
+                out[case][system][f"{name}_vs_this_per_round"] = {
+                    k: [round(x, 3) for x in v] for k, v in ratios.items() if v
+                }
     return out
 
 
@@ -448,7 +478,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--feast-workers", type=int, default=1)
+    # nbfeatures is also measured with this many server processes, Feast serve with this many
+    # gunicorn workers (throughput cases only); 1 turns that off.
+    parser.add_argument("--processes", type=int, default=2)
+    # gRPC channels (TCP connections) the throughput load is spread over, for every system.
+    parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--systems", nargs="*", default=["nbfeatures", "echo", "feast"])
     parser.add_argument("--out", default=str(RESULTS))
     opts = parser.parse_args()

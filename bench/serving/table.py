@@ -14,12 +14,16 @@ from typing import Any
 from bench.serving.run import RESULTS
 
 SYSTEMS = (
-    ("nbfeatures", "nbfeatures (gRPC, raw stub)"),
-    ("nbfeatures_feature_client", "nbfeatures (gRPC, FeatureClient)"),
+    ("nbfeatures", "nbfeatures, 1 process (gRPC, raw stub)"),
+    ("nbfeatures_2p", "nbfeatures, 2 processes (gRPC, raw stub)"),
+    ("nbfeatures_feature_client", "nbfeatures, 1 process (FeatureClient)"),
     ("feast_listen", "Feast `listen` (gRPC)"),
-    ("feast_serve", "Feast `serve` (HTTP/JSON)"),
-    ("grpc_echo", "limit: grpcio echo"),
+    ("feast_serve", "Feast `serve` (HTTP/JSON, 1 worker)"),
+    ("feast_serve_2w", "Feast `serve` (HTTP/JSON, 2 workers)"),
+    ("grpc_echo", "limit: grpcio echo (thread pool)"),
+    ("grpc_echo_aio", "limit: grpcio echo (aio)"),
 )
+OURS = ("nbfeatures", "nbfeatures_2p")
 
 
 def _median(runs: list[dict[str, Any]], part: str, key: str) -> float | None:
@@ -33,10 +37,9 @@ def main() -> None:
     cases = sorted({r["case"] for r in runs if "f" in r["case"]},
                    key=lambda c: (int(c.split("e")[0]), c))  # fmt: skip
     print("| case | system | p50 ms | p99 ms | req/s @32 | entity rows/s | "
-          "nbfeatures ×, per round (req/s) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+          "nbfeatures 1 process ×, per round | 2 processes × |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for case in cases:
-        nbf = {r["round"]: r for r in runs if r["case"] == case and r["system"] == "nbfeatures"}
         for system, label in SYSTEMS:
             mine = [r for r in runs if r["case"] == case and r["system"] == system]
             if not mine:
@@ -45,15 +48,19 @@ def main() -> None:
             p99 = _median(mine, "latency", "p99_ms")
             rps = _median(mine, "throughput", "requests_per_s")
             rows = _median(mine, "throughput", "entity_rows_per_s")
-            ratios = ""
-            if system not in ("nbfeatures", "nbfeatures_feature_client") and rps:
-                per = [nbf[r["round"]]["throughput"]["requests_per_s"]
-                       / r["throughput"]["requests_per_s"]
-                       for r in mine if r["round"] in nbf and "throughput" in r]  # fmt: skip
-                ratios = ", ".join(f"{x:.2f}" for x in per)
+            cells = []
+            for ours in OURS:
+                nbf = {r["round"]: r for r in runs if r["case"] == case and r["system"] == ours}
+                per = []
+                if system not in (*OURS, "nbfeatures_feature_client") and rps:
+                    per = [nbf[r["round"]]["throughput"]["requests_per_s"]
+                           / r["throughput"]["requests_per_s"]
+                           for r in mine if r["round"] in nbf and "throughput" in r
+                           and "throughput" in nbf[r["round"]]]  # fmt: skip
+                cells.append(", ".join(f"{x:.2f}" for x in per))
             print(f"| {case} | {label} | {p50:.2f} | {p99:.2f} | "
                   f"{f'{rps:,.0f}' if rps else ''} | {f'{rows:,.0f}' if rows else ''} | "
-                  f"{ratios} |")  # fmt: skip
+                  f"{cells[0]} | {cells[1]} |")  # fmt: skip
     print()
     print("| redis-benchmark MGET | 1 client p50 ms | p99 ms | req/s @32 clients | keys/s |")
     print("|---|---|---|---|---|")
