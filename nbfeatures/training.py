@@ -252,10 +252,9 @@ def _arrow_families(
             check_offline(settings, name, version.version, low, high + _ONE_MICROSECOND)
         start = low - ttl if (low is not None and ttl is not None) else None
         features = tuple(selection.features + selection.hidden)
-        columns = [family.entity.join_key, family.timestamp, *features]
-        table = read_offline_table(settings, name, version.version, columns, start, high)
+        rows = read_offline_table(settings, name, version.version, start, high)
         families.append(
-            ArrowFeatures(name, table, family.entity.join_key, family.timestamp, features, ttl)
+            ArrowFeatures(name, rows, family.entity.join_key, family.timestamp, features, ttl)
         )
     return families
 

@@ -32,9 +32,11 @@ nanosecond timestamps.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nbfeatures._deps import require
 from nbfeatures.engine.pit import SEPARATOR, check_columns, group_by_key
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
 _DENSE_FACTOR = 8
 _DENSE_FLOOR = 1 << 22
 _MAX_COMPOUND = (1 << 62) - 1
+_READ_THREADS = min(4, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class ArrowFeatures:
     """One family's rows as an Arrow table, with its key, time and feature columns."""
 
     name: str
-    table: Any  # pyarrow.Table
+    table: Any  # a pyarrow.Table, ParquetRows or another RowSource
     join_key: str
     timestamp: str
     features: tuple[str, ...]
@@ -75,6 +78,113 @@ class ArrowFeatures:
     def event_time_column(self) -> str:
         """The output column holding the event time of the value used (when asked for)."""
         return f"{self.name}{SEPARATOR}event_time"
+
+
+class RowSource(Protocol):
+    """A family's rows: some columns whole, others only at chosen rows."""
+
+    def read(self, columns: Sequence[str]) -> Any:
+        """These columns for every row, as a ``pyarrow.Table``."""
+        ...
+
+    def take(self, rows: Ints, columns: Sequence[str]) -> Any:
+        """These columns at ``rows`` (``-1``: a null row), in that order."""
+        ...
+
+
+@dataclass(frozen=True)
+class TableRows:
+    """Rows already in memory as a ``pyarrow.Table``."""
+
+    table: Any
+
+    def read(self, columns: Sequence[str]) -> Any:
+        return self.table.select(list(columns))
+
+    def take(self, rows: Ints, columns: Sequence[str]) -> Any:
+        pa = require("pyarrow", "spark")
+        return self.table.select(list(columns)).take(pa.array(rows, pa.int64(), mask=rows < 0))
+
+
+@dataclass(frozen=True)
+class ParquetRows:
+    """Rows of Parquet files, read one row group at a time.
+
+    The join needs every row's key and time but the features of at most one row per spine
+    row: reading the features row group by row group, keeping only the chosen rows, never
+    holds all of them in memory and is several times faster than reading them whole and
+    gathering from the big table (the small per-group tables stay in cache).
+    """
+
+    schema: Any  # pyarrow.Schema
+    pieces: tuple[Any, ...]  # pyarrow ParquetFileFragment, one row group each
+    counts: tuple[int, ...]
+
+    @classmethod
+    def from_dataset(cls, dataset: Any, condition: Any = None) -> ParquetRows:
+        """The row groups of a ``pyarrow.dataset`` (optionally only its matching partitions)."""
+        pieces = [
+            group
+            for fragment in dataset.get_fragments(filter=condition)
+            for group in fragment.split_by_row_group()
+        ]
+        counts = [piece.row_groups[0].num_rows for piece in pieces]
+        return cls(dataset.schema, tuple(pieces), tuple(counts))
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[str]) -> ParquetRows:
+        """The row groups of local Parquet files."""
+        ds = require("pyarrow.dataset", "spark")
+        return cls.from_dataset(ds.dataset(list(paths), format="parquet"))
+
+    def read(self, columns: Sequence[str]) -> Any:
+        pa = require("pyarrow", "spark")
+        names = list(columns)
+        tables = _parallel(lambda piece: piece.to_table(columns=names), self.pieces)
+        if not tables:
+            return self.schema.empty_table().select(names)
+        return pa.concat_tables(tables)
+
+    def take(self, rows: Ints, columns: Sequence[str]) -> Any:
+        np = require("numpy", "spark")
+        pa = require("pyarrow", "spark")
+        names = list(columns)
+        wanted = np.flatnonzero(rows >= 0)
+        order = np.argsort(rows[wanted], kind="stable")
+        ascending = rows[wanted][order]
+        starts = np.concatenate([[0], np.cumsum(self.counts)])
+        bounds = np.searchsorted(ascending, starts)
+
+        def read(i: int) -> Any:
+            local = ascending[bounds[i] : bounds[i + 1]] - starts[i]
+            return self.pieces[i].to_table(columns=names).take(pa.array(local))
+
+        busy = [i for i in range(len(self.pieces)) if bounds[i + 1] > bounds[i]]
+        parts = _parallel(read, busy)
+        if not parts:  # no row chosen: the columns' types still come from the schema
+            parts = [self.schema.empty_table().select(names)]
+        gathered = pa.concat_tables(parts)
+        # Back to the asked order; -1 rows become nulls.
+        position = np.full(len(rows), -1, np.int64)
+        position[wanted[order]] = np.arange(len(wanted))
+        return gathered.take(pa.array(position, pa.int64(), mask=position < 0))
+
+
+def _parallel(work: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """``work`` over ``items`` on a couple of threads (pyarrow reads release the GIL)."""
+    if len(items) < 2:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
+        return list(pool.map(work, items))
+
+
+def as_source(rows: Any) -> RowSource:
+    """A ``RowSource`` for a ``pyarrow.Table``, ``ParquetRows`` or another source."""
+    if isinstance(rows, ParquetRows | TableRows):
+        return rows
+    if hasattr(rows, "read") and hasattr(rows, "take") and not hasattr(rows, "column_names"):
+        return rows  # type: ignore[no-any-return]
+    return TableRows(rows)
 
 
 def point_in_time_join_arrow(
@@ -94,7 +204,8 @@ def point_in_time_join_arrow(
     pa = require("pyarrow", "spark")
     check_columns(spine.column_names, families, timestamp_column, include_event_times)
     spine_time = to_micros(spine[timestamp_column])
-    as_utc = pa.array(spine_time[0], pa.int64(), mask=~spine_time[1])
+    mask = None if spine_time[1] is None else ~spine_time[1]
+    as_utc = pa.array(spine_time[0], pa.int64(), mask=mask)
     spine = spine.set_column(
         spine.column_names.index(timestamp_column),
         timestamp_column,
@@ -103,10 +214,12 @@ def point_in_time_join_arrow(
     names = list(spine.column_names)
     columns = [spine[c] for c in names]
     for key, group in group_by_key(families).items():
+        key_type = spine[key].type
         for family in group:
-            rows, event_us = _match(spine[key], spine_time, family)
-            taken = pa.array(rows, pa.int64(), mask=rows < 0)
-            values = family.table.select(list(family.features)).take(taken)
+            source = as_source(family.table)
+            rows, event_us, family_key_type = _match(spine[key], spine_time, family, source)
+            key_type = _wider(key_type, family_key_type)
+            values = source.take(rows, family.features)
             for feature in family.features:
                 names.append(family.column(feature))
                 columns.append(values[feature])
@@ -115,17 +228,28 @@ def point_in_time_join_arrow(
                 columns.append(
                     pa.array(event_us, pa.int64(), mask=rows < 0).cast(pa.timestamp("us", tz="UTC"))
                 )
+        # Spark unions spine and feature rows, so the spine's key takes the wider type.
+        columns[names.index(key)] = columns[names.index(key)].cast(key_type)
     return pa.table(columns, names=names)
 
 
-def to_micros(column: Any) -> tuple[Ints, Bools]:
-    """Microseconds since the epoch (UTC) and a validity mask, as Spark's cast would give.
+def _wider(left: Any, right: Any) -> Any:
+    """The type Spark gives a column holding both: the later of int8 … int64, float, double."""
+    pa = require("pyarrow", "spark")
+    ladder = [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.float32(), pa.float64()]
+    if left == right or left not in ladder or right not in ladder:
+        return left
+    return ladder[max(ladder.index(left), ladder.index(right))]
 
-    Naive timestamps are taken as UTC (the session time zone; Spark's INT96 Parquet reads
-    back naive in pyarrow); dates are their UTC midnight. Finer units are truncated.
+
+def to_micros(column: Any) -> tuple[Ints, Bools | None]:
+    """Microseconds since the epoch (UTC) and a validity mask (``None``: no nulls).
+
+    As Spark's cast gives them: naive timestamps are taken as UTC (the session time zone;
+    Spark's INT96 Parquet reads back naive in pyarrow), dates are their UTC midnight, finer
+    units are truncated.
     """
     pa = require("pyarrow", "spark")
-    pc = require("pyarrow.compute", "spark")
     kind = column.type
     if pa.types.is_date(kind):
         column = column.cast(pa.timestamp("us"))
@@ -134,34 +258,52 @@ def to_micros(column: Any) -> tuple[Ints, Bools]:
             "timestamp", f"expected a timestamp or date column, got Arrow type {kind}"
         )
     micros = column.cast(pa.timestamp("us", tz=getattr(column.type, "tz", None)), safe=False)
-    valid = pc.is_valid(micros).to_numpy(zero_copy_only=False)
-    values = pc.fill_null(micros.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
-    return values, valid
+    return _int64(micros.cast(pa.int64()))
+
+
+def _int64(column: Any) -> tuple[Ints, Bools | None]:
+    """An integer column as ``int64`` numpy values (nulls as 0) and its validity mask."""
+    pa = require("pyarrow", "spark")
+    pc = require("pyarrow.compute", "spark")
+    if column.type != pa.int64():
+        column = column.cast(pa.int64())
+    if not column.null_count:
+        return column.to_numpy(), None
+    valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    return pc.fill_null(column, 0).to_numpy(), valid
 
 
 def _codes(spine_key: Any, feature_key: Any) -> tuple[Ints, Ints, int]:
-    """Integer codes of both key columns (``-1``: null, or a feature key not in the spine)."""
+    """Integer codes in ``[0, width]`` of both key columns, and ``width``.
+
+    A null spine key gets ``-1``. A feature key that is null or not in the spine gets
+    ``width`` (a sentinel slot of the per-entity tables in ``_match`` that matches nothing)
+    or the code of a value in the spine's range that no spine row has (also empty there).
+    """
     np = require("numpy", "spark")
     pa = require("pyarrow", "spark")
     pc = require("pyarrow.compute", "spark")
-    both_int = pa.types.is_integer(spine_key.type) and pa.types.is_integer(feature_key.type)
-    if both_int:
-        s_valid = pc.is_valid(spine_key).to_numpy(zero_copy_only=False)
-        s = pc.fill_null(spine_key.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
-        if not s_valid.any():
-            return np.full(len(s), -1, np.int64), np.full(len(feature_key), -1, np.int64), 0
-        low, high = int(s[s_valid].min()), int(s[s_valid].max())
+    if pa.types.is_integer(spine_key.type) and pa.types.is_integer(feature_key.type):
+        s, s_valid = _int64(spine_key)
+        valid_s = s if s_valid is None else s[s_valid]
+        if valid_s.size == 0:
+            return np.full(len(s), -1, np.int64), np.zeros(len(feature_key), np.int64), 0
+        low, high = int(valid_s.min()), int(valid_s.max())
         width = high - low + 1
         if width <= max(_DENSE_FACTOR * len(s), _DENSE_FLOOR):
-            s_codes = np.where(s_valid, s - low, -1)
-            present = np.zeros(width, np.bool_)
-            present[s_codes[s_valid]] = True
-            f_valid = pc.is_valid(feature_key).to_numpy(zero_copy_only=False)
-            f = pc.fill_null(feature_key.cast(pa.int64()), low).to_numpy(zero_copy_only=False)
+            s_codes = s - low
+            if s_valid is not None:
+                s_codes[~s_valid] = -1
+            f, f_valid = _int64(feature_key)
             f_codes = f - low
-            inside = f_valid & (f_codes >= 0) & (f_codes < width)
-            inside[inside] = present[f_codes[inside]]
-            return s_codes, np.where(inside, f_codes, -1), width
+            # As unsigned, keys below the spine's range are huge too: one ``minimum`` sends
+            # every key outside it to the sentinel. Keys inside it but absent from the spine
+            # find the per-entity tables of ``_match`` empty.
+            unsigned = f_codes.view(np.uint64)
+            np.minimum(unsigned, np.uint64(width), out=unsigned)
+            if f_valid is not None:
+                f_codes[~f_valid] = width
+            return s_codes, f_codes, width
     elif spine_key.type != feature_key.type:
         try:
             feature_key = feature_key.cast(spine_key.type)
@@ -171,36 +313,60 @@ def _codes(spine_key: Any, feature_key: Any) -> tuple[Ints, Ints, int]:
                 f"the spine's key is {spine_key.type} and the features' is {feature_key.type}",
             ) from None
     distinct = pc.unique(spine_key.drop_null())
+    width = len(distinct)
     s_codes = pc.fill_null(pc.index_in(spine_key, value_set=distinct), -1)
-    f_codes = pc.fill_null(pc.index_in(feature_key, value_set=distinct), -1)
+    f_codes = pc.fill_null(pc.index_in(feature_key, value_set=distinct), width)
     return (
         s_codes.cast(pa.int64()).to_numpy(zero_copy_only=False),
         f_codes.cast(pa.int64()).to_numpy(zero_copy_only=False),
-        len(distinct),
+        width,
     )
 
 
 def _match(
-    spine_key: Any, spine_time: tuple[Ints, Bools], family: ArrowFeatures
-) -> tuple[Ints, Ints]:
-    """For each spine row, the chosen feature row (``-1``: none) and its event time (µs)."""
+    spine_key: Any,
+    spine_time: tuple[Ints, Bools | None],
+    family: ArrowFeatures,
+    source: RowSource,
+) -> tuple[Ints, Ints, Any]:
+    """For each spine row, the chosen feature row (``-1``: none) and its event time (µs);
+    also the Arrow type of the family's key column."""
     np = require("numpy", "spark")
     s_time, s_valid = spine_time
     n = len(s_time)
     chosen = np.full(n, -1, np.int64)
     event = np.zeros(n, np.int64)
-    f_time, f_valid = to_micros(family.table[family.timestamp])
-    s_codes, f_codes, width = _codes(spine_key, family.table[family.join_key])
-    asking = s_valid & (s_codes >= 0)
+    keys_and_times = source.read((family.join_key, family.timestamp))
+    key_type = keys_and_times[family.join_key].type
+    if not n:
+        return chosen, event, key_type
+    s_codes, f_codes, width = _codes(spine_key, keys_and_times[family.join_key])
+    asking = s_codes >= 0
+    if s_valid is not None:
+        asking &= s_valid
     if not asking.any():
-        return chosen, event
-    keep = f_valid & (f_codes >= 0) & (f_time <= s_time[asking].max())
+        return chosen, event, key_type
+    f_time, f_valid = to_micros(keys_and_times[family.timestamp])
+    del keys_and_times
     ttl_us = None if family.ttl is None else family.ttl // dt.timedelta(microseconds=1)
+
+    # Per entity, the spine's latest time (and earliest, with a ttl): a feature row after
+    # its entity's latest spine time, or older than the ttl at the earliest, is never chosen.
+    # The sentinel slot ``width`` (entities not in the spine) keeps nothing.
+    q_codes, q_times = s_codes[asking], s_time[asking]
+    latest = np.full(width + 1, np.iinfo(np.int64).min, np.int64)
+    np.maximum.at(latest, q_codes, q_times)
+    keep = f_time <= latest[f_codes]
     if ttl_us is not None:
-        keep &= f_time >= s_time[asking].min() - ttl_us
+        earliest = np.full(width + 1, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(earliest, q_codes, q_times)
+        earliest[earliest != np.iinfo(np.int64).max] -= ttl_us
+        keep &= f_time >= earliest[f_codes]
+    if f_valid is not None:
+        keep &= f_valid
     rows = np.flatnonzero(keep)
     if rows.size == 0:
-        return chosen, event
+        return chosen, event, key_type
     codes, times = f_codes[rows], f_time[rows]
     base = int(times.min())
     span = int(times.max()) - base + 1
@@ -230,7 +396,7 @@ def _match(
     picked = order[found]
     tied = (found > 0) & (ordered[found - 1] == ordered[found])
     if tied.any():
-        picked[tied] = _break_ties(family, rows, order, ordered, found[tied])
+        picked[tied] = _break_ties(family, source, rows, order, ordered, found[tied])
     f_rows = rows[picked]
     used = f_time[f_rows]
     if ttl_us is not None:
@@ -238,10 +404,12 @@ def _match(
         where, f_rows, used = where[fresh], f_rows[fresh], used[fresh]
     chosen[where] = f_rows
     event[where] = used
-    return chosen, event
+    return chosen, event, key_type
 
 
-def _break_ties(family: ArrowFeatures, rows: Ints, order: Ints, ordered: Ints, ends: Ints) -> Ints:
+def _break_ties(
+    family: ArrowFeatures, source: RowSource, rows: Ints, order: Ints, ordered: Ints, ends: Ints
+) -> Ints:
     """For runs of equal (entity, time) ending at ``ends``: the row whose features sort last.
 
     Spark orders the carried struct (time, features in order) ascending with nulls first,
@@ -257,7 +425,7 @@ def _break_ties(family: ArrowFeatures, rows: Ints, order: Ints, ordered: Ints, e
     run_of = np.repeat(np.arange(len(runs)), lengths)
     offsets = np.arange(len(run_of)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     members = order[np.repeat(starts, lengths) + offsets]
-    values = family.table.select(list(family.features)).take(pa.array(rows[members]))
+    values = source.take(rows[members], family.features)
     keys: dict[str, Any] = {"__run": pa.array(run_of)}
     for i, feature in enumerate(family.features):
         column = values[feature]
@@ -357,14 +525,14 @@ def read_offline_table(
     settings: Settings,
     family: str,
     version: int,
-    columns: Sequence[str],
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
-) -> Any:
-    """The stored rows of a family version on the UTC dates of ``[start, end]``, with pyarrow.
+) -> ParquetRows:
+    """The stored rows of a family version on the UTC dates of ``[start, end]``, for pyarrow.
 
-    Local roots and ``gs://`` alike (``engine.gcs``). Only the dates are pruned: rows outside
-    the exact bounds can never be chosen by the join, which drops them itself.
+    Local roots and ``gs://`` alike (``engine.gcs``); nothing is read until the join asks.
+    Only the dates are pruned: rows outside the exact bounds can never be chosen by the join,
+    which drops them itself.
     """
     from nbfeatures.engine.gcs import arrow_filesystem
     from nbfeatures.engine.offline import PARTITION_COLUMN, read_manifest, version_path
@@ -389,4 +557,4 @@ def read_offline_table(
     if end is not None:
         upper = ds.field(PARTITION_COLUMN) <= end.date().isoformat()
         condition = upper if condition is None else condition & upper
-    return dataset.to_table(columns=list(columns), filter=condition)
+    return ParquetRows.from_dataset(dataset, condition)
