@@ -96,7 +96,7 @@ class RecordShape:
     def width(self) -> int:
         return int(self.dtype.itemsize)
 
-    @property
+    @functools.cached_property
     def string_positions(self) -> tuple[int, ...]:
         return tuple(i for i, k in enumerate(self.kinds) if k is FeatureType.STRING)
 

@@ -125,10 +125,37 @@ def request_size(request: pb.GetOnlineFeaturesRequest) -> int:
     return int(request.ByteSize())
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _packed(raw: bytes) -> bytes:
+    """``raw`` as field 1 of a message, length-delimited: a packed repeated field."""
+    return b"\x0a" + _varint(len(raw)) + raw
+
+
 def _fill(values: pb.Values, column: Column) -> None:
-    """Copy a column into its wire field (numpy's ``tolist`` then one ``extend``)."""
+    """Copy a column into its wire field.
+
+    A numpy column of doubles or bools is handed over as the packed field's bytes, which the
+    protobuf runtime parses in C, with no Python object per value (a double's wire form is
+    its little-endian bytes, a bool's a one-byte varint); other columns go through one
+    ``extend``.
+    """
     kind = column.kind
     raw = column.values
+    if not isinstance(raw, list):
+        if kind in (FeatureType.FLOAT64, FeatureType.FLOAT32):
+            values.double_values.MergeFromString(_packed(raw.astype("<f8", copy=False).tobytes()))
+            return
+        if kind is FeatureType.BOOL:
+            values.bool_values.MergeFromString(_packed(raw.astype("u1", copy=False).tobytes()))
+            return
     items: list[Any] = raw if isinstance(raw, list) else raw.tolist()
     if kind is FeatureType.STRING:
         values.string_values.values.extend(items)
