@@ -200,10 +200,12 @@ def write_parquet(
     as_of: dt.datetime | None = None,
     since: dt.datetime | None = None,
     batch_rows: int = 10_000,
+    writers: int = 2,
 ) -> ArrowWriteResult:
-    """Write each entity's newest row of the Parquet at ``uri`` into ``layout``'s keyspace."""
-    import pyarrow as pa
+    """Write each entity's newest row of the Parquet at ``uri`` into ``layout``'s keyspace.
 
+    ``writers``: threads writing batches, each on its own Redis connection.
+    """
     fs, files = parquet_files(uri, since, as_of)
     if not files:
         return ArrowWriteResult(0, 0, 0, None)
@@ -211,29 +213,96 @@ def write_parquet(
     _require_columns(fs, files[0], columns, layout)
     mask, source_rows, latest = pick_latest(fs, files, layout, as_of, since)
     entities = int(mask.sum())
+    written = _write_batches(
+        store, layout, key_id, _picked(fs, files, columns, batch_rows, mask), writers
+    )
+    return ArrowWriteResult(written, entities, source_rows, latest)
+
+
+def _picked(
+    fs: Any, files: list[str], columns: list[str], batch_rows: int, mask: np.ndarray
+) -> Iterator[pa.RecordBatch]:
+    """Pass two: the picked rows, regrouped into batches of about ``batch_rows`` rows."""
+    import pyarrow as pa
+
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     offset = 0
-    with store.pipelined_writer(layout, key_id) as writer:
-        for batch in _batches(fs, files, columns, batch_rows):
-            chosen = mask[offset : offset + batch.num_rows]
-            offset += batch.num_rows
-            picked = int(chosen.sum())
-            if picked == 0:
-                continue
-            part = batch if picked == batch.num_rows else batch.filter(pa.array(chosen))
-            if pending and part.schema != pending[0].schema:
-                writer.write(pa.concat_batches(pending))
-                pending, pending_rows = [], 0
-            pending.append(part)
-            pending_rows += picked
-            if pending_rows >= batch_rows:
-                writer.write(pending[0] if len(pending) == 1 else pa.concat_batches(pending))
-                pending, pending_rows = [], 0
-        if pending:
-            writer.write(pa.concat_batches(pending))
-    written = writer.written
-    return ArrowWriteResult(written, entities, source_rows, latest)
+    for batch in _batches(fs, files, columns, batch_rows):
+        chosen = mask[offset : offset + batch.num_rows]
+        offset += batch.num_rows
+        picked = int(chosen.sum())
+        if picked == 0:
+            continue
+        part = batch if picked == batch.num_rows else batch.filter(pa.array(chosen))
+        if pending and part.schema != pending[0].schema:
+            yield pa.concat_batches(pending)
+            pending, pending_rows = [], 0
+        pending.append(part)
+        pending_rows += picked
+        if pending_rows >= batch_rows:
+            yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)
+            pending, pending_rows = [], 0
+    if pending:
+        yield pa.concat_batches(pending)
+
+
+def _write_batches(
+    store: OnlineStore,
+    layout: FamilyLayout,
+    key_id: str,
+    batches: Iterator[pa.RecordBatch],
+    writers: int,
+) -> int:
+    """Write ``batches`` with ``writers`` threads, each on its own pipelined connection.
+
+    Reading Parquet, encoding and building the commands run in pyarrow and numpy kernels that
+    release the GIL, so a second thread keeps Redis fed while the first builds its next
+    batch. Every entity is in exactly one batch, so the order between threads is irrelevant.
+    The queue holds two batches per thread: memory stays a few batches.
+    """
+    import queue
+    import threading
+
+    if writers <= 1:
+        with store.pipelined_writer(layout, key_id) as writer:
+            for batch in batches:
+                writer.write(batch)
+        return writer.written
+    work: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=2 * writers)
+    failed = threading.Event()
+    errors: list[BaseException] = []
+    counts: list[int] = []
+
+    def run() -> None:
+        try:
+            with store.pipelined_writer(layout, key_id) as writer:
+                while (batch := work.get()) is not None:
+                    if not failed.is_set():
+                        writer.write(batch)
+            counts.append(writer.written)
+        except BaseException as exc:  # handed to the caller's thread below
+            errors.append(exc)
+            failed.set()
+            while work.get() is not None:  # drain, so the producer never blocks
+                pass
+
+    threads = [threading.Thread(target=run, name=f"nbf-writer-{i}") for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    try:
+        for batch in batches:
+            if failed.is_set():
+                break
+            work.put(batch)
+    finally:
+        for _ in threads:
+            work.put(None)
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return sum(counts)
 
 
 def _require_columns(fs: Any, path: str, columns: list[str], layout: FamilyLayout) -> None:
