@@ -13,7 +13,15 @@ offline store's coverage check and date-partitioned read, the same join, and the
 workspace (a registered family whose offline data was computed from the benchmark's feature
 file) is built once per size under ``bench/.data/``, untimed.
 
-Usage: ``python -m bench.offline.nbf_side SIZE [SAVE] [--training-set]``; prints one JSON line.
+With ``--arrow`` the timed run is the in-process join ``training_set`` uses by default for a
+pandas spine on local Spark (``engine.local_pit``; no Spark is started), timed the way Feast
+is: the spine is read into pandas before the clock; the clock covers reading the feature file
+with pyarrow, the join and the complete pandas result (every row), and nothing is written.
+The same steps as ``training_set``'s Arrow path: spine normalized to UTC, converted to Arrow,
+joined, converted back with the same pandas types as the Spark path.
+
+Usage: ``python -m bench.offline.nbf_side SIZE [SAVE] [--training-set] [--arrow]``; prints one
+JSON line.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.offline.data import FEATURES, SIZES, SPAN, START, Size, paths
 
@@ -106,6 +115,53 @@ def via_training_set(spark: object, size: Size, out: str) -> float:
     return time.perf_counter() - started
 
 
+def arrow_join(size: Size) -> tuple[float, Any]:
+    """Seconds from the spine in pandas to the complete pandas result, and that result."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from nbfeatures.engine.local_pit import (
+        ArrowFeatures,
+        ParquetRows,
+        point_in_time_join_arrow,
+        to_pandas,
+    )
+    from nbfeatures.training import _normalize_pandas
+
+    features_path, spine_path = paths(size)
+    spine = pd.read_parquet(spine_path)
+    started = time.perf_counter()
+    normalized = _normalize_pandas(spine, "event_timestamp", tuple(spine.columns))
+    rows = ParquetRows.from_paths([str(features_path)])
+    family = ArrowFeatures("bench", rows, "entity_id", "event_timestamp", FEATURES, TTL)
+    joined = point_in_time_join_arrow(
+        pa.Table.from_pandas(normalized.drop(columns=["__nbf_row"]), preserve_index=False),
+        [family],
+        timestamp_column="event_timestamp",
+    )
+    result = to_pandas(joined)
+    return time.perf_counter() - started, result
+
+
+def main_arrow(size_name: str, save: str | None) -> None:
+    size = SIZES[size_name]
+    warmup, _ = arrow_join(SIZES["small"])
+    seconds, result = arrow_join(size)
+    if save:
+        result.to_parquet(save)
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "warmup_seconds": warmup,
+                "rows": len(result),
+                "non_null_f0": int(result["bench__f0"].notna().sum()),
+                "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            }
+        )
+    )
+
+
 def main(size_name: str, save: str | None, full_path: bool) -> None:
     from nbfeatures.config import load_settings
     from nbfeatures.engine.session import get_spark, stop_spark
@@ -142,4 +198,8 @@ def main(size_name: str, save: str | None, full_path: bool) -> None:
 if __name__ == "__main__":
     flags = [a for a in sys.argv[1:] if a.startswith("--")]
     positional = [a for a in sys.argv[1:] if not a.startswith("--")]
-    main(positional[0], positional[1] if len(positional) > 1 else None, "--training-set" in flags)
+    save_to = positional[1] if len(positional) > 1 else None
+    if "--arrow" in flags:
+        main_arrow(positional[0], save_to)
+    else:
+        main(positional[0], save_to, "--training-set" in flags)

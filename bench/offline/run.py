@@ -5,12 +5,17 @@ event time, ten float64 features) and a spine (row id, entity id, event time, la
 days on both sides. Systems, one at a time, each measurement in a fresh process that runs its
 own warm-up before the timed run:
 
-- ``nbfeatures``: ``point_in_time_join`` on Spark (local[2], 8g driver), result written to
-  Parquet (``nbf_side.py``);
+- ``nbfeatures-arrow``: the in-process join ``training_set`` runs by default for a pandas spine
+  on local Spark (``engine.local_pit``), timed like Feast: spine in pandas before the clock,
+  then the feature file read with pyarrow, the join and the complete pandas result
+  (``nbf_side.py --arrow``);
+- ``nbfeatures-spark``: ``point_in_time_join`` on Spark (local[2], 8g driver), result written
+  to Parquet (``nbf_side.py``);
 - ``feast-file``: Feast's file offline store (Dask), ``get_historical_features(...).to_df()``;
 - ``feast-duckdb``: the same with ``offline_store: {type: duckdb}`` (``feast_side.py``).
 
-Rounds alternate the systems (A B C A B C ...). Peak memory is the peak of the summed RSS of
+Rounds alternate the systems (A B C D A B C D ...); the goal's ratio is Feast's best over
+``nbfeatures-arrow``, per round. Peak memory is the peak of the summed RSS of
 the measured process and all its descendants (the Spark JVM is a child of the Python driver),
 sampled every 100 ms (``ru_maxrss`` would give only the largest single process, and the
 JVM is not waited for by the driver). Each side also reports its own ``ru_maxrss``.
@@ -49,7 +54,8 @@ FEAST_SIDE = Path(__file__).resolve().parent / "feast_side.py"
 FEAST_REPOS = ROOT / ".data" / "offline_pit" / "feast"
 RESULTS = ROOT / "results" / "offline_pit.json"
 STORES = {"feast-file": "file", "feast-duckdb": "duckdb"}
-SYSTEMS = ("nbfeatures", *STORES)
+OURS = ("nbfeatures-arrow", "nbfeatures-spark")
+SYSTEMS = (*OURS, *STORES)
 GIB = 1024**3
 
 
@@ -111,14 +117,8 @@ def measure(command: list[str], timeout_s: float, memory_bound: int) -> dict[str
 
 def commands(size: Size, repos: dict[str, Path], spine: Path) -> dict[str, list[str]]:
     """The command of each system's measurement process (Feast ones only when repos given)."""
-    cmds = {
-        "nbfeatures": [
-            str(REPO_ROOT / ".venv" / "bin" / "python"),
-            "-m",
-            "bench.offline.nbf_side",
-            size.name,
-        ]
-    }
+    ours = [str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "bench.offline.nbf_side", size.name]
+    cmds = {"nbfeatures-arrow": [*ours, "--arrow"], "nbfeatures-spark": ours}
     for system, store in STORES.items():
         if store not in repos:
             continue
@@ -134,35 +134,40 @@ def check_agreement(size: Size, repos: dict[str, Path], spine: Path) -> dict[str
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="nbf-pit-check-") as tmp:
         cmds = commands(size, repos, spine)
-        subprocess.run(
-            [*cmds["nbfeatures"], f"{tmp}/nbf"], cwd=REPO_ROOT, check=True, capture_output=True
-        )
-        ours = pd.read_parquet(f"{tmp}/nbf").set_index("spine_id").sort_index()
         names = [f"f{i}" for i in range(10)]
-        a_all = ours[[f"bench__{f}" for f in names]].to_numpy()
-        for system in STORES:
+        outputs = {}
+        for system in SYSTEMS:
             subprocess.run(
                 [*cmds[system], f"{tmp}/{system}.parquet"],
                 cwd=REPO_ROOT,
                 check=True,
                 capture_output=True,
             )
-            theirs = pd.read_parquet(f"{tmp}/{system}.parquet").set_index("spine_id")
-            common = ours.index.intersection(theirs.index)
-            a = ours.loc[common, [f"bench__{f}" for f in names]].to_numpy()
-            b = theirs.loc[common, names].to_numpy()
-            same = ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
-            missing = ours.index.difference(theirs.index)
-            report[system] = {
-                "spine_rows": len(ours),
-                "rows_returned": len(theirs),
-                "rows_compared": len(common),
-                "rows_agreeing": int(same.sum()),
-                "agreement_rate": float(same.mean()) if len(common) else None,
-                "spine_rows_missing": len(missing),
-                "missing_rows_null_in_nbfeatures": int(ours.loc[missing, "bench__f0"].isna().sum()),
-            }
-        report["nbfeatures_rows_with_values"] = int(np.isfinite(a_all).all(axis=1).sum())
+            frame = pd.read_parquet(f"{tmp}/{system}.parquet").set_index("spine_id")
+            if system in OURS:  # the reference below names the columns as Feast does
+                frame = frame.rename(columns={f"bench__{f}": f for f in names})
+            outputs[system] = frame.astype({f: "float64" for f in names})
+        for system in OURS:
+            ours = outputs[system].sort_index()
+            report[system] = {"rows_with_values": int(ours[names].notna().all(axis=1).sum())}
+            for other in SYSTEMS:
+                if other == system:
+                    continue
+                theirs = outputs[other]
+                common = ours.index.intersection(theirs.index)
+                a = ours.loc[common, names].to_numpy()
+                b = theirs.loc[common, names].to_numpy()
+                same = ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
+                missing = ours.index.difference(theirs.index)
+                report[system][f"vs_{other}"] = {
+                    "spine_rows": len(ours),
+                    "rows_returned": len(theirs),
+                    "rows_compared": len(common),
+                    "rows_agreeing": int(same.sum()),
+                    "agreement_rate": float(same.mean()) if len(common) else None,
+                    "spine_rows_missing": len(missing),
+                    "missing_rows_null_here": int(ours.loc[missing, "f0"].isna().sum()),
+                }
     return report
 
 
@@ -227,21 +232,22 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             / GIB,
             "rows_returned": runs[0]["rows"],
         }
-    ratios = [
-        r["ratio_feast_best_over_nbfeatures"]
-        for r in rounds
-        if r.get("ratio_feast_best_over_nbfeatures") is not None
-    ]
-    summary["median_ratio_feast_best_over_nbfeatures"] = (
-        statistics.median(ratios) if ratios else None
-    )
+    for system in OURS:
+        name = f"ratio_feast_best_over_{system}"
+        ratios = [r[name] for r in rounds if r.get(name) is not None]
+        summary[f"per_round_{name}"] = ratios
+        summary[f"median_{name}"] = statistics.median(ratios) if ratios else None
     return summary
+
+
+def _show(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}"
 
 
 def training_set_path(size: Size, rounds: int, timeout_s: float) -> None:
     """The cost of the public ``training_set`` over the bare join, alternating rounds."""
     generate(size)
-    bare = commands(size, {}, Path())["nbfeatures"]
+    bare = commands(size, {}, Path())["nbfeatures-spark"]
     systems = {"point_in_time_join": bare, "training_set": [*bare, "--training-set"]}
     measured: list[dict[str, Any]] = []
     for number in range(1, rounds + 1):
@@ -301,6 +307,7 @@ def main() -> None:
     cmds = commands(size, repos, spine_path)
     gave_up: dict[str, dict[str, Any]] = {}
     rounds: list[dict[str, Any]] = []
+    load_at_start = list(os.getloadavg())
     for number in range(1, args.rounds + 1):
         row: dict[str, Any] = {"round": number}
         for system in SYSTEMS:
@@ -308,9 +315,9 @@ def main() -> None:
                 row[system] = {**gave_up[system], "retried": False}
                 continue
             result = measure(cmds[system], args.timeout, int(args.memory_bound_gib * GIB))
-            if system == "nbfeatures" and result["status"] == "ok":
+            if system in OURS and result["status"] == "ok":
                 result["spine_rows"] = size.spine_rows
-            if result["status"] != "ok" and system != "nbfeatures":
+            if result["status"] != "ok" and system not in OURS:
                 gave_up[system] = result
             row[system] = result
             shown = f"{result['seconds']:.2f}s" if result["status"] == "ok" else result["status"]
@@ -320,11 +327,17 @@ def main() -> None:
                 flush=True,
             )
         feast = [row[s]["seconds"] for s in STORES if row[s].get("status") == "ok"]
-        ours = row["nbfeatures"]
-        row["ratio_feast_best_over_nbfeatures"] = (
-            min(feast) / ours["seconds"] if feast and ours.get("status") == "ok" else None
-        )
+        for system in OURS:
+            ours = row[system]
+            row[f"ratio_feast_best_over_{system}"] = (
+                min(feast) / ours["seconds"] if feast and ours.get("status") == "ok" else None
+            )
         rounds.append(row)
+        print(
+            f"round {number} ratios Feast best / "
+            + ", ".join(f"{s}: {_show(row[f'ratio_feast_best_over_{s}'])}" for s in OURS),
+            flush=True,
+        )
 
     entry: dict[str, Any] = {
         "size": {
@@ -339,6 +352,8 @@ def main() -> None:
         f"--rounds {args.rounds}",
         "bounds": {"timeout_seconds": args.timeout, "memory_gib": args.memory_bound_gib},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": list(os.getloadavg()),
         "rounds": rounds,
         "summary": summarize(rounds),
     }
@@ -347,6 +362,7 @@ def main() -> None:
 
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["machine"] = machine()
+    results["machine"]["load_average_at_end"] = list(os.getloadavg())
     results.setdefault("sizes", {})[size.name] = entry
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

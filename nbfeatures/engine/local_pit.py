@@ -32,9 +32,7 @@ nanosecond timestamps.
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -56,7 +54,6 @@ if TYPE_CHECKING:
 _DENSE_FACTOR = 8
 _DENSE_FLOOR = 1 << 22
 _MAX_COMPOUND = (1 << 62) - 1
-_READ_THREADS = min(4, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -117,19 +114,23 @@ class ParquetRows:
     """
 
     schema: Any  # pyarrow.Schema
-    pieces: tuple[Any, ...]  # pyarrow ParquetFileFragment, one row group each
-    counts: tuple[int, ...]
+    files: tuple[tuple[Any, str], ...]  # (pyarrow filesystem, path)
+    groups: tuple[tuple[int, int], ...]  # (index in files, row group), in row order
+    counts: tuple[int, ...]  # rows of each group
 
     @classmethod
     def from_dataset(cls, dataset: Any, condition: Any = None) -> ParquetRows:
         """The row groups of a ``pyarrow.dataset`` (optionally only its matching partitions)."""
-        pieces = [
-            group
-            for fragment in dataset.get_fragments(filter=condition)
-            for group in fragment.split_by_row_group()
-        ]
-        counts = [piece.row_groups[0].num_rows for piece in pieces]
-        return cls(dataset.schema, tuple(pieces), tuple(counts))
+        files: list[tuple[Any, str]] = []
+        groups: list[tuple[int, int]] = []
+        counts: list[int] = []
+        for fragment in dataset.get_fragments(filter=condition):
+            metadata = fragment.metadata
+            for group in range(metadata.num_row_groups):
+                groups.append((len(files), group))
+                counts.append(metadata.row_group(group).num_rows)
+            files.append((fragment.filesystem, fragment.path))
+        return cls(dataset.schema, tuple(files), tuple(groups), tuple(counts))
 
     @classmethod
     def from_paths(cls, paths: Sequence[str]) -> ParquetRows:
@@ -137,10 +138,18 @@ class ParquetRows:
         ds = require("pyarrow.dataset", "spark")
         return cls.from_dataset(ds.dataset(list(paths), format="parquet"))
 
+    def _open(self, index: int) -> Any:
+        pq = require("pyarrow.parquet", "spark")
+        pafs = require("pyarrow.fs", "spark")
+        filesystem, path = self.files[index]
+        if isinstance(filesystem, pafs.LocalFileSystem):
+            return pq.ParquetFile(path, memory_map=True)
+        return pq.ParquetFile(filesystem.open_input_file(path))
+
     def read(self, columns: Sequence[str]) -> Any:
         pa = require("pyarrow", "spark")
         names = list(columns)
-        tables = _parallel(lambda piece: piece.to_table(columns=names), self.pieces)
+        tables = [self._open(i).read(columns=names) for i in range(len(self.files))]
         if not tables:
             return self.schema.empty_table().select(names)
         return pa.concat_tables(tables)
@@ -152,15 +161,17 @@ class ParquetRows:
         wanted = np.flatnonzero(rows >= 0)
         order = np.argsort(rows[wanted], kind="stable")
         ascending = rows[wanted][order]
-        starts = np.concatenate([[0], np.cumsum(self.counts)])
+        starts = np.concatenate([[0], np.cumsum(self.counts, dtype=np.int64)])
         bounds = np.searchsorted(ascending, starts)
-
-        def read(i: int) -> Any:
+        opened: dict[int, Any] = {}
+        parts = []
+        for i, (file, group) in enumerate(self.groups):
+            if bounds[i + 1] == bounds[i]:
+                continue
+            if file not in opened:
+                opened[file] = self._open(file)
             local = ascending[bounds[i] : bounds[i + 1]] - starts[i]
-            return self.pieces[i].to_table(columns=names).take(pa.array(local))
-
-        busy = [i for i in range(len(self.pieces)) if bounds[i + 1] > bounds[i]]
-        parts = _parallel(read, busy)
+            parts.append(opened[file].read_row_group(group, columns=names).take(pa.array(local)))
         if not parts:  # no row chosen: the columns' types still come from the schema
             parts = [self.schema.empty_table().select(names)]
         gathered = pa.concat_tables(parts)
@@ -168,14 +179,6 @@ class ParquetRows:
         position = np.full(len(rows), -1, np.int64)
         position[wanted[order]] = np.arange(len(wanted))
         return gathered.take(pa.array(position, pa.int64(), mask=position < 0))
-
-
-def _parallel(work: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-    """``work`` over ``items`` on a couple of threads (pyarrow reads release the GIL)."""
-    if len(items) < 2:
-        return [work(item) for item in items]
-    with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
-        return list(pool.map(work, items))
 
 
 def as_source(rows: Any) -> RowSource:
