@@ -183,6 +183,7 @@ def run_once(
 ) -> dict[str, Any]:
     client = redis.Redis(port=port)
     client.flushall()
+    load_before = os.getloadavg()[0]  # the machine is shared: each run says how busy it was
     before = int(client.info("memory")["used_memory"])
     if system in NBF:
         ttl, engine = NBF_ARGS[system]
@@ -209,6 +210,7 @@ def run_once(
     result.pop("stdout")
     result.update(
         system=system, entities=entities, keys=keys, rows_per_s=entities / result["wall_s"],
+        load_average_1m=load_before,
         redis_bytes_per_entity=used / entities,
     )  # fmt: skip
     if "call_s" in result:
