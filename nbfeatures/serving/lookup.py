@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import redis.asyncio
 
     from nbfeatures.online import OnlineStore
+    from nbfeatures.serving.redis_pipe import RedisPipe
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Caches keyed by what clients send are bounded: a client cycling through feature lists must
@@ -378,10 +379,16 @@ class AsyncFeatureLookup:
     """
 
     def __init__(
-        self, store: OnlineStore, client: redis.asyncio.Redis[Any], live_cache_seconds: float = 0.5
+        self,
+        store: OnlineStore,
+        client: redis.asyncio.Redis[Any],
+        live_cache_seconds: float = 0.5,
+        pipe: RedisPipe | None = None,
     ) -> None:
         self.store = store
         self.client = client
+        # MGETs go through the pipelined connection when there is one (plain TCP or unix).
+        self.pipe = pipe
         self._keys = store.keys
         self._max_age = live_cache_seconds
         self._live: dict[str, tuple[int | None, float]] = {}
@@ -445,6 +452,9 @@ class AsyncFeatureLookup:
         payloads: list[bytes | None]
         if tag is None:
             payloads = [None] * len(keys)
+        elif self.pipe is not None:
+            prefix = tag.encode()
+            payloads = await self.pipe.mget([prefix + k.encode() for k in keys])
         else:
             payloads = await self.client.mget([tag + k for k in keys])
         return plan.result(payloads, now_us)

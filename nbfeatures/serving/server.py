@@ -45,6 +45,7 @@ from nbfeatures.serving.lookup import (
 )
 from nbfeatures.serving.metrics import ServingMetrics
 from nbfeatures.serving.on_demand import OnDemandServing
+from nbfeatures.serving.redis_pipe import open_pipe
 from nbfeatures.serving.vector_log import VectorLogger
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError)
 _STATUSES = tuple(Status)
+_DEADLINE_MARGIN = 0.05
 _PRESENT, _STALE = int(Status.PRESENT), int(Status.STALE)
 
 
@@ -116,10 +118,12 @@ class FeatureServicer:
                 code, message = await self._status_of(exc)
             await context.abort(code, message)
         except asyncio.CancelledError:
-            # The client went away or the deadline passed; grpc cancels the handler.
+            # The client went away or the deadline passed; grpc cancels the handler. A client
+            # cancels at its deadline a moment before the server's copy of it (set when the
+            # call arrived) expires, hence the margin.
             code = grpc.StatusCode.CANCELLED
             remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
+            if remaining is not None and remaining <= _DEADLINE_MARGIN:
                 code = grpc.StatusCode.DEADLINE_EXCEEDED
             raise
         finally:
@@ -326,7 +330,10 @@ class ServingServer:
     async def _build(self) -> int:
         config = self.config
         self.redis = async_client(self.store, config.redis_timeout_seconds)
-        self.lookup = AsyncFeatureLookup(self.store, self.redis, config.live_cache_seconds)
+        self.pipe = open_pipe(self.store.url or "", config.redis_timeout_seconds)
+        self.lookup = AsyncFeatureLookup(
+            self.store, self.redis, config.live_cache_seconds, self.pipe
+        )
         self.health = health_async.HealthServicer()
         interceptors = [BearerTokenInterceptor(config.token)] if config.token else []
         # gRPC's own cap sits above ours so an oversized request gets our clear message.
@@ -396,6 +403,8 @@ class ServingServer:
             _, late = await asyncio.wait(handlers, timeout=grace)
             for task in late:
                 task.cancel()
+        if self.pipe is not None:
+            self.pipe.close()
         # aclose: redis-py 5+; the installed type stubs predate it.
         await self.redis.aclose()  # type: ignore[attr-defined]
 

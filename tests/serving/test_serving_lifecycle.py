@@ -67,11 +67,17 @@ def test_deadline_passing_while_the_server_reads(users, own_redis):
         with pytest.raises(ServingUnavailable, match="DEADLINE_EXCEEDED"):
             client.get_online_features({"user_id": 1}, ["users:clicks"], timeout=0.3)
         # The server records the call when gRPC cancels it at the deadline; wait for that.
-        for _ in range(200):
-            if calls_with_code(server, "DEADLINE_EXCEEDED"):
+        # (DEADLINE_EXCEEDED, or CANCELLED if the client's cancellation at its own deadline
+        # reached the server well before the server's copy of the deadline expired.)
+        abandoned = 0.0
+        for _ in range(500):
+            abandoned = calls_with_code(server, "DEADLINE_EXCEEDED")
+            abandoned += calls_with_code(server, "CANCELLED")
+            if abandoned:
                 break
             threading.Event().wait(0.02)  # polling the server's own count
-        assert calls_with_code(server, "DEADLINE_EXCEEDED") == 1.0
+        assert abandoned == 1.0
+        assert calls_with_code(server, "OK") == 1.0
         # The abandoned read left no reply behind on a pooled connection: answers stay right.
         got = client.get_online_features({"user_id": [1, 2]}, ["users:clicks"], timeout=10)
         assert got["users:clicks"] == [7, None]
@@ -112,7 +118,9 @@ def test_sigterm_finishes_the_call_in_flight_and_refuses_new_ones(users, own_red
 
         def in_flight_call() -> None:
             try:
-                with FeatureClient(target, timeout=30) as client:
+                # A connection of its own: the late client's channel below cannot touch it.
+                own = [("grpc.use_local_subchannel_pool", 1)]
+                with FeatureClient(target, timeout=30, options=own) as client:
                     answers.put(client.get_online_features({"user_id": 1}, ["users:tier"]))
             except Exception as exc:  # handed to the test thread, which fails on it
                 answers.put(exc)
