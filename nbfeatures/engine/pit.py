@@ -19,6 +19,10 @@ answer is deterministic.
 
 Output columns are named ``{family}__{feature}`` (always, even when unambiguous, so adding a
 family to a call never renames the others' columns).
+
+``nbfeatures.engine.local_pit`` gives the same answer in process, on Arrow and numpy, for
+inputs that fit in memory; ``training_set(engine=...)`` chooses between the two, and the
+tests run every case against both.
 """
 
 from __future__ import annotations
