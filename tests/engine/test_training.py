@@ -242,6 +242,13 @@ def test_auto_engine_is_arrow_only_locally_and_under_the_row_bound(
     assert not _use_arrow("auto", None, connect, selections, low, high)
     monkeypatch.setattr("nbfeatures.training.ARROW_MAX_ROWS", 1)
     assert not _use_arrow("auto", spark, world.settings, selections, low, high)
+    # The default call with no session: joined in process, same frame as on Spark.
+    monkeypatch.undo()
+    refs_all = [f"{world.spend.family.name}:*", f"{world.doubled.ref}:x2"]
+    default = training_set(
+        spine_frame(), refs_all, settings=world.settings, catalog=world.catalog, progress=False
+    )
+    pd.testing.assert_frame_equal(default, build(world, spine_frame(), spark, engine="spark"))
 
 
 def test_unknown_engine_is_refused(world: World, spark: Any) -> None:
