@@ -14,7 +14,7 @@
                                             compute, materialize, verify, make it live
     nbfeatures rollback NAME                back to the previous production version
     nbfeatures materialize --incremental (NAME... | --all) [--force] [--engine auto|arrow|spark]
-    nbfeatures serve [--config serving.yaml] [--port P]
+    nbfeatures serve [--config serving.yaml] [--port P] [--processes N]
                                             serve online features over gRPC
     nbfeatures logs flush [--config serving.yaml]
                                             served-vector log to Parquet in the offline store
@@ -117,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--metrics-port", type=int)
+    serve.add_argument(
+        "--processes", type=int, help="server processes sharing the port (default 1)"
+    )
 
     logs = commands.add_parser("logs", help="the served-vector log")
     logs.add_argument("action", choices=["flush"], help="flush: write it to Parquet and trim it")
@@ -188,7 +191,8 @@ def run(argv: Sequence[str] | None = None) -> int:
 
         overrides = vars(args) if args.command == "serve" else {}
         config = load_server_config(
-            args.config, **{k: overrides.get(k) for k in ("host", "port", "metrics_port")}
+            args.config,
+            **{k: overrides.get(k) for k in ("host", "port", "metrics_port", "processes")},
         )
         return serve(settings, config) if args.command == "serve" else flush_logs(settings, config)
     from nbfeatures.catalog import Catalog

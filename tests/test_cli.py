@@ -75,3 +75,17 @@ def test_errors_are_one_line_and_exit_2(workspace: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "nbfeatures: feature family nope not found"
+
+
+def test_serve_processes_flag_is_checked(workspace: Path) -> None:
+    # The flag reaches the server's settings: a count below one is refused before anything
+    # starts, naming the setting.
+    done = subprocess.run(
+        [sys.executable, "-m", "nbfeatures.cli", "--workspace", str(workspace), "serve",
+         "--port", "0", "--processes", "0"],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "serve.processes" in done.stderr
+    assert "must be positive" in done.stderr
