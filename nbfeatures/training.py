@@ -459,7 +459,9 @@ def _to_pandas(joined: Any, timestamp_column: str, families: Sequence[Any]) -> A
     Integer and boolean features keep their type with pandas' nullable dtypes: a missing
     value (no data, or past the ttl) would otherwise turn a count into a float.
     """
-    pd = require("pandas", "spark")
+    from nbfeatures.engine.local_pit import times_in_utc
+
+    require("pandas", "spark")
     out = joined.toPandas().sort_values(_ROW, kind="stable").drop(columns=[_ROW])
     out = out.reset_index(drop=True)
     nullable = {"int": "Int32", "bigint": "Int64", "smallint": "Int16", "tinyint": "Int8"}
@@ -468,15 +470,7 @@ def _to_pandas(joined: Any, timestamp_column: str, families: Sequence[Any]) -> A
         dtype = nullable.get(column_type.dataType.simpleString())
         if dtype is not None and column_type.name in out.columns:
             out[column_type.name] = out[column_type.name].astype(dtype)
-    for column in out.columns:
-        if pd.api.types.is_datetime64_any_dtype(out[column]):
-            series = out[column]
-            out[column] = (
-                series.dt.tz_localize("UTC")
-                if series.dt.tz is None
-                else series.dt.tz_convert("UTC")
-            )
-    return out
+    return times_in_utc(out)
 
 
 def _digest(frame: Any, versions: Sequence[str]) -> str:

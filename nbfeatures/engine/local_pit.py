@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nbfeatures._deps import require
-from nbfeatures.engine.pit import SEPARATOR, check_columns, group_by_key
+from nbfeatures.engine.pit import OutputColumns, check_columns, group_by_key
 from nbfeatures.errors import DefinitionError, OfflineDataMissing
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ _MAX_COMPOUND = (1 << 62) - 1
 
 
 @dataclass(frozen=True)
-class ArrowFeatures:
+class ArrowFeatures(OutputColumns):
     """One family's rows as an Arrow table, with its key, time and feature columns."""
 
     name: str
@@ -66,15 +66,6 @@ class ArrowFeatures:
     timestamp: str
     features: tuple[str, ...]
     ttl: dt.timedelta | None = None
-
-    def column(self, feature: str) -> str:
-        """The output column of ``feature``: ``{family}__{feature}``."""
-        return f"{self.name}{SEPARATOR}{feature}"
-
-    @property
-    def event_time_column(self) -> str:
-        """The output column holding the event time of the value used (when asked for)."""
-        return f"{self.name}{SEPARATOR}event_time"
 
 
 class RowSource(Protocol):
@@ -495,6 +486,12 @@ def to_pandas(table: Any) -> Any:
         pa.bool_(): pd.BooleanDtype(),
     }
     out = table.to_pandas(types_mapper=nullable.get, coerce_temporal_nanoseconds=True)
+    return times_in_utc(out)
+
+
+def times_in_utc(out: Any) -> Any:
+    """``out`` with every datetime column tz-aware in UTC (naive ones are taken as UTC)."""
+    pd = require("pandas", "spark")
     for column in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[column]):
             series = out[column]

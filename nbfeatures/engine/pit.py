@@ -45,16 +45,10 @@ _TIME = "t"
 SEPARATOR = "__"
 
 
-@dataclass(frozen=True)
-class FeatureFrame:
-    """One family's rows for a join: which columns are the key, the time and the features."""
+class OutputColumns:
+    """The output column names of one family in a join, for both engines' family classes."""
 
     name: str
-    frame: DataFrame
-    join_key: str
-    timestamp: str
-    features: tuple[str, ...]
-    ttl: dt.timedelta | None = None
 
     def column(self, feature: str) -> str:
         """The output column of ``feature``: ``{family}__{feature}``."""
@@ -64,6 +58,18 @@ class FeatureFrame:
     def event_time_column(self) -> str:
         """The output column holding the event time of the value used (when asked for)."""
         return f"{self.name}{SEPARATOR}event_time"
+
+
+@dataclass(frozen=True)
+class FeatureFrame(OutputColumns):
+    """One family's rows for a join: which columns are the key, the time and the features."""
+
+    name: str
+    frame: DataFrame
+    join_key: str
+    timestamp: str
+    features: tuple[str, ...]
+    ttl: dt.timedelta | None = None
 
 
 def point_in_time_join(
