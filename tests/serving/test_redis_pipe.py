@@ -1,0 +1,64 @@
+"""The server's pipelined Redis connection with AUTH and a database chosen by the URL."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from serving_fixtures import free_port, layout, open_store, put_family, running_server
+
+from nbfeatures.client import FeatureClient
+from nbfeatures.serving.redis_pipe import RedisPipe, open_pipe
+
+pytestmark = pytest.mark.integration
+PASSWORD = "pipe-s3cret"
+
+
+@pytest.fixture(scope="module")
+def locked_redis() -> Iterator[int]:
+    """A redis-server of this module's own that demands a password."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--requirepass", PASSWORD, "--dir", tempfile.mkdtemp()],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(port=port, password=PASSWORD)
+    for _ in range(200):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)  # polling for readiness: the server is still binding
+    yield port
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_server_reads_through_the_pipe_with_auth_and_a_database(locked_redis: int) -> None:
+    # Database 3, so a pipe that skipped SELECT would read database 0 and find nothing.
+    url = f"redis://:{PASSWORD}@127.0.0.1:{locked_redis}/3"
+    store = open_store(url)
+    try:
+        put_family(store, layout("users", 1), [{"user_id": 5, "clicks": 11, "tier": "gold"}])
+        with running_server(store) as server:
+            assert isinstance(server.pipe, RedisPipe)  # the pipelined path, not redis.asyncio
+            with FeatureClient(f"127.0.0.1:{server.port}") as client:
+                got = client.get_online_features({"user_id": [5, 6]}, ["users:clicks"])
+        assert got["users:clicks"] == [11, None]
+        with redis.Redis(port=locked_redis, password=PASSWORD, db=0) as db0:
+            assert db0.dbsize() == 0
+    finally:
+        store.close()
+
+
+def test_a_wrong_password_is_a_connection_error_naming_the_refusal(locked_redis: int) -> None:
+    pipe = open_pipe(f"redis://:wrong@127.0.0.1:{locked_redis}/0", timeout=2.0)
+    assert pipe is not None
+    with pytest.raises(redis.ConnectionError, match="Redis refused the connection"):
+        asyncio.run(pipe.mget([b"any"]))
