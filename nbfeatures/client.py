@@ -16,6 +16,7 @@ NOT_FOUND -> ``FeatureNotFound``, INVALID_ARGUMENT -> ``InvalidRequest``, UNAUTH
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import datetime as dt
 import random
@@ -139,30 +140,8 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, min(_MAX_BACKOFF, _FIRST_BACKOFF * 2**attempt))
 
 
-class _Base:
-    def __init__(
-        self,
-        target: str,
-        *,
-        token: str | None,
-        tls: bool | str | bytes | None,
-        timeout: float,
-        options: Sequence[tuple[str, Any]],
-        client_cert: str | bytes | None,
-        client_key: str | bytes | None,
-    ) -> None:
-        self.target = target
-        self.timeout = timeout
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self._credentials = _credentials(tls, client_cert, client_key)
-        self._options = list(options)
-
-    def _deadline(self, timeout: float | None) -> float:
-        return time.monotonic() + (self.timeout if timeout is None else timeout)
-
-
-class FeatureClient(_Base):
-    """A blocking client on one reused channel; use it as a context manager or ``close`` it."""
+class _Base(abc.ABC):
+    """What both clients share: options, credentials, metadata and one reused channel."""
 
     def __init__(
         self,
@@ -175,19 +154,38 @@ class FeatureClient(_Base):
         client_cert: str | bytes | None = None,
         client_key: str | bytes | None = None,
     ) -> None:
-        super().__init__(
-            target, token=token, tls=tls, timeout=timeout, options=options,
-            client_cert=client_cert, client_key=client_key,
-        )  # fmt: skip
-        grpc = require("grpc", "serving")
+        require("grpc", "serving")
         from nbfeatures.serving import convert
 
-        self._convert = convert
-        if self._credentials is None:
-            self._channel = grpc.insecure_channel(target, options=self._options)
+        self.target = target
+        self.timeout = timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        credentials = _credentials(tls, client_cert, client_key)
+        channels = self._channels()
+        if credentials is None:
+            self._channel = channels.insecure_channel(target, options=list(options))
         else:
-            self._channel = grpc.secure_channel(target, self._credentials, options=self._options)
+            self._channel = channels.secure_channel(target, credentials, options=list(options))
+        self._convert = convert
         self._stub = convert.feature_stub(self._channel)
+
+    @staticmethod
+    @abc.abstractmethod
+    def _channels() -> Any:
+        """The module whose ``insecure_channel``/``secure_channel`` make this client's channel."""
+
+    def _deadline(self, timeout: float | None) -> float:
+        return time.monotonic() + (self.timeout if timeout is None else timeout)
+
+
+class FeatureClient(_Base):
+    """A blocking client on one reused channel; use it as a context manager or ``close`` it."""
+
+    @staticmethod
+    def _channels() -> Any:
+        import grpc
+
+        return grpc
 
     def _call(self, method: Callable[..., T], request: Any, timeout: float | None) -> T:
         import grpc
@@ -230,15 +228,16 @@ class FeatureClient(_Base):
     def list_features(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
         """Every live family: versions held, features and types."""
         response = self._call(self._stub.ListFeatures, self._convert.list_request(), timeout)
-        return self._convert.list_to_dicts(response)
+        families: list[dict[str, Any]] = self._convert.list_to_dicts(response)
+        return families
 
     def describe_family(
         self, family: str, version: int | None = None, *, timeout: float | None = None
     ) -> dict[str, Any]:
         request = self._convert.describe_request(family, version)
-        return self._convert.describe_to_dict(
-            self._call(self._stub.DescribeFamily, request, timeout)
-        )
+        response = self._call(self._stub.DescribeFamily, request, timeout)
+        description: dict[str, Any] = self._convert.describe_to_dict(response)
+        return description
 
     def close(self) -> None:
         self._channel.close()
@@ -253,32 +252,11 @@ class FeatureClient(_Base):
 class AsyncFeatureClient(_Base):
     """The asyncio twin of ``FeatureClient`` (``grpc.aio`` channel, same retries and errors)."""
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        token: str | None = None,
-        tls: bool | str | bytes | None = None,
-        timeout: float = 5.0,
-        options: Sequence[tuple[str, Any]] = (),
-        client_cert: str | bytes | None = None,
-        client_key: str | bytes | None = None,
-    ) -> None:
-        super().__init__(
-            target, token=token, tls=tls, timeout=timeout, options=options,
-            client_cert=client_cert, client_key=client_key,
-        )  # fmt: skip
-        require("grpc", "serving")
+    @staticmethod
+    def _channels() -> Any:
         from grpc import aio
 
-        from nbfeatures.serving import convert
-
-        self._convert = convert
-        if self._credentials is None:
-            self._channel = aio.insecure_channel(target, options=self._options)
-        else:
-            self._channel = aio.secure_channel(target, self._credentials, options=self._options)
-        self._stub = convert.feature_stub(self._channel)
+        return aio
 
     async def _call(
         self, method: Callable[..., Awaitable[T]], request: Any, timeout: float | None
