@@ -267,7 +267,7 @@ def _int64(column: Any) -> tuple[Ints, Bools | None]:
     return pc.fill_null(column, 0).to_numpy(), valid
 
 
-def _codes(spine_key: Any, feature_key: Any) -> tuple[Ints, Ints, int]:
+def _codes(spine_key: Any, feature_key: Any, family: str) -> tuple[Ints, Ints, int]:
     """Integer codes in ``[0, width]`` of both key columns, and ``width``.
 
     A null spine key gets ``-1``. A feature key that is null or not in the spine gets
@@ -303,8 +303,9 @@ def _codes(spine_key: Any, feature_key: Any) -> tuple[Ints, Ints, int]:
             feature_key = feature_key.cast(spine_key.type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise DefinitionError(
-                "join_key",
-                f"the spine's key is {spine_key.type} and the features' is {feature_key.type}",
+                f"{family}.join_key",
+                f"the spine's key column is {spine_key.type} and family {family}'s is "
+                f"{feature_key.type}; they cannot be compared",
             ) from None
     distinct = pc.unique(spine_key.drop_null())
     width = len(distinct)
@@ -334,7 +335,7 @@ def _match(
     key_type = keys_and_times[family.join_key].type
     if not n:
         return chosen, event, key_type
-    s_codes, f_codes, width = _codes(spine_key, keys_and_times[family.join_key])
+    s_codes, f_codes, width = _codes(spine_key, keys_and_times[family.join_key], family.name)
     asking = s_codes >= 0
     if s_valid is not None:
         asking &= s_valid

@@ -167,3 +167,15 @@ def test_property_both_engines_give_equal_frames(
     window = None if ttl is None else dt.timedelta(minutes=ttl)
     on_spark, local = both(spark, spine, [("f", table, "user_id", ("x", "k"), window)])
     pd.testing.assert_frame_equal(local, on_spark)
+
+
+def test_keys_that_cannot_be_compared_name_the_family() -> None:
+    from nbfeatures.errors import DefinitionError
+
+    # Text keys are cast to the spine's integer type, and "abc" is no integer.
+    when = pa.array([T0], pa.timestamp("us", tz="UTC"))
+    spine = pa.table({"user_id": pa.array([1], pa.int64()), "ts": when})
+    rows = pa.table({"user_id": ["abc"], "ts": when, "x": pa.array([1.0])})
+    family = ArrowFeatures("clicks", rows, "user_id", "ts", ("x",))
+    with pytest.raises(DefinitionError, match=r"clicks\.join_key.*family clicks's is string"):
+        point_in_time_join_arrow(spine, [family], timestamp_column="ts")
