@@ -185,7 +185,8 @@ class FeatureServicer:
         if remaining is not None and remaining <= 0:
             raise _Aborted(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before reading")
         # When the deadline passes, gRPC cancels this handler's task: the pending Redis read is
-        # abandoned (redis-py drops its connection) and ``_serve`` records DEADLINE_EXCEEDED.
+        # abandoned (on the pipelined connection its reply is dropped when it arrives; a
+        # redis.asyncio connection is dropped) and ``_serve`` records DEADLINE_EXCEEDED.
         results = await self._read(query, now_us)
         served = sum(len(r.columns) for r in results)
         if served > config.max_features:
