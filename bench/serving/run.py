@@ -6,11 +6,19 @@
 Data: ``bench/serving/data.py`` (100k int64 entities x 50 float64 features, one Parquet file).
 Cases: 1, 10 and 100 entities per request x 10 and 50 features. One dedicated redis-server
 (own port, persistence off), ``FLUSHALL`` before each system's data is loaded. Each round runs,
-one system at a time: nbfeatures (``nbfeatures serve``), redis-benchmark on nbfeatures' keys,
-the echo server, then Feast's data loaded and ``feast listen`` and ``feast serve`` in turn.
-For every server and case: a warm-up, then the closed-loop latency client (``load.py
-latency``), then for the throughput cases the load generator (``load.py throughput``), each a
-separate process with the same interpreter and the same concurrency for every system.
+one system at a time: nbfeatures (``nbfeatures serve``, one process, then ``--processes``),
+redis-benchmark on nbfeatures' keys, both echo servers, then Feast's data loaded and ``feast
+listen`` and ``feast serve`` in turn.
+
+The load generator is ``h2load`` (``bench/serving/h2.py``), a C client that leaves the 2 cores
+to the servers; every case's request is first checked through a Python client and every
+timed run's answers are checked by count and size. For every server and case: a warm-up, then
+serial latency (one connection, one request in flight: p50/p99 of h2load's per-request
+log), then for the throughput cases saturation with ``--concurrency`` requests in flight:
+for gRPC on 1 connection and spread over 4 (the better counts), for HTTP/1.1 one connection
+per request in flight. The Python client (``load.py``), used before h2load, still runs on
+``--python-cases`` as a second column. Then serial latency of nbfeatures and the echo server
+alternating closely (``--serial-pairs``), so the machine's noise lands on both alike.
 Results: ``bench/results/serving.json``.
 """
 
@@ -36,7 +44,7 @@ from typing import Any
 
 import redis
 
-from bench.serving import nbf_side
+from bench.serving import h2, nbf_side
 from bench.serving.data import (
     ENTITY_KEY,
     FAMILY,
@@ -144,6 +152,7 @@ class Bench:
         self.work = work
         self.cases = [c for c in ALL_CASES if case_name(c) in opts.cases]
         self.throughput_cases = [c for c in self.cases if case_name(c) in opts.throughput_cases]
+        self.python_cases = [c for c in self.cases if case_name(c) in opts.python_cases]
         self.redis_port = free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.runs: list[dict[str, Any]] = []
@@ -214,42 +223,116 @@ class Bench:
                 cases: list[tuple[int, int]] | None = None) -> None:  # fmt: skip
         for case in self.cases if cases is None else cases:
             name = case_name(case)
-            pool = str(pool_of(case))
+            pool = pool_of(case)
             record = {"system": system, "protocol": protocol, "round": rnd, "case": name,
                       "entities": case[0], "features": case[1]}  # fmt: skip
             try:
                 self._measure_case(record, case, kind, target, path, pool)
-            except LoadFailed as exc:
+            except (LoadFailed, h2.H2loadFailed) as exc:
                 record["error"] = str(exc)[-600:]
                 self.runs.append(record)
-                print(f"  {system:22s} {name:8s} FAILED: {str(exc)[-200:]}", flush=True)
-                return
-            if system == "nbfeatures":
-                self.response_bytes[name] = round(record["latency"]["response_bytes"])
-            if kind == "grpc" and "throughput" in record:
-                record["throughput"]["channels"] = self.opts.channels
+                print(f"  {system:22s} {name:8s} FAILED: {str(exc)[-300:]}", flush=True)
+                continue
             self.runs.append(record)
             lat = record["latency"]
-            print(f"  {system:22s} {name:8s} p50 {lat['p50_ms']:.3f} p99 {lat['p99_ms']:.3f} ms"
-                  + (f"  {record['throughput']['requests_per_s']:.0f} req/s"
-                     f" ({record['throughput']['failed']} failed)"
-                     if "throughput" in record else ""), flush=True)  # fmt: skip
+            line = (f"  {system:22s} {name:8s} p50 {lat['p50_ms']:.3f} p99 {lat['p99_ms']:.3f} ms"
+                    f" (n {lat['n']})")  # fmt: skip
+            if "throughput" in record:
+                thr = record["throughput"]
+                line += f"  {thr['requests_per_s']:.0f} req/s @{thr['connections']}c"
+                line += "".join(f" [{t['connections']}c {t['requests_per_s']:.0f}]"
+                                for t in record["throughput_by_connections"])  # fmt: skip
+            if "throughput_python" in record:
+                line += f"  python {record['throughput_python']['requests_per_s']:.0f} req/s"
+            if "latency_python" in record:
+                line += f"  python p50 {record['latency_python']['p50_ms']:.3f}"
+                line += f" p99 {record['latency_python']['p99_ms']:.3f}"
+            print(line, flush=True)
+
+    def h2_target(self, kind: str, target: str, path: str, body: bytes,
+                  case: str) -> h2.Target:  # fmt: skip
+        """The case's first request, checked through a Python client, as h2load's body."""
+        body_path = self.work / f"body_{abs(hash((target, path, case)))}.bin"
+        if kind == "grpc":
+            size = h2.verify_grpc(target, path, body)
+            body_path.write_bytes(h2.grpc_frame(body))
+            return h2.Target(f"http://{target}{path}", body_path, 5 + size)
+        size = h2.verify_http(f"http://{target}{path}", body)
+        body_path.write_bytes(body)
+        return h2.Target(f"http://{target}{path}", body_path, size, http1=True)
 
     def _measure_case(self, record: dict[str, Any], case: tuple[int, int], kind: str,
-                      target: str, path: str, pool: str) -> None:  # fmt: skip
+                      target: str, path: str, pool: Path) -> None:  # fmt: skip
         o = self.opts
-        lat = run_load(["latency", kind, target, path, pool, "--requests", str(o.requests),
-                        "--max-seconds", str(o.max_seconds),
-                        "--warmup", str(o.warmup)])  # fmt: skip
-        record["latency"] = lat
+        first: bytes = pickle.loads(pool.read_bytes())[0]
+        h2t = self.h2_target(kind, target, path, first, record["case"])
+        record["answer_bytes"] = h2t.answer_bytes
+        if record["system"] == "nbfeatures":
+            self.response_bytes[record["case"]] = h2t.answer_bytes - 5
+        h2.warm(h2t, o.h2_warmup, streams=1)
+        record["latency"] = h2.latency(h2t, o.h2_latency_seconds)
         record["load_before"] = load_average()
+        if case in self.python_cases:
+            record["latency_python"] = run_load(
+                ["latency", kind, target, path, str(pool), "--requests", str(o.requests),
+                 "--max-seconds", str(o.max_seconds), "--warmup", str(o.warmup)]
+            )  # fmt: skip
         if case in self.throughput_cases:
-            thr = run_load(["throughput", kind, target, path, pool,
-                            "--duration", str(o.duration), "--concurrency", str(o.concurrency),
-                            "--channels", str(o.channels),
-                            "--warmup-seconds", "1"])  # fmt: skip
-            thr["entity_rows_per_s"] = thr["requests_per_s"] * case[0]
-            record["throughput"] = thr
+            # The same requests in flight for every system; gRPC on 1 and on 4 connections
+            # (the best counts), HTTP/1.1 one connection per request in flight.
+            shapes = [(1, o.concurrency), (4, o.concurrency // 4)] if kind == "grpc" else [
+                (o.concurrency, 1)]  # fmt: skip
+            runs = []
+            for conns, streams in shapes:
+                h2.warm(h2t, o.h2_warmup, conns, streams)
+                runs.append(h2.throughput(h2t, conns, streams, o.duration))
+            best = max(runs, key=lambda r: r["requests_per_s"])
+            record["throughput_by_connections"] = runs
+            record["throughput"] = {**best, "entity_rows_per_s": best["requests_per_s"] * case[0]}
+            if case in self.python_cases:
+                thr = run_load(["throughput", kind, target, path, str(pool),
+                                "--duration", str(o.duration), "--concurrency", str(o.concurrency),
+                                "--channels", str(o.channels),
+                                "--warmup-seconds", "1"])  # fmt: skip
+                thr["entity_rows_per_s"] = thr["requests_per_s"] * case[0]
+                if kind == "grpc":
+                    thr["channels"] = o.channels
+                record["throughput_python"] = thr
+
+    def serial_pairs(self, rnd: int, nbf_target: str) -> None:
+        """Serial latency of nbfeatures and the aio echo server in alternating runs, 1e_10f.
+
+        Both servers are up at once (the idle one costs nothing), so the runs can alternate
+        closely: the machine's noise lands on both alike.
+        """
+        case = (1, 10)
+        name = case_name(case)
+        if case not in self.cases or name not in self.response_bytes:
+            return
+        nbf_body = pickle.loads(self.pools[("nbf", name)].read_bytes())[0]
+        echo_body = pickle.loads(self.echo_pool(case).read_bytes())[0]
+        port = free_port()
+        echo_target = f"127.0.0.1:{port}"
+        with started([PY, "-m", "bench.serving.echo", str(port), "--aio"],
+                     self.work / "echo.log", cwd=ROOT) as proc:  # fmt: skip
+            wait_grpc(echo_target, proc)
+            targets = {
+                "serial_nbfeatures": self.h2_target("grpc", nbf_target, nbf_side.METHOD,
+                                                    nbf_body, name),
+                "serial_grpc_echo_aio": self.h2_target("grpc", echo_target, ECHO_METHOD,
+                                                       echo_body, name),
+            }  # fmt: skip
+            for t in targets.values():
+                h2.warm(t, self.opts.h2_warmup, streams=1)
+            for pair in range(self.opts.serial_pairs):
+                for system, t in targets.items():
+                    lat = h2.latency(t, self.opts.serial_seconds)
+                    self.runs.append({"system": system, "protocol": "grpc", "round": rnd,
+                                      "pair": pair, "case": f"serial_{name}",
+                                      "entities": 1, "features": 10, "latency": lat,
+                                      "load_before": load_average()})  # fmt: skip
+                    print(f"  {system:22s} pair {pair} p50 {lat['p50_ms']:.3f} "
+                          f"p99 {lat['p99_ms']:.3f} ms (n {lat['n']})", flush=True)  # fmt: skip
 
     def feature_client_latency(self, rnd: int, target: str) -> None:
         for case in [c for c in self.cases if c in KEY_CASES]:
@@ -297,6 +380,7 @@ class Bench:
                          None if processes == 1 else self.throughput_cases)  # fmt: skip
             if processes == 1:
                 self.feature_client_latency(rnd, target)
+                self.serial_pairs(rnd, target)
 
     def redis_benchmark(self, rnd: int) -> None:
         """MGET of the same keys nbfeatures reads, 1 in flight and at the same concurrency."""
@@ -336,7 +420,8 @@ class Bench:
                          self.work / "echo.log", cwd=ROOT) as proc:  # fmt: skip
                 wait_grpc(target, proc)
                 self.measure(system, rnd, "grpc", target, ECHO_METHOD,
-                             lambda c: pools[case_name(c)], "grpc")  # fmt: skip
+                             lambda c: pools[case_name(c)], "grpc",
+                             self.throughput_cases)  # fmt: skip
 
     def feast(self, rnd: int, repo: Path) -> None:
         self.flush()
@@ -409,7 +494,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for system, row in systems.items():
             rounds = row["rounds"]
             entry: dict[str, Any] = {"rounds": len(rounds)}
-            for part in ("latency", "throughput"):
+            for part in ("latency", "throughput", "latency_python", "throughput_python"):
                 for key in ("p50_ms", "p99_ms", "requests_per_s", "entity_rows_per_s"):
                     values = [r[part][key] for r in rounds if part in r and key in r[part]]
                     if values:
@@ -429,14 +514,30 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     ratios["p99_ratio"].append(
                         other["latency"]["p99_ms"] / mine["latency"]["p99_ms"]
                     )
-                    if "throughput" in mine and "throughput" in other:
-                        ratios["throughput_ratio"].append(
-                            mine["throughput"]["requests_per_s"]
-                            / other["throughput"]["requests_per_s"]
-                        )
+                    for part in ("throughput", "throughput_python"):
+                        if part in mine and part in other:
+                            ratios.setdefault(f"{part}_ratio", []).append(
+                                mine[part]["requests_per_s"] / other[part]["requests_per_s"]
+                            )
                 out[case][system][f"{name}_vs_this_per_round"] = {
                     k: [round(x, 3) for x in v] for k, v in ratios.items() if v
                 }
+    serial: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        if run["system"].startswith("serial_"):
+            serial.setdefault(run["system"], []).append(run)
+    if serial:
+        out["serial_1e_10f"] = {
+            system: {
+                "runs": len(rows),
+                "samples": sum(r["latency"]["n"] for r in rows),
+                "latency.p50_ms": statistics.median(r["latency"]["p50_ms"] for r in rows),
+                "latency.p99_ms": statistics.median(r["latency"]["p99_ms"] for r in rows),
+                "p99_ms_per_run": [r["latency"]["p99_ms"] for r in rows],
+                "p50_ms_per_run": [r["latency"]["p50_ms"] for r in rows],
+            }
+            for system, rows in serial.items()
+        }
     return out
 
 
@@ -473,11 +574,21 @@ def main() -> None:
     parser.add_argument("--cases", nargs="*", default=[case_name(c) for c in ALL_CASES])
     parser.add_argument("--throughput-cases", nargs="*",
                         default=[case_name(c) for c in KEY_CASES])  # fmt: skip
+    # The Python client (load.py), kept as a second column, runs on these cases only.
+    parser.add_argument("--python-cases", nargs="*",
+                        default=[case_name(c) for c in KEY_CASES])  # fmt: skip
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--max-seconds", type=float, default=5.0)
+    parser.add_argument("--max-seconds", type=float, default=3.0)
     parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--duration", type=float, default=10.0)
+    # h2load: a warm-up run before each measurement, serial latency for this long per case,
+    # and throughput for --duration seconds with --concurrency requests in flight.
+    parser.add_argument("--h2-warmup", type=float, default=1.0)
+    parser.add_argument("--h2-latency-seconds", type=float, default=3.0)
+    parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    # Serial latency of nbfeatures and the echo server, 1e_10f, alternating: pairs per round.
+    parser.add_argument("--serial-pairs", type=int, default=4)
+    parser.add_argument("--serial-seconds", type=float, default=4.0)
     # nbfeatures is also measured with this many server processes, Feast serve with this many
     # gunicorn workers (throughput cases only); 1 turns that off.
     parser.add_argument("--processes", type=int, default=2)
