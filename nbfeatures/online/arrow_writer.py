@@ -5,27 +5,36 @@ process pays ~10 s to start the JVM and another ~10 s for its first job before a
 reaches Redis, while the write itself is bound by Redis. This writer does the same work in
 the calling process, with no JVM:
 
-1. Pass one reads only the entity and event-time columns of every file (in a fixed order, so
-   a row's position is stable between passes), keeps rows with ``since < time <= as_of`` and
-   picks, per entity, the position of its newest row (a stable sort, so on a tie the later
-   row in file order wins, as ``OnlineStore.write_rows`` does within a batch).
-2. Pass two streams the files again in batches of ``batch_rows`` rows with every column
-   needed, keeps the picked positions and hands full batches to the store's
+1. Pass one picks, per entity, the position of its newest row with ``since < time <= as_of``
+   (a stable sort, so on a tie the later row in file order wins, as
+   ``OnlineStore.write_rows`` does within a batch). The files are read in a fixed order, so a
+   row's position is stable between passes. The entities are split into slices by a hash of
+   their key, about ``slice_rows`` source rows each (the count comes from the Parquet
+   footers, no data is read for it); for each slice the entity and event-time columns are
+   read batch by batch, only that slice's in-range rows are kept and sorted, and their
+   picks are set in a bit mask over all source rows. One slice (a table of up to
+   ``slice_rows`` rows) reads those two columns once, as before slicing; n slices read them
+   n times, which costs little next to the Redis writes.
+2. Pass two streams the files once more in batches of ``batch_rows`` rows with every column
+   needed, keeps the rows set in the mask and hands full batches to the store's
    ``PipelinedWriter``, which builds the same ``SET`` commands as ``OnlineStore.write_rows``
    (values by ``nbfeatures.online.codec.encode``) and keeps one batch in flight, so Redis
    works on batch k+1 while this process reads batch k's replies and encodes the next.
 
-Memory is the two narrow columns and a one-byte mask per source row (pass one), plus one
-batch (and a Parquet row group's pages) at a time (pass two): never the feature columns of
-the whole table. Partitions ``event_date=YYYY-MM-DD`` outside the requested range are not
-read at all. The values and keys are byte for byte those of the Spark path.
+Memory is bounded by ``slice_rows`` (pass one: ~65 bytes per row of one slice, ~65 MB for
+the default 1M), by a few batches of ``batch_rows`` and one Parquet row group's pages (pass
+two), not by the table: the only part that grows with the table is the mask, one bit per
+source row (125 KB per million rows). Pass two runs once over the mask rather than once per
+slice, so the feature columns are read and decoded once however many slices there are.
+Partitions ``event_date=YYYY-MM-DD`` outside the requested range are not read at all. The
+values and keys are byte for byte those of the Spark path.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,6 +51,10 @@ if TYPE_CHECKING:
 __all__ = ["ArrowWriteResult", "parquet_files", "write_parquet"]
 
 _PARTITION = "event_date="
+# Pass one sorts about this many source rows at a time (one slice of the entities): ~65 MB.
+SLICE_ROWS = 1_000_000
+# Rows of the key and event-time columns read at a time in pass one (~1 MB).
+_SCAN_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -117,76 +130,244 @@ def _micros(when: dt.datetime) -> int:
     return (aware - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
 
 
-def pick_latest(
+# -- slices: entities split by a hash of their key ---------------------------------------------
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer on uint64 values: every input bit reaches the high output bits."""
+    z = values ^ (values >> np.uint64(30))
+    z = z * np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z = z * np.uint64(0x94D049BB133111EB)
+    return np.asarray(z ^ (z >> np.uint64(31)), dtype=np.uint64)
+
+
+def _byte_hashes(keys: pa.Array) -> np.ndarray:
+    """A 64-bit hash of each key's bytes, equal for equal keys, computed in numpy kernels.
+
+    Each byte is weighted by a pseudo-random number of its place in the key, one key's
+    weighted bytes are summed (modulo 2**64, as a difference of running sums) and the sum is
+    mixed with the key's length. Keys that are neither text nor bytes are hashed as their
+    text: the form ``OnlineStore`` writes them in, so equal keys give equal text.
+    """
+    import pyarrow as pa
+
+    types = pa.types
+    textual = (types.is_string, types.is_large_string, types.is_binary, types.is_large_binary)
+    if not any(test(keys.type) for test in textual):
+        keys = keys.cast(pa.string())
+    keys = keys.cast(pa.large_binary())
+    _, offsets_buffer, data_buffer = keys.buffers()
+    assert offsets_buffer is not None
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[keys.offset :][: len(keys) + 1]
+    first = int(offsets[0])
+    starts = offsets[:-1] - first
+    lengths = np.diff(offsets)
+    size = int(offsets[-1]) - first
+    if data_buffer is None or size == 0:
+        return _mix(lengths.astype(np.uint64))
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[first : first + size].astype(np.uint64)
+    place = np.arange(size, dtype=np.int64) - np.repeat(starts, lengths)
+    weighted = (data + np.uint64(1)) * _mix(place.astype(np.uint64) + np.uint64(1))
+    running = np.zeros(size + 1, dtype=np.uint64)
+    np.cumsum(weighted, out=running[1:])
+    sums = running[starts + lengths] - running[starts]
+    return _mix(sums ^ (lengths.astype(np.uint64) * _GOLDEN))
+
+
+def _int_keys(keys: pa.Array) -> np.ndarray:
+    """Integer keys as int64 (a null as 0: those rows are dropped by their validity)."""
+    import pyarrow as pa
+
+    if keys.null_count:
+        keys = keys.fill_null(0)
+    return np.asarray(keys.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _slice_of(keys: pa.Array, values: np.ndarray | None, slices: int) -> np.ndarray:
+    """The slice (``0 .. slices - 1``) of each key: equal keys are always in the same slice.
+
+    Integer keys (``values``, their int64 form) by a multiplicative hash, whose high bits
+    spread consecutive ids evenly; other keys by a hash of their bytes.
+    """
+    if values is None:
+        hashed = _byte_hashes(keys)
+    else:
+        hashed = (values.view(np.uint64) * _GOLDEN) >> np.uint64(32)
+    return np.asarray(hashed % np.uint64(slices), dtype=np.int64)
+
+
+def slice_count(source_rows: int, slice_rows: int) -> int:
+    """How many slices pass one splits ``source_rows`` rows into: at most ``slice_rows`` each
+    on average, so its memory is bounded by ``slice_rows``, not by the table."""
+    return max(1, -(-source_rows // slice_rows))
+
+
+# -- pass one: each entity's newest row, one slice at a time -----------------------------------
+
+Window = tuple[int | None, int | None]  # (since, as_of) in microseconds, either may be open
+
+
+@dataclass(frozen=True)
+class Picks:
+    """Pass one's result: the rows to write and the counts ``write_parquet`` reports."""
+
+    mask: np.ndarray  # one bit per source row (``np.packbits`` order), set on picked rows
+    source_rows: int  # rows with a key and an event time in ``(since, as_of]``
+    entities: int
+    latest_us: int | None  # the newest picked event time
+
+
+@dataclass
+class _SliceRows:
+    """One slice's in-range rows, gathered batch by batch in file order."""
+
+    positions: list[np.ndarray] = field(default_factory=list)
+    times: list[np.ndarray] = field(default_factory=list)
+    keys: list[Any] = field(default_factory=list)  # int64 arrays, or Arrow arrays of the keys
+
+
+def _keep(
+    batch: pa.RecordBatch, layout: FamilyLayout, window: Window
+) -> tuple[np.ndarray, np.ndarray]:
+    """The event times of ``batch`` (microseconds) and where a row has a key and is in range."""
+    import pyarrow as pa
+
+    ts = batch.column(layout.timestamp)
+    entity = batch.column(layout.entity_key)
+    ok = np.asarray(entity.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    if ts.null_count:
+        # Spark's max_by ignores rows without an event time; so does this writer.
+        ok &= np.asarray(ts.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        ts = ts.fill_null(pa.scalar(0, ts.type))
+    times = event_micros(ts, layout.family, layout.timestamp)
+    since_us, as_of_us = window
+    if as_of_us is not None:
+        ok &= times <= as_of_us
+    if since_us is not None:
+        ok &= times > since_us
+    return times, ok
+
+
+def _gather_slice(
     fs: Any,
     files: list[str],
     layout: FamilyLayout,
-    as_of: dt.datetime | None,
-    since: dt.datetime | None,
-) -> tuple[np.ndarray, int, int | None]:
-    """Pass one: a mask over all source rows marking each entity's newest in-range row.
+    window: Window,
+    part: tuple[int, int],
+    scan_rows: int,
+) -> _SliceRows:
+    """Read the key and event-time columns batch by batch; keep this slice's in-range rows."""
+    import pyarrow as pa
 
-    Also returns the in-range row count and the newest picked event time (microseconds).
+    index, slices = part
+    gathered = _SliceRows()
+    offset = 0
+    for batch in _batches(fs, files, [layout.entity_key, layout.timestamp], scan_rows):
+        times, ok = _keep(batch, layout, window)
+        entity = batch.column(layout.entity_key)
+        try:
+            values = _int_keys(entity) if pa.types.is_integer(entity.type) else None
+        except pa.ArrowInvalid as exc:  # uint64 keys past int64's range
+            raise SchemaError(layout.family, layout.entity_key, f"mixed types: {exc}") from None
+        if slices > 1:
+            ok &= _slice_of(entity, values, slices) == index
+        rows = np.flatnonzero(ok)
+        if rows.size:
+            gathered.positions.append(rows + offset)
+            gathered.times.append(times[rows])
+            gathered.keys.append(values[rows] if values is not None else entity.take(rows))
+        offset += batch.num_rows
+    return gathered
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """``parts`` as one array; the list is emptied, so each part is freed once copied."""
+    joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    parts.clear()
+    return joined
+
+
+def _newest(gathered: _SliceRows, layout: FamilyLayout) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of each entity's newest row among ``gathered``, and their event times.
+
+    ``gathered`` is emptied on the way: the sort needs the memory.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    entities: list[pa.Array] = []
-    times: list[np.ndarray] = []
-    valid: list[np.ndarray] = []
-    for path in files:
-        with fs.open_input_file(path) as handle:
-            table = pq.ParquetFile(handle, pre_buffer=False).read(
-                columns=[layout.entity_key, layout.timestamp]
-            )
-        # Whole arrays, not chunked ones: a chunked array's to_numpy imports pandas (~0.3 s).
-        ts = table.column(layout.timestamp).combine_chunks()
-        entity = table.column(layout.entity_key).combine_chunks()
-        ok = np.asarray(entity.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        if ts.null_count:
-            # Spark's max_by ignores rows without an event time; so does this writer.
-            ok &= np.asarray(ts.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-            ts = ts.fill_null(pa.scalar(0, ts.type))
-        entities.append(entity)
-        times.append(event_micros(ts, layout.family, layout.timestamp))
-        valid.append(ok)
-    total = sum(len(t) for t in times)
-    mask = np.zeros(total, dtype=bool)
-    if total == 0:
-        return mask, 0, None
-    # Memory is what this pass is about at scale: one copy of each array at a time.
-    ts_all = times[0] if len(times) == 1 else np.concatenate(times)
-    keep = valid[0] if len(valid) == 1 else np.concatenate(valid)
-    del times, valid
-    if as_of is not None:
-        keep &= ts_all <= _micros(as_of)
-    if since is not None:
-        keep &= ts_all > _micros(since)
-    every = bool(keep.all())
-    rows = None if every else np.flatnonzero(keep)
-    del keep
-    if rows is not None and rows.size == 0:
-        return mask, 0, None
-    try:
-        codes = _entity_codes(pa.chunked_array(entities))
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise SchemaError(layout.family, layout.entity_key, f"mixed types: {exc}") from None
-    del entities
-    if rows is not None:
-        codes, ts_all = codes[rows], ts_all[rows]
+    positions = _joined(gathered.positions)
+    times = _joined(gathered.times)
+    if isinstance(gathered.keys[0], np.ndarray):
+        codes = _joined(gathered.keys)
+    else:
+        try:
+            codes = _entity_codes(pa.chunked_array(gathered.keys))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise SchemaError(layout.family, layout.entity_key, f"mixed types: {exc}") from None
+        gathered.keys.clear()
     # Stable: among rows of one entity with the same time, file order is kept, so the last
     # one of each entity's run is its newest row and, on a tie, the later row.
-    order = np.lexsort((ts_all, codes))
+    order = np.lexsort((times, codes))
     codes = codes[order]
     ends = np.empty(order.size, dtype=bool)
     np.not_equal(codes[1:], codes[:-1], out=ends[:-1])
     ends[-1] = True
     del codes
     picked = order[ends]
-    del order, ends
-    mask[picked if rows is None else rows[picked]] = True
-    in_range = total if rows is None else int(rows.size)
-    return mask, in_range, int(ts_all[picked].max())
+    return positions[picked], times[picked]
+
+
+def pick_latest(
+    fs: Any,
+    files: list[str],
+    layout: FamilyLayout,
+    as_of: dt.datetime | None,
+    since: dt.datetime | None,
+    *,
+    total_rows: int,
+    slice_rows: int = SLICE_ROWS,
+    scan_rows: int = _SCAN_ROWS,
+) -> Picks:
+    """Pass one: mark each entity's newest in-range row among the ``total_rows`` source rows.
+
+    The entities are split into ``slice_count(total_rows, slice_rows)`` slices by a hash of
+    their key, and the key and event-time columns are read once per slice, ``scan_rows`` rows
+    at a time, keeping only that slice's rows: the sort that picks the newest row holds one
+    slice, about ``slice_rows`` rows, never the whole table.
+    """
+    import pyarrow as pa
+
+    mask = np.zeros((total_rows + 7) // 8, dtype=np.uint8)
+    window: Window = (
+        None if since is None else _micros(since),
+        None if as_of is None else _micros(as_of),
+    )
+    slices = slice_count(total_rows, slice_rows)
+    source_rows = entities = 0
+    latest: int | None = None
+    for index in range(slices):
+        gathered = _gather_slice(fs, files, layout, window, (index, slices), scan_rows)
+        if not gathered.positions:
+            continue
+        source_rows += sum(len(p) for p in gathered.positions)
+        positions, times = _newest(gathered, layout)
+        # Not ``mask[...] |= ...``: several picked rows may share a byte of the mask.
+        bits = np.right_shift(np.uint8(128), (positions & 7).astype(np.uint8))
+        np.bitwise_or.at(mask, positions >> 3, bits)
+        entities += int(positions.size)
+        newest = int(times.max())
+        latest = newest if latest is None else max(latest, newest)
+        pa.default_memory_pool().release_unused()
+    return Picks(mask, source_rows, entities, latest)
+
+
+def _chosen(mask: np.ndarray, start: int, rows: int) -> np.ndarray:
+    """The mask's bits for source rows ``start .. start + rows - 1``, as booleans."""
+    low = start & 7
+    packed = mask[start >> 3 : (start + rows + 7) >> 3]
+    return np.unpackbits(packed)[low : low + rows].astype(bool)
 
 
 def _batches(
@@ -212,39 +393,47 @@ def write_parquet(
     since: dt.datetime | None = None,
     batch_rows: int = 10_000,
     writers: int = 2,
+    slice_rows: int = SLICE_ROWS,
 ) -> ArrowWriteResult:
     """Write each entity's newest row of the Parquet at ``uri`` into ``layout``'s keyspace.
 
-    ``writers``: threads writing batches, each on its own Redis connection.
+    ``writers``: threads writing batches, each on its own Redis connection. ``slice_rows``:
+    about how many source rows pass one sorts at a time (see ``pick_latest``).
     """
-    import pyarrow as pa
-
+    if slice_rows <= 0:
+        raise ValueError("slice_rows must be positive")
     fs, files = parquet_files(uri, since, as_of)
     if not files:
         return ArrowWriteResult(0, 0, 0, None)
     columns = [layout.entity_key, layout.timestamp, *layout.feature_names]
-    _require_columns(fs, files[0], columns, layout)
-    mask, source_rows, latest = pick_latest(fs, files, layout, as_of, since)
-    # Pass one's buffers are free now; hand their pages back before streaming the features.
-    pa.default_memory_pool().release_unused()
-    entities = int(mask.sum())
-    written = _write_batches(
-        store, layout, key_id, _picked(fs, files, columns, batch_rows, mask), writers
+    total_rows = _source_rows(fs, files, columns, layout)
+    picks = pick_latest(
+        fs,
+        files,
+        layout,
+        as_of,
+        since,
+        total_rows=total_rows,
+        slice_rows=slice_rows,
+        scan_rows=max(batch_rows, _SCAN_ROWS),
     )
-    return ArrowWriteResult(written, entities, source_rows, latest)
+    written = _write_batches(
+        store, layout, key_id, _picked(fs, files, columns, batch_rows, picks.mask), writers
+    )
+    return ArrowWriteResult(written, picks.entities, picks.source_rows, picks.latest_us)
 
 
 def _picked(
     fs: Any, files: list[str], columns: list[str], batch_rows: int, mask: np.ndarray
 ) -> Iterator[pa.RecordBatch]:
-    """Pass two: the picked rows, regrouped into batches of about ``batch_rows`` rows."""
+    """Pass two: the rows set in ``mask``, regrouped into batches of about ``batch_rows`` rows."""
     import pyarrow as pa
 
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     offset = 0
     for batch in _batches(fs, files, columns, batch_rows):
-        chosen = mask[offset : offset + batch.num_rows]
+        chosen = _chosen(mask, offset, batch.num_rows)
         offset += batch.num_rows
         picked = int(chosen.sum())
         if picked == 0:
@@ -320,14 +509,33 @@ def _write_batches(
     return sum(counts)
 
 
-def _require_columns(fs: Any, path: str, columns: list[str], layout: FamilyLayout) -> None:
+def _source_rows(fs: Any, files: list[str], columns: list[str], layout: FamilyLayout) -> int:
+    """The row count of ``files``, from their footers (no data is read).
+
+    Also checks that the first file has ``columns`` and that every file's entity key has one
+    type: keys of two types never compare equal, whichever slices they fall in.
+    """
     import pyarrow.parquet as pq
 
-    with fs.open_input_file(path) as handle:
-        names = set(pq.ParquetFile(handle).schema_arrow.names)
-    for name in columns:
-        if name not in names:
-            raise SchemaError(layout.family, name, "missing from the Parquet to materialize")
+    total = 0
+    key_type = None
+    for path in files:
+        with fs.open_input_file(path) as handle:
+            reader = pq.ParquetFile(handle)
+            schema, total = reader.schema_arrow, total + reader.metadata.num_rows
+        if key_type is None:
+            for name in columns:
+                if name not in schema.names:
+                    raise SchemaError(
+                        layout.family, name, "missing from the Parquet to materialize"
+                    )
+            key_type = schema.field(layout.entity_key).type
+        elif schema.field(layout.entity_key).type != key_type:
+            seen = schema.field(layout.entity_key).type
+            raise SchemaError(
+                layout.family, layout.entity_key, f"mixed types: {key_type} and {seen} in {path}"
+            )
+    return total
 
 
 def readable_by_arrow(uri: str) -> bool:
