@@ -199,26 +199,32 @@ class FeatureServicer:
         return convert.results_to_response(query, results, now_us)
 
     async def _read(self, query: OnlineQuery, now_us: int) -> list[FamilyResult]:
-        results = []
-        for plan in await self._lookup.resolve(query.refs):
-            started = time.perf_counter()
-            definition = await self._definition(plan)
-            if definition is None:
-                one = await self._lookup.read_one(query, plan, now_us)
-            else:
-                one = await self._server.blocking(
-                    self._server.on_demand.compute, query, plan.layout, definition,
-                    list(plan.features), plan.pinned, micros_to_datetime(now_us),
-                )  # fmt: skip
-            family = plan.layout.family
-            seconds = self._family_seconds.get(family)
-            if seconds is None:
-                seconds = self._family_seconds[family] = self._metrics.family_read_seconds.labels(
-                    family
-                )
-            seconds.observe(time.perf_counter() - started)
-            results.append(one)
-        return results
+        plans = await self._lookup.resolve(query.refs)
+        if len(plans) == 1:
+            return [await self._read_family(query, plans[0], now_us)]
+        # Several families are read at once: on the pipelined connection their MGETs leave
+        # together and share a round trip, where reading them in turn paid one each.
+        reads = [self._read_family(query, plan, now_us) for plan in plans]
+        return list(await asyncio.gather(*reads))
+
+    async def _read_family(self, query: OnlineQuery, plan: ReadPlan, now_us: int) -> FamilyResult:
+        started = time.perf_counter()
+        definition = await self._definition(plan)
+        if definition is None:
+            one = await self._lookup.read_one(query, plan, now_us)
+        else:
+            one = await self._server.blocking(
+                self._server.on_demand.compute, query, plan.layout, definition,
+                list(plan.features), plan.pinned, micros_to_datetime(now_us),
+            )  # fmt: skip
+        family = plan.layout.family
+        seconds = self._family_seconds.get(family)
+        if seconds is None:
+            seconds = self._family_seconds[family] = self._metrics.family_read_seconds.labels(
+                family
+            )
+        seconds.observe(time.perf_counter() - started)
+        return one
 
     async def _definition(self, plan: ReadPlan) -> OnDemandLayout | None:
         """The on-demand definition of the plan's version (cached; looked up once, blocking)."""
