@@ -14,7 +14,9 @@ the calling process, with no JVM:
    read batch by batch, only that slice's in-range rows are kept and sorted, and their
    picks are set in a bit mask over all source rows. One slice (a table of up to
    ``slice_rows`` rows) reads those two columns once, as before slicing; n slices read them
-   n times, which costs little next to the Redis writes.
+   n times. That is little next to the Redis writes at millions of rows (3M rows, 3 slices:
+   ~0.5 s of reading against ~15 s of writing, locally), but the reading grows with the
+   square of the table: a table of 30M rows is read 30 times.
 2. Pass two streams the files once more in batches of ``batch_rows`` rows with every column
    needed, keeps the rows set in the mask and hands full batches to the store's
    ``PipelinedWriter``, which builds the same ``SET`` commands as ``OnlineStore.write_rows``
