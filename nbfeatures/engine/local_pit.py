@@ -7,22 +7,32 @@ time, the one whose features sort last in Spark's order (nulls first, NaN last, 
 to ``0.0``); null features when none is valid. Event times are compared in microseconds, as
 Spark stores them; every spine row comes out once, in the spine's order.
 
-How (per family; one sort of the feature rows, none of the features themselves):
+How (per family; one sort of the candidate rows, none of the features themselves). The rows
+come in groups (Parquet row groups, slices of an in-memory table) read in batches of 64k
+rows; groups and entity-code ranges are spread over ``threads`` threads (numpy's sorts,
+searches and gathers and Arrow's decoding release the GIL), and the answer does not depend
+on how many:
 
 1. Entity keys become integer codes shared by spine and features: for integer keys over a
    dense range, the key minus the smallest spine key; otherwise the position in the spine's
-   distinct keys (a hash lookup). Feature rows whose entity is not in the spine, or whose
-   time is after the spine's latest or (with a ttl) before its earliest minus the ttl, can
-   never be chosen and are dropped before sorting.
-2. Each row gets one ``int64`` compound key ``code * span + time``: sorting it once orders the
-   rows by (entity, time). When that product would overflow, times are replaced by their rank.
-3. Each spine row's compound key is looked up with ``searchsorted(side="right") - 1`` on the
-   sorted keys (spine keys sorted first, which keeps the binary searches cache friendly): the
-   position found is the latest row at or before the spine time; it belongs to the spine's
-   entity or there is none. The ttl is then checked on the row's real time.
+   distinct keys (a hash lookup). The spine rows are sorted once by (code, time); per code,
+   the first and last of them give the window of feature times that can ever be chosen.
+2. Each group's key and time columns are read batch by batch and pruned to that window:
+   rows of entities not in the spine, after their entity's latest spine time or (with a
+   ttl) before its earliest minus the ttl are dropped. What is left is split by code range.
+3. Per code range, each candidate gets one ``int64`` compound key ``code * span + time``:
+   sorting it once orders the rows by (entity, time). When that product would overflow,
+   times are replaced by their rank. Each spine row's compound key (already in order,
+   which keeps the binary searches cache friendly) is looked up with
+   ``searchsorted(side="right") - 1``: the position found is the latest row at or before the
+   spine time; it belongs to the spine's entity or there is none. The ttl is then checked
+   on the row's real time.
 4. Runs of equal compound keys (one entity, one time) are rare; only runs that were chosen are
    ordered by their features, with Arrow's multi-column sort.
-5. The features are gathered with one ``take`` per family (null where nothing was valid).
+5. The features are read only in groups holding a chosen row, batch by batch, keeping the
+   chosen rows: numbers and times are written straight into the answer's buffers at their
+   spine positions; other types are gathered with Arrow and put in spine order with one
+   ``take`` (null where nothing was valid).
 
 ``to_pandas`` gives the result the same pandas types as the Spark path's ``toPandas``:
 nullable ``Int64``/``Int32``/``boolean`` for integer and boolean columns, UTC-aware
@@ -32,9 +42,12 @@ nanosecond timestamps.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import itertools
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from nbfeatures._deps import require
 from nbfeatures.engine.pit import OutputColumns, check_columns, group_by_key
@@ -54,6 +67,12 @@ if TYPE_CHECKING:
 _DENSE_FACTOR = 8
 _DENSE_FLOOR = 1 << 22
 _MAX_COMPOUND = (1 << 62) - 1
+# An in-memory table is pruned in slices of this many rows, spread over threads.
+_TABLE_GROUP_ROWS = 1 << 20
+# Groups are decoded and pruned in batches of this many rows: the temporary arrays stay in
+# cache and their memory is reused, where whole groups would fault in fresh pages each time.
+_BATCH_ROWS = 1 << 16
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -69,34 +88,52 @@ class ArrowFeatures(OutputColumns):
 
 
 class RowSource(Protocol):
-    """A family's rows: some columns whole, others only at chosen rows."""
+    """A family's rows in groups (row groups, table slices), each read in record batches."""
 
-    def read(self, columns: Sequence[str]) -> Any:
-        """These columns for every row, as a ``pyarrow.Table``."""
+    @property
+    def schema(self) -> Any:
+        """The rows' ``pyarrow.Schema``."""
         ...
 
-    def take(self, rows: Ints, columns: Sequence[str]) -> Any:
-        """These columns at ``rows`` (``-1``: a null row), in that order."""
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Rows of each group, in row order."""
+        ...
+
+    def group_reader(self) -> Callable[[int, Sequence[str]], Iterator[Any]]:
+        """A function giving these columns of one group as ``pyarrow.RecordBatch``es, in
+        row order; threads may call it at once."""
         ...
 
 
 @dataclass(frozen=True)
 class TableRows:
-    """Rows already in memory as a ``pyarrow.Table``."""
+    """Rows already in memory as a ``pyarrow.Table``, in groups of ``group_rows`` rows."""
 
     table: Any
+    group_rows: int = _TABLE_GROUP_ROWS
+    batch_rows: int = _BATCH_ROWS
 
-    def read(self, columns: Sequence[str]) -> Any:
-        return self.table.select(list(columns))
+    @property
+    def schema(self) -> Any:
+        return self.table.schema
 
-    def take(self, rows: Ints, columns: Sequence[str]) -> Any:
-        pa = require("pyarrow", "spark")
-        return self.table.select(list(columns)).take(pa.array(rows, pa.int64(), mask=rows < 0))
+    @property
+    def counts(self) -> tuple[int, ...]:
+        n, size = self.table.num_rows, self.group_rows
+        return tuple(min(size, n - start) for start in range(0, n, size))
+
+    def group_reader(self) -> Callable[[int, Sequence[str]], Iterator[Any]]:
+        def read(index: int, columns: Sequence[str]) -> Iterator[Any]:
+            sliced = self.table.slice(index * self.group_rows, self.group_rows)
+            return iter(sliced.select(list(columns)).to_batches(self.batch_rows))
+
+        return read
 
 
 @dataclass(frozen=True)
 class ParquetRows:
-    """Rows of Parquet files, read one row group at a time.
+    """Rows of Parquet files, read one row group at a time, groups spread over threads.
 
     The join needs every row's key and time but the features of at most one row per spine
     row: reading the features row group by row group, keeping only the chosen rows, never
@@ -108,6 +145,7 @@ class ParquetRows:
     files: tuple[tuple[Any, str], ...]  # (pyarrow filesystem, path)
     groups: tuple[tuple[int, int], ...]  # (index in files, row group), in row order
     counts: tuple[int, ...]  # rows of each group
+    batch_rows: int = _BATCH_ROWS
 
     @classmethod
     def from_dataset(cls, dataset: Any, condition: Any = None) -> ParquetRows:
@@ -137,46 +175,189 @@ class ParquetRows:
             return pq.ParquetFile(path, memory_map=True)
         return pq.ParquetFile(filesystem.open_input_file(path))
 
-    def read(self, columns: Sequence[str]) -> Any:
-        pa = require("pyarrow", "spark")
-        names = list(columns)
-        tables = [self._open(i).read(columns=names) for i in range(len(self.files))]
-        if not tables:
-            return self.schema.empty_table().select(names)
-        return pa.concat_tables(tables)
+    def group_reader(self) -> Callable[[int, Sequence[str]], Iterator[Any]]:
+        # Each thread opens a file once (a remote open reads its footer) and decodes alone:
+        # the groups are the parallelism, as Arrow's own column threads would compete.
+        local = threading.local()
 
-    def take(self, rows: Ints, columns: Sequence[str]) -> Any:
-        np = require("numpy", "spark")
-        pa = require("pyarrow", "spark")
-        names = list(columns)
-        wanted = np.flatnonzero(rows >= 0)
-        order = np.argsort(rows[wanted], kind="stable")
-        ascending = rows[wanted][order]
-        starts = np.concatenate([[0], np.cumsum(self.counts, dtype=np.int64)])
-        bounds = np.searchsorted(ascending, starts)
-        opened: dict[int, Any] = {}
-        parts = []
-        for i, (file, group) in enumerate(self.groups):
-            if bounds[i + 1] == bounds[i]:
-                continue
+        def read(index: int, columns: Sequence[str]) -> Iterator[Any]:
+            opened: dict[int, Any] = local.__dict__.setdefault("files", {})
+            file, group = self.groups[index]
             if file not in opened:
                 opened[file] = self._open(file)
-            local = ascending[bounds[i] : bounds[i + 1]] - starts[i]
-            parts.append(opened[file].read_row_group(group, columns=names).take(pa.array(local)))
-        if not parts:  # no row chosen: the columns' types still come from the schema
-            parts = [self.schema.empty_table().select(names)]
-        gathered = pa.concat_tables(parts)
-        # Back to the asked order; -1 rows become nulls.
-        position = np.full(len(rows), -1, np.int64)
-        position[wanted[order]] = np.arange(len(wanted))
-        return gathered.take(pa.array(position, pa.int64(), mask=position < 0))
+            return opened[file].iter_batches(  # type: ignore[no-any-return]
+                self.batch_rows, row_groups=[group], columns=list(columns), use_threads=False
+            )
+
+        return read
+
+
+def take_rows(source: RowSource, rows: Ints, columns: Sequence[str], threads: int = 1) -> Any:
+    """These columns of ``source`` at ``rows`` (``-1``: a null row), in that order.
+
+    Only the groups holding chosen rows are read, batch by batch, on up to ``threads``
+    threads, keeping only the chosen rows.
+    """
+    np = require("numpy", "spark")
+    pa = require("pyarrow", "spark")
+    names = list(columns)
+    wanted = np.flatnonzero(rows >= 0)
+    ascending, at = _sort_with_index(rows[wanted])
+    asked_at = wanted[at]  # where each ascending row goes in the answer
+    starts = np.concatenate([[0], np.cumsum(source.counts, dtype=np.int64)])
+    bounds = np.searchsorted(ascending, starts)
+    busy = [i for i in range(len(source.counts)) if bounds[i + 1] > bounds[i]]
+    read = source.group_reader()
+
+    def pieces(index: int) -> Iterator[tuple[Any, Ints, Ints]]:
+        low, high = bounds[index], bounds[index + 1]
+        local = ascending[low:high] - starts[index]
+        return _batch_rows(read(index, names), local, asked_at[low:high])
+
+    types = [source.schema.field(c).type for c in names]
+    if all(_fixed_width(t) for t in types):
+        # Straight into the answer's buffers: no gathered table to reorder afterwards.
+        target = _Scatter.empty(types, len(rows))
+
+        def fill(index: int) -> None:
+            for piece in pieces(index):
+                target.put(*piece)
+
+        _map(fill, busy, threads)
+        return pa.table(target.arrays(rows < 0), names=names)
+
+    # No row chosen: the columns' types still come from the schema.
+    empty = source.schema.empty_table().select(names)
+
+    def gather(index: int) -> list[tuple[Any, Ints]]:
+        # A file may store a column in another type than the dataset's: cast as in put.
+        return [
+            (batch.take(pa.array(at)).cast(empty.schema), to) for batch, at, to in pieces(index)
+        ]
+
+    taken = [piece for part in _map(gather, busy, threads) for piece in part]
+    batches = [batch for batch, _ in taken]
+    gathered = pa.Table.from_batches(batches, empty.schema) if taken else empty
+    # Back to the asked order; -1 rows become nulls.
+    position = np.full(len(rows), -1, np.int64)
+    if taken:
+        position[np.concatenate([to for _, to in taken])] = np.arange(len(wanted))
+    return _take_columns(gathered.combine_chunks(), position, threads)
+
+
+def _batch_rows(
+    batches: Iterator[Any], rows: Ints, asked_at: Ints
+) -> Iterator[tuple[Any, Ints, Ints]]:
+    """Each batch holding some of ``rows`` (ascending, numbered from the first batch's
+    start), those rows within it and where they go in the answer."""
+    np = require("numpy", "spark")
+    start = 0
+    for batch in batches:
+        low, high = np.searchsorted(rows, [start, start + batch.num_rows])
+        if high > low:
+            yield batch, rows[low:high] - start, asked_at[low:high]
+        start += batch.num_rows
+        if high == len(rows):
+            return
+
+
+def _fixed_width(kind: Any) -> bool:
+    """Numbers and times stored as whole bytes: copied as plain numpy values."""
+    pa = require("pyarrow", "spark")
+    numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    if not (numeric or pa.types.is_temporal(kind)):
+        return False
+    return getattr(kind, "bit_width", 0) in _UNSIGNED
+
+
+# Fixed-width values are moved as unsigned integers of their width: bit for bit.
+_UNSIGNED = {8: "uint8", 16: "uint16", 32: "uint32", 64: "uint64"}
+
+
+@dataclass(frozen=True)
+class _Scatter:
+    """Fixed-width answer columns that threads fill in place at disjoint positions."""
+
+    types: tuple[Any, ...]
+    values: tuple[Any, ...]  # numpy arrays of the values' bits
+    nulls: tuple[Bools, ...]  # null in the source at a filled position
+
+    @classmethod
+    def empty(cls, types: Sequence[Any], n: int) -> _Scatter:
+        np = require("numpy", "spark")
+        values = tuple(np.empty(n, _UNSIGNED[t.bit_width]) for t in types)
+        return cls(tuple(types), values, tuple(np.zeros(n, np.bool_) for _ in types))
+
+    def put(self, batch: Any, rows: Ints, asked_at: Ints) -> None:
+        """Copy ``rows`` of ``batch`` to positions ``asked_at``."""
+        np = require("numpy", "spark")
+        for kind, values, nulls, column in zip(
+            self.types, self.values, self.nulls, batch.columns, strict=True
+        ):
+            if column.type != kind:  # a file whose type differs from the dataset's
+                column = column.cast(kind)
+            count = column.offset + len(column)
+            bits = np.frombuffer(column.buffers()[1], values.dtype, count)[column.offset :]
+            values[asked_at] = bits[rows]
+            if column.null_count:
+                valid = column.is_valid().to_numpy(zero_copy_only=False)
+                nulls[asked_at] = ~valid[rows]
+
+    def arrays(self, missing: Bools) -> list[Any]:
+        """The columns as Arrow arrays; ``missing`` positions (and source nulls) are null."""
+        np = require("numpy", "spark")
+        pa = require("pyarrow", "spark")
+        arrays = []
+        for kind, values, nulls in zip(self.types, self.values, self.nulls, strict=True):
+            invalid = missing | nulls
+            validity = None
+            if invalid.any():
+                validity = pa.py_buffer(np.packbits(~invalid, bitorder="little"))
+            buffers = [validity, pa.py_buffer(values)]
+            arrays.append(pa.Array.from_buffers(kind, len(values), buffers))
+        return arrays
+
+
+def _sort_with_index(values: Ints) -> tuple[Ints, Ints]:
+    """``values`` ascending and, for each, its index in ``values``.
+
+    Small non-negative values and their index share one ``int64`` whose plain sort (vectorized,
+    several times faster than ``argsort``) carries the index along.
+    """
+    np = require("numpy", "spark")
+    if values.size and values.min() >= 0 and values.max() < 1 << 31 and values.size < 1 << 32:
+        packed = np.sort((values << 32) | np.arange(values.size, dtype=np.int64))
+        return packed >> 32, packed & 0xFFFFFFFF
+    order = np.argsort(values, kind="stable")
+    return values[order], order
+
+
+def _take_columns(table: Any, rows: Ints, threads: int) -> Any:
+    """``table`` at ``rows`` (``-1``: null), one column per thread."""
+    pa = require("pyarrow", "spark")
+    pc = require("pyarrow.compute", "spark")
+    indices = pa.array(rows, pa.int64(), mask=rows < 0)
+    columns = _map(lambda c: pc.take(c, indices), table.columns, threads)
+    return pa.table(columns, schema=table.schema) if columns else table.take(indices)
+
+
+def _map(function: Callable[[Any], _T], items: Sequence[Any], threads: int) -> list[_T]:
+    """``function`` of each item, in order, on up to ``threads`` threads.
+
+    numpy's sorts, searches and gathers and Arrow's reads release the GIL, so threads use
+    the cores without copying arrays to other processes.
+    """
+    if threads <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(min(threads, len(items))) as pool:
+        return list(pool.map(function, items))
 
 
 def as_source(rows: Any) -> RowSource:
     """A ``RowSource`` for a ``pyarrow.Table``, ``ParquetRows`` or another source."""
     if isinstance(rows, ParquetRows | TableRows):
         return rows
-    if hasattr(rows, "read") and hasattr(rows, "take") and not hasattr(rows, "column_names"):
+    if hasattr(rows, "group_reader") and hasattr(rows, "counts"):
         return rows  # type: ignore[no-any-return]
     return TableRows(rows)
 
@@ -187,16 +368,20 @@ def point_in_time_join_arrow(
     *,
     timestamp_column: str,
     include_event_times: bool = False,
+    threads: int | None = None,
 ) -> Any:
     """``pit.point_in_time_join`` on a ``pyarrow.Table`` spine; returns a ``pyarrow.Table``.
 
     The spine's columns come first, unchanged but for ``timestamp_column``, which becomes a
     UTC microsecond timestamp as in Spark; then each family's ``{family}__{feature}`` columns
     (and ``{family}__event_time`` with ``include_event_times``), families grouped by join key
-    in first-seen order, as the Spark join orders them.
+    in first-seen order, as the Spark join orders them. ``threads`` (default: Arrow's CPU
+    count) share the reads, the pruning, the sort and the searches; the answer does not
+    depend on it.
     """
     pa = require("pyarrow", "spark")
     check_columns(spine.column_names, families, timestamp_column, include_event_times)
+    workers = max(1, pa.cpu_count() if threads is None else threads)
     spine_time = to_micros(spine[timestamp_column])
     mask = None if spine_time[1] is None else ~spine_time[1]
     as_utc = pa.array(spine_time[0], pa.int64(), mask=mask)
@@ -211,9 +396,9 @@ def point_in_time_join_arrow(
         key_type = spine[key].type
         for family in group:
             source = as_source(family.table)
-            rows, event_us, family_key_type = _match(spine[key], spine_time, family, source)
-            key_type = _wider(key_type, family_key_type)
-            values = source.take(rows, family.features)
+            rows, event_us = _match(spine[key], spine_time, family, source, workers)
+            key_type = _wider(key_type, source.schema.field(family.join_key).type)
+            values = take_rows(source, rows, family.features, workers)
             for feature in family.features:
                 names.append(family.column(feature))
                 columns.append(values[feature])
@@ -267,55 +452,228 @@ def _int64(column: Any) -> tuple[Ints, Bools | None]:
     return pc.fill_null(column, 0).to_numpy(), valid
 
 
-def _codes(spine_key: Any, feature_key: Any, family: str) -> tuple[Ints, Ints, int]:
-    """Integer codes in ``[0, width]`` of both key columns, and ``width``.
+@dataclass(frozen=True)
+class _Coder:
+    """Integer codes in ``[0, width]`` for one family's keys, shared with the spine.
 
-    A null spine key gets ``-1``. A feature key that is null or not in the spine gets
-    ``width`` (a sentinel slot of the per-entity tables in ``_match`` that matches nothing)
-    or the code of a value in the spine's range that no spine row has (also empty there).
+    Integer keys over a dense spine range are coded by offset (``key - low``); others by
+    their position in the spine's distinct keys. A spine key that is null gets ``-1``; a
+    feature key that is null or not in the spine gets ``width`` (a sentinel slot of the
+    per-entity tables in ``_match`` that matches nothing) or the code of a value in the
+    spine's range that no spine row has (also empty there).
     """
-    np = require("numpy", "spark")
-    pa = require("pyarrow", "spark")
-    pc = require("pyarrow.compute", "spark")
-    if pa.types.is_integer(spine_key.type) and pa.types.is_integer(feature_key.type):
-        s, s_valid = _int64(spine_key)
-        valid_s = s if s_valid is None else s[s_valid]
-        if valid_s.size == 0:
-            return np.full(len(s), -1, np.int64), np.zeros(len(feature_key), np.int64), 0
-        low, high = int(valid_s.min()), int(valid_s.max())
-        width = high - low + 1
-        if width <= max(_DENSE_FACTOR * len(s), _DENSE_FLOOR):
-            s_codes = s - low
-            if s_valid is not None:
-                s_codes[~s_valid] = -1
+
+    spine: Ints
+    width: int
+    low: int | None  # offset coding
+    distinct: Any  # otherwise: the spine's distinct keys, a pyarrow.Array
+    key_type: Any  # the spine key's Arrow type
+    family: str
+
+    @classmethod
+    def build(cls, spine_key: Any, feature_type: Any, family: str) -> _Coder:
+        np = require("numpy", "spark")
+        pa = require("pyarrow", "spark")
+        pc = require("pyarrow.compute", "spark")
+        if pa.types.is_integer(spine_key.type) and pa.types.is_integer(feature_type):
+            s, s_valid = _int64(spine_key)
+            valid_s = s if s_valid is None else s[s_valid]
+            if valid_s.size == 0:
+                return cls(np.full(len(s), -1, np.int64), 0, 0, None, spine_key.type, family)
+            low, high = int(valid_s.min()), int(valid_s.max())
+            width = high - low + 1
+            if width <= max(_DENSE_FACTOR * len(s), _DENSE_FLOOR):
+                codes = s - low
+                if s_valid is not None:
+                    codes[~s_valid] = -1
+                return cls(codes, width, low, None, spine_key.type, family)
+        distinct = pc.unique(spine_key.drop_null())
+        codes = pc.fill_null(pc.index_in(spine_key, value_set=distinct), -1)
+        as_numpy = codes.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        return cls(as_numpy, len(distinct), None, distinct, spine_key.type, family)
+
+    def code(self, feature_key: Any) -> Ints:
+        """The codes of a feature key column (a part of the family's rows)."""
+        np = require("numpy", "spark")
+        pa = require("pyarrow", "spark")
+        pc = require("pyarrow.compute", "spark")
+        if self.low is not None and pa.types.is_integer(feature_key.type):
             f, f_valid = _int64(feature_key)
-            f_codes = f - low
+            codes = f - self.low
             # As unsigned, keys below the spine's range are huge too: one ``minimum`` sends
             # every key outside it to the sentinel. Keys inside it but absent from the spine
             # find the per-entity tables of ``_match`` empty.
-            unsigned = f_codes.view(np.uint64)
-            np.minimum(unsigned, np.uint64(width), out=unsigned)
+            unsigned = codes.view(np.uint64)
+            np.minimum(unsigned, np.uint64(self.width), out=unsigned)
             if f_valid is not None:
-                f_codes[~f_valid] = width
-            return s_codes, f_codes, width
-    elif spine_key.type != feature_key.type:
-        try:
-            feature_key = feature_key.cast(spine_key.type)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise DefinitionError(
-                f"{family}.join_key",
-                f"the spine's key column is {spine_key.type} and family {family}'s is "
-                f"{feature_key.type}; they cannot be compared",
-            ) from None
-    distinct = pc.unique(spine_key.drop_null())
-    width = len(distinct)
-    s_codes = pc.fill_null(pc.index_in(spine_key, value_set=distinct), -1)
-    f_codes = pc.fill_null(pc.index_in(feature_key, value_set=distinct), width)
-    return (
-        s_codes.cast(pa.int64()).to_numpy(zero_copy_only=False),
-        f_codes.cast(pa.int64()).to_numpy(zero_copy_only=False),
-        width,
-    )
+                codes[~f_valid] = self.width
+            return codes
+        if self.distinct is None:  # no spine key at all: nothing matches
+            nothing: Ints = np.full(len(feature_key), self.width, np.int64)
+            return nothing
+        if feature_key.type != self.key_type:
+            try:
+                feature_key = feature_key.cast(self.key_type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise DefinitionError(
+                    f"{self.family}.join_key",
+                    f"the spine's key column is {self.key_type} and family {self.family}'s "
+                    f"is {feature_key.type}; they cannot be compared",
+                ) from None
+        codes = pc.fill_null(pc.index_in(feature_key, value_set=self.distinct), self.width)
+        return codes.cast(pa.int64()).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class _Queries:
+    """The spine rows that ask (key and time not null), sorted by (code, time)."""
+
+    where: Ints  # spine row numbers
+    codes: Ints
+    times: Ints
+
+    @classmethod
+    def build(cls, codes: Ints, times: Ints, asking: Bools, width: int) -> _Queries:
+        np = require("numpy", "spark")
+        where = np.flatnonzero(asking)
+        c, t = codes[where], times[where]
+        low = int(t.min())
+        span = int(t.max()) - low + 1
+        if width * span <= _MAX_COMPOUND:
+            order = np.argsort(c * span + (t - low))
+        else:
+            order = np.lexsort((t, c))
+        return cls(where[order], c[order], t[order])
+
+    def window(self, width: int, ttl_us: int | None) -> tuple[Ints, Ints | None]:
+        """Per entity code, the latest spine time and (with a ttl) the earliest minus the ttl.
+
+        A feature row outside them can never be chosen. The sentinel slot ``width`` (and
+        codes no spine row has) keep nothing.
+        """
+        np = require("numpy", "spark")
+        last = np.flatnonzero(np.append(self.codes[1:] != self.codes[:-1], True))
+        latest = np.full(width + 1, np.iinfo(np.int64).min, np.int64)
+        latest[self.codes[last]] = self.times[last]
+        if ttl_us is None:
+            return latest, None
+        first = np.concatenate([[0], last[:-1] + 1])
+        earliest = np.full(width + 1, np.iinfo(np.int64).max, np.int64)
+        earliest[self.codes[first]] = self.times[first] - ttl_us
+        return latest, earliest
+
+    def between(self, low: int, high: int) -> _Queries:
+        """Those whose code is in ``[low, high)``."""
+        np = require("numpy", "spark")
+        start, end = np.searchsorted(self.codes, [low, high])
+        return _Queries(self.where[start:end], self.codes[start:end], self.times[start:end])
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """Feature rows that can be chosen: row numbers, entity codes and times (µs)."""
+
+    rows: Ints
+    codes: Ints
+    times: Ints
+
+    @staticmethod
+    def concat(parts: Sequence[_Candidates]) -> _Candidates:
+        np = require("numpy", "spark")
+        none = np.zeros(0, np.int64)  # a group without batches gives no parts
+        return _Candidates(
+            np.concatenate([none, *(p.rows for p in parts)]),
+            np.concatenate([none, *(p.codes for p in parts)]),
+            np.concatenate([none, *(p.times for p in parts)]),
+        )
+
+
+def _candidates(
+    table: Any,
+    offset: int,
+    family: ArrowFeatures,
+    coder: _Coder,
+    window: tuple[Ints, Ints | None],
+    edges: Ints,
+) -> list[_Candidates]:
+    """The rows of one batch that can be chosen, split by the code ranges ``edges``."""
+    np = require("numpy", "spark")
+    codes = coder.code(table[family.join_key])
+    times, valid = to_micros(table[family.timestamp])
+    latest, earliest = window
+    keep = times <= latest[codes]
+    if earliest is not None:
+        keep &= times >= earliest[codes]
+    if valid is not None:
+        keep &= valid
+    rows = np.flatnonzero(keep)
+    codes, times = codes[rows], times[rows]
+    rows += offset
+    parts = []
+    for low, high in itertools.pairwise(edges):
+        inside = (codes >= low) & (codes < high)
+        parts.append(_Candidates(rows[inside], codes[inside], times[inside]))
+    return parts
+
+
+@dataclass(frozen=True)
+class _Found:
+    """Spine rows with a chosen feature row, its row number and its time (µs)."""
+
+    where: Ints
+    rows: Ints
+    times: Ints
+
+
+def _search(
+    kept: _Candidates, queries: _Queries, low: int, family: ArrowFeatures, source: RowSource
+) -> _Found:
+    """For the queries of one code range, the latest candidate at or before each spine time.
+
+    Candidates get one ``int64`` compound key ``(code - low) * span + time``; one sort
+    orders them by (entity, time) and ``searchsorted(side="right") - 1`` finds, for each
+    query's compound key (already in order, which keeps the searches cache friendly), the
+    latest row at or before it: of the query's entity or of none. When the product would
+    overflow, times are replaced by their rank.
+    """
+    np = require("numpy", "spark")
+    empty = np.zeros(0, np.int64)
+    if kept.rows.size == 0 or queries.where.size == 0:
+        return _Found(empty, empty, empty)
+    times = kept.times
+    base = int(times.min())
+    span = int(times.max()) - base + 1
+    width = int(kept.codes.max()) - low + 1
+    if width * span <= _MAX_COMPOUND:
+        f_pos = times - base
+        s_pos = np.minimum(queries.times - base, span - 1)
+    else:  # times by rank: fewer distinct values than microseconds in the range
+        distinct = np.unique(times)
+        span = len(distinct)
+        f_pos = np.searchsorted(distinct, times)
+        s_pos = np.searchsorted(distinct, queries.times, side="right") - 1
+    # In place: every temporary of this size is fresh memory the kernel must zero.
+    compound = kept.codes - low
+    compound *= span
+    compound += f_pos
+    del f_pos
+    order = np.argsort(compound)
+    ordered = compound[order]
+
+    after = s_pos >= 0  # before every candidate: nothing at or before it
+    q_codes = queries.codes[after] - low
+    where = queries.where[after]
+    found = np.searchsorted(ordered, q_codes * span + s_pos[after], side="right") - 1
+    hit = found >= 0
+    found = np.where(hit, found, 0)
+    hit &= ordered[found] >= q_codes * span  # the same entity
+    where, found = where[hit], found[hit]
+
+    picked = order[found]
+    tied = (found > 0) & (ordered[found - 1] == ordered[found])
+    if tied.any():
+        picked[tied] = _break_ties(family, source, kept.rows, order, ordered, found[tied])
+    return _Found(where, kept.rows[picked], kept.times[picked])
 
 
 def _match(
@@ -323,83 +681,62 @@ def _match(
     spine_time: tuple[Ints, Bools | None],
     family: ArrowFeatures,
     source: RowSource,
-) -> tuple[Ints, Ints, Any]:
-    """For each spine row, the chosen feature row (``-1``: none) and its event time (µs);
-    also the Arrow type of the family's key column."""
+    threads: int,
+) -> tuple[Ints, Ints]:
+    """For each spine row, the chosen feature row (``-1``: none) and its event time (µs).
+
+    Three steps, each spread over ``threads``: the groups of rows are read (key and time
+    only) and pruned to the rows some spine row could choose; the candidates, split by
+    entity code range, are sorted and searched; the ttl is checked on the chosen times.
+    """
     np = require("numpy", "spark")
     s_time, s_valid = spine_time
     n = len(s_time)
     chosen = np.full(n, -1, np.int64)
     event = np.zeros(n, np.int64)
-    keys_and_times = source.read((family.join_key, family.timestamp))
-    key_type = keys_and_times[family.join_key].type
     if not n:
-        return chosen, event, key_type
-    s_codes, f_codes, width = _codes(spine_key, keys_and_times[family.join_key], family.name)
-    asking = s_codes >= 0
+        return chosen, event
+    coder = _Coder.build(spine_key, source.schema.field(family.join_key).type, family.name)
+    asking = coder.spine >= 0
     if s_valid is not None:
         asking &= s_valid
     if not asking.any():
-        return chosen, event, key_type
-    f_time, f_valid = to_micros(keys_and_times[family.timestamp])
-    del keys_and_times
+        return chosen, event
     ttl_us = None if family.ttl is None else family.ttl // dt.timedelta(microseconds=1)
+    queries = _Queries.build(coder.spine, s_time, asking, coder.width)
+    window = queries.window(coder.width, ttl_us)
+    parts = max(1, min(threads, coder.width))
+    edges = np.linspace(0, coder.width, parts + 1).astype(np.int64)
+    read = source.group_reader()
+    columns = (family.join_key, family.timestamp)
+    offsets = np.concatenate([[0], np.cumsum(source.counts, dtype=np.int64)])
 
-    # Per entity, the spine's latest time (and earliest, with a ttl): a feature row after
-    # its entity's latest spine time, or older than the ttl at the earliest, is never chosen.
-    # The sentinel slot ``width`` (entities not in the spine) keeps nothing.
-    q_codes, q_times = s_codes[asking], s_time[asking]
-    latest = np.full(width + 1, np.iinfo(np.int64).min, np.int64)
-    np.maximum.at(latest, q_codes, q_times)
-    keep = f_time <= latest[f_codes]
-    if ttl_us is not None:
-        earliest = np.full(width + 1, np.iinfo(np.int64).max, np.int64)
-        np.minimum.at(earliest, q_codes, q_times)
-        earliest[earliest != np.iinfo(np.int64).max] -= ttl_us
-        keep &= f_time >= earliest[f_codes]
-    if f_valid is not None:
-        keep &= f_valid
-    rows = np.flatnonzero(keep)
-    if rows.size == 0:
-        return chosen, event, key_type
-    codes, times = f_codes[rows], f_time[rows]
-    base = int(times.min())
-    span = int(times.max()) - base + 1
-    if width * span <= _MAX_COMPOUND:
-        f_pos = times - base
-        s_pos = np.minimum(s_time - base, span - 1)
-    else:  # times by rank: fewer distinct values than microseconds in the range
-        distinct = np.unique(times)
-        span = len(distinct)
-        f_pos = np.searchsorted(distinct, times)
-        s_pos = np.searchsorted(distinct, s_time, side="right") - 1
-    compound = codes * span + f_pos
-    order = np.argsort(compound)
-    ordered = compound[order]
+    def prune(index: int) -> list[_Candidates]:
+        offset, pieces = int(offsets[index]), []
+        for batch in read(index, columns):
+            pieces.append(_candidates(batch, offset, family, coder, window, edges))
+            offset += batch.num_rows
+        return [_Candidates.concat([p[part] for p in pieces]) for part in range(parts)]
 
-    asking &= s_pos >= 0  # before every kept row: nothing at or before it
-    where = np.flatnonzero(asking)
-    s_compound = s_codes[where] * span + s_pos[where]
-    query_order = np.argsort(s_compound)
-    where, s_compound = where[query_order], s_compound[query_order]
-    found = np.searchsorted(ordered, s_compound, side="right") - 1
-    hit = found >= 0
-    found = np.where(hit, found, 0)
-    hit &= ordered[found] >= s_codes[where] * span  # the same entity
-    where, found = where[hit], found[hit]
+    pruned = _map(prune, range(len(source.counts)), threads)
+    if not pruned:
+        return chosen, event
 
-    picked = order[found]
-    tied = (found > 0) & (ordered[found - 1] == ordered[found])
-    if tied.any():
-        picked[tied] = _break_ties(family, source, rows, order, ordered, found[tied])
-    f_rows = rows[picked]
-    used = f_time[f_rows]
+    def search(part: int) -> _Found:
+        kept = _Candidates.concat([p[part] for p in pruned])
+        low, high = int(edges[part]), int(edges[part + 1])
+        return _search(kept, queries.between(low, high), low, family, source)
+
+    found = _map(search, range(parts), threads)
+    where = np.concatenate([f.where for f in found])
+    rows = np.concatenate([f.rows for f in found])
+    used = np.concatenate([f.times for f in found])
     if ttl_us is not None:
         fresh = used >= s_time[where] - ttl_us
-        where, f_rows, used = where[fresh], f_rows[fresh], used[fresh]
-    chosen[where] = f_rows
+        where, rows, used = where[fresh], rows[fresh], used[fresh]
+    chosen[where] = rows
     event[where] = used
-    return chosen, event, key_type
+    return chosen, event
 
 
 def _break_ties(
@@ -420,7 +757,7 @@ def _break_ties(
     run_of = np.repeat(np.arange(len(runs)), lengths)
     offsets = np.arange(len(run_of)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     members = order[np.repeat(starts, lengths) + offsets]
-    values = source.take(rows[members], family.features)
+    values = take_rows(source, rows[members], family.features)
     keys: dict[str, Any] = {"__run": pa.array(run_of)}
     for i, feature in enumerate(family.features):
         column = values[feature]
