@@ -42,7 +42,6 @@ nanosecond timestamps.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -545,22 +544,24 @@ class _Queries:
             order = np.lexsort((t, c))
         return cls(where[order], c[order], t[order])
 
-    def window(self, width: int, ttl_us: int | None) -> tuple[Ints, Ints | None]:
-        """Per entity code, the latest spine time and (with a ttl) the earliest minus the ttl.
+    def window(self, width: int, ttl_us: int | None) -> Ints:
+        """Per entity code, the latest spine time; with a ttl, pairs (earliest spine time
+        minus the ttl, latest), fetched together by one gather.
 
         A feature row outside them can never be chosen. The sentinel slot ``width`` (and
         codes no spine row has) keep nothing.
         """
         np = require("numpy", "spark")
         last = np.flatnonzero(np.append(self.codes[1:] != self.codes[:-1], True))
-        latest = np.full(width + 1, np.iinfo(np.int64).min, np.int64)
+        latest: Ints = np.full(width + 1, np.iinfo(np.int64).min, np.int64)
         latest[self.codes[last]] = self.times[last]
         if ttl_us is None:
-            return latest, None
+            return latest
         first = np.concatenate([[0], last[:-1] + 1])
         earliest = np.full(width + 1, np.iinfo(np.int64).max, np.int64)
         earliest[self.codes[first]] = self.times[first] - ttl_us
-        return latest, earliest
+        pairs: Ints = np.stack([earliest, latest], axis=1)
+        return pairs
 
     def between(self, low: int, high: int) -> _Queries:
         """Those whose code is in ``[low, high)``."""
@@ -593,27 +594,29 @@ def _candidates(
     offset: int,
     family: ArrowFeatures,
     coder: _Coder,
-    window: tuple[Ints, Ints | None],
+    window: Ints,
     edges: Ints,
 ) -> list[_Candidates]:
     """The rows of one batch that can be chosen, split by the code ranges ``edges``."""
     np = require("numpy", "spark")
     codes = coder.code(table[family.join_key])
     times, valid = to_micros(table[family.timestamp])
-    latest, earliest = window
-    keep = times <= latest[codes]
-    if earliest is not None:
-        keep &= times >= earliest[codes]
+    if window.ndim == 1:
+        keep = times <= np.take(window, codes)
+    else:
+        bounds = np.take(window, codes, axis=0)
+        keep = times >= bounds[:, 0]
+        keep &= times <= bounds[:, 1]
     if valid is not None:
         keep &= valid
     rows = np.flatnonzero(keep)
     codes, times = codes[rows], times[rows]
     rows += offset
-    parts = []
-    for low, high in itertools.pairwise(edges):
-        inside = (codes >= low) & (codes < high)
-        parts.append(_Candidates(rows[inside], codes[inside], times[inside]))
-    return parts
+    if len(edges) == 2:
+        return [_Candidates(rows, codes, times)]
+    part = np.searchsorted(edges, codes, side="right") - 1
+    inside = [part == p for p in range(len(edges) - 1)]
+    return [_Candidates(rows[i], codes[i], times[i]) for i in inside]
 
 
 @dataclass(frozen=True)
