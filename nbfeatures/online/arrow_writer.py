@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nbfeatures.errors import SchemaError
-from nbfeatures.online.codec import event_micros
+from nbfeatures.online.codec import dense_numpy, event_micros, null_mask
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -124,9 +124,9 @@ def _entity_codes(column: pa.ChunkedArray) -> np.ndarray:
 
     combined = column.combine_chunks()
     if pa.types.is_integer(combined.type):
-        return np.asarray(combined.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        return np.asarray(dense_numpy(combined.cast(pa.int64())), dtype=np.int64)
     encoded = pc.dictionary_encode(combined)
-    return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.asarray(dense_numpy(encoded.indices), dtype=np.int64)
 
 
 def _micros(when: dt.datetime) -> int:
@@ -185,9 +185,10 @@ def _int_keys(keys: pa.Array) -> np.ndarray:
     """Integer keys as int64 (a null as 0: those rows are dropped by their validity)."""
     import pyarrow as pa
 
+    values = dense_numpy(keys.cast(pa.int64()))
     if keys.null_count:
-        keys = keys.fill_null(0)
-    return np.asarray(keys.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        values = np.where(null_mask(keys), 0, values)
+    return np.asarray(values, dtype=np.int64)
 
 
 def _slice_of(keys: pa.Array, values: np.ndarray | None, slices: int) -> np.ndarray:
@@ -241,10 +242,10 @@ def _keep(
 
     ts = batch.column(layout.timestamp)
     entity = batch.column(layout.entity_key)
-    ok = np.asarray(entity.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    ok = ~null_mask(entity)
     if ts.null_count:
         # Spark's max_by ignores rows without an event time; so does this writer.
-        ok &= np.asarray(ts.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        ok &= ~null_mask(ts)
         ts = ts.fill_null(pa.scalar(0, ts.type))
     times = event_micros(ts, layout.family, layout.timestamp)
     since_us, as_of_us = window

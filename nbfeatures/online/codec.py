@@ -138,7 +138,72 @@ def event_micros(column: pa.Array | pa.ChunkedArray, family: str, name: str) -> 
     if column.null_count:
         raise SchemaError(family, name, "the event time is null in some rows")
     micros = column.cast(pa.timestamp("us", tz=column.type.tz)).cast(pa.int64())
-    return np.asarray(micros.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.asarray(dense_numpy(micros), dtype=np.int64)
+
+
+_NUMPY_TYPES = {
+    "int8": "i1", "int16": "i2", "int32": "i4", "int64": "i8",
+    "uint8": "u1", "uint16": "u2", "uint32": "u4", "uint64": "u8",
+    "float": "<f4", "double": "<f8",
+}  # fmt: skip
+
+
+def dense_numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A fixed-width numeric column without nulls as numpy: a read-only view of its buffer.
+
+    Not ``to_numpy()``, which looks for pandas on the way and so loads it (~50 MiB) in a
+    writer process that never needs it.
+    """
+    if hasattr(column, "combine_chunks"):
+        column = column.combine_chunks()
+    dtype = np.dtype(_NUMPY_TYPES[str(column.type)]).newbyteorder("<")
+    n = len(column)
+    data = column.buffers()[1]
+    if n == 0 or data is None:
+        return np.zeros(n, dtype=dtype)
+    return np.frombuffer(data, dtype=dtype, count=n, offset=column.offset * dtype.itemsize)
+
+
+def arrow_of(values: np.ndarray) -> pa.Array:
+    """An int64 or bool numpy array as an Arrow array over the same memory (bools packed).
+
+    Not ``pa.array(values)``, which looks for pandas on the way and so loads it.
+    """
+    import pyarrow as pa
+
+    if values.dtype == np.bool_:
+        bits = np.packbits(values, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+    data = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])
+
+
+def binary_scalar(value: bytes) -> pa.Scalar:
+    """``value`` as an Arrow binary scalar, built from buffers (``pa.scalar`` loads pandas)."""
+    import pyarrow as pa
+
+    offsets = pa.py_buffer(np.array([0, len(value)], dtype=np.int32))
+    array = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(value)])
+    return array[0]
+
+
+def null_mask(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """``True`` where ``column`` is null, read from its validity bitmap.
+
+    Not ``column.is_null().to_numpy()``: a boolean ``to_numpy`` converts through pandas and so
+    loads it (~50 MiB) in a writer process that never needs it.
+    """
+    chunks = getattr(column, "chunks", None)
+    if chunks is not None:
+        return np.concatenate([null_mask(c) for c in chunks] or [np.zeros(0, dtype=bool)])
+    n = len(column)
+    if column.null_count == 0:
+        return np.zeros(n, dtype=bool)
+    validity = column.buffers()[0]
+    if validity is None:  # the null type: every value is null
+        return np.ones(n, dtype=bool)
+    bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+    return np.asarray(bits[column.offset : column.offset + n] == 0, dtype=bool)
 
 
 def _ragged_indices(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -156,7 +221,6 @@ def encode(layout: FamilyLayout, batch: pa.RecordBatch) -> pa.Array:
     Returns a ``pyarrow.binary()`` array of ``batch.num_rows`` payloads in row order.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     shape = RecordShape.of(layout)
     n = batch.num_rows
@@ -174,7 +238,7 @@ def encode(layout: FamilyLayout, batch: pa.RecordBatch) -> pa.Array:
             raise SchemaError(layout.family, name, "missing from the rows to write") from None
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise SchemaError(layout.family, name, f"cannot be stored as {kind}: {exc}") from None
-        nulls[:, i] = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        nulls[:, i] = null_mask(column)
         if kind is FeatureType.STRING:
             offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)
             offsets = offsets[column.offset : column.offset + n + 1].astype(np.int64)
@@ -185,8 +249,12 @@ def encode(layout: FamilyLayout, batch: pa.RecordBatch) -> pa.Array:
             continue
         if kind is FeatureType.TIMESTAMP:
             column = column.cast(pa.int64())
-        filled = pc.fill_null(column, False if kind is FeatureType.BOOL else 0)
-        records[f"f{i}"] = filled.to_numpy(zero_copy_only=False)
+        if kind is FeatureType.BOOL:
+            column = column.cast(pa.uint8())  # a boolean to_numpy would import pandas
+        values = dense_numpy(column)
+        if column.null_count:  # a null's slot holds whatever was there: store 0
+            values = np.where(nulls[:, i], 0, values)
+        records[f"f{i}"] = values
     records["nulls"] = np.packbits(nulls, axis=1, bitorder="little")
     fixed = records.view(np.uint8).reshape(n, shape.width)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nbfeatures.errors import LiveVersionChanged, OnlineStoreError
-from nbfeatures.online.codec import decode, encode, event_micros
+from nbfeatures.online.codec import arrow_of, binary_scalar, decode, encode, event_micros
 from nbfeatures.online.layout import DEFAULT_PREFIX, FamilyLayout, KeySpace, key_id_text
 
 if TYPE_CHECKING:
@@ -284,7 +284,7 @@ class OnlineStore:
             expire_ms = event_us // 1000 + layout.ttl_seconds * 1000
             alive = expire_ms > int(time.time() * 1000)
             if not alive.all():
-                batch = batch.filter(pa.array(alive))
+                batch = batch.filter(arrow_of(alive))
                 expire_ms = expire_ms[alive]
         n = int(batch.num_rows)
         if n == 0:
@@ -292,22 +292,26 @@ class OnlineStore:
         values = encode(layout, batch)
         if key_id is None:
             key_id = self.key_id(layout.family, layout.version, create=True, fresh=True)
-        tag = self.keys.value_tag(key_id or "")
-        entity_text = batch.column(layout.entity_key).cast(pa.string())
-        keys = pc.binary_join_element_wise(tag, entity_text, "").cast(pa.binary())
+        # Literals as Arrow scalars built from buffers: a Python str or bytes handed to a
+        # compute function goes through ``pa.scalar``, which loads pandas into the writer.
+        piece = binary_scalar
+        tag = piece(self.keys.value_tag(key_id or "").encode())
+        entity_text = batch.column(layout.entity_key).cast(pa.string()).cast(pa.binary())
+        keys = pc.binary_join_element_wise(tag, entity_text, piece(b""))
+        dollar, crlf = piece(b"$"), piece(b"\r\n")
 
         def bulk(array: pa.Array) -> list[Any]:
             """RESP bulk-string pieces: ``$<length>\\r\\n<bytes>\\r\\n``."""
             length = pc.binary_length(array).cast(pa.string()).cast(pa.binary())
-            return [b"$", length, b"\r\n", array, b"\r\n"]
+            return [dollar, length, crlf, array, crlf]
 
         if expire_ms is None:
-            parts = [b"*3\r\n$3\r\nSET\r\n", *bulk(keys), *bulk(values)]
+            parts = [piece(b"*3\r\n$3\r\nSET\r\n"), *bulk(keys), *bulk(values)]
         else:
-            expiry = pa.array(expire_ms).cast(pa.string()).cast(pa.binary())
-            parts = [b"*5\r\n$3\r\nSET\r\n", *bulk(keys), *bulk(values), b"$4\r\nPXAT\r\n"]
-            parts += bulk(expiry)
-        commands = pc.binary_join_element_wise(*parts, b"")
+            expiry = arrow_of(expire_ms).cast(pa.string()).cast(pa.binary())
+            parts = [piece(b"*5\r\n$3\r\nSET\r\n"), *bulk(keys), *bulk(values)]
+            parts += [piece(b"$4\r\nPXAT\r\n"), *bulk(expiry)]
+        commands = pc.binary_join_element_wise(*parts, piece(b""))
         offsets = np.frombuffer(commands.buffers()[1], dtype=np.int32)
         start, end = int(offsets[commands.offset]), int(offsets[commands.offset + n])
         payload = memoryview(commands.buffers()[2])[start:end]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+import textwrap
 
 import pyarrow as pa
 
-from nbfeatures.online.codec import decode, encode
+from nbfeatures.online.codec import decode, encode, null_mask
 from nbfeatures.online.layout import FamilyLayout
 
 LAYOUT = FamilyLayout(
@@ -42,3 +45,53 @@ def test_decoding_a_subset_skips_columns_and_keeps_later_strings_aligned() -> No
     assert subset.columns["c"].to_pylist() == ["c1", None, "c22", None]
     assert subset.columns["d"].to_pylist() == everything.columns["d"].to_pylist()
     assert subset.columns["d"].to_pylist() == [1, None, None, 3]
+
+
+def test_null_mask_reads_the_validity_bitmap_of_slices_chunks_and_the_null_type() -> None:
+    values = pa.array([1.0, None, 3.0, None, 5.0, 6.0, None, 8.0, 9.0, None])
+    assert null_mask(values).tolist() == [v is None for v in values.to_pylist()]
+    part = values.slice(3, 5)  # an offset that is not a multiple of 8
+    assert null_mask(part).tolist() == [True, False, False, True, False]
+    assert null_mask(pa.array([1, 2])).tolist() == [False, False]
+    assert null_mask(pa.nulls(3)).tolist() == [True, True, True]
+    chunked = pa.chunked_array([values.slice(0, 2), values.slice(6, 3)])
+    assert null_mask(chunked).tolist() == [False, True, True, False, False]
+    assert null_mask(pa.chunked_array([], pa.float64())).tolist() == []
+
+
+def test_encoding_booleans_and_nulls_does_not_load_pandas(tmp_path) -> None:
+    # A writer process should not pay for pandas (~50 MiB) to encode what it read. The batch
+    # is handed over as an Arrow file: building arrays from Python objects loads pandas itself.
+    when = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    batch = pa.record_batch(
+        {
+            "k": [1, 2, 3],
+            "ts": pa.array([when] * 3, pa.timestamp("us", tz="UTC")),
+            "on": [True, None, False],
+            "x": [None, 2.0, 3.0],
+        }
+    )
+    path = tmp_path / "batch.arrow"
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import pyarrow as pa
+        from nbfeatures.online.codec import decode, encode
+        from nbfeatures.online.layout import FamilyLayout
+        layout = FamilyLayout(family="f", version=1, hash="h", entity_key="k", timestamp="ts",
+                              features=(("on", "bool"), ("x", "float64")), ttl_seconds=None)
+        batch = pa.ipc.open_file(pa.memory_map({str(path)!r})).get_batch(0)
+        encoded = encode(layout, batch)
+        assert "pandas" not in sys.modules, "encode imported pandas"
+        payloads = [bytes(v) for v in encoded.to_pylist()]
+        columns = decode(layout, payloads).columns
+        print(columns["on"].to_pylist(), columns["x"].to_pylist())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[True,", "None,", "False]", "[None,", "2.0,", "3.0]"]
