@@ -164,7 +164,8 @@ def _byte_hashes(keys: pa.Array) -> np.ndarray:
         keys = keys.cast(pa.string())
     keys = keys.cast(pa.large_binary())
     _, offsets_buffer, data_buffer = keys.buffers()
-    assert offsets_buffer is not None
+    if offsets_buffer is None:  # an empty array may come without one
+        return np.zeros(len(keys), dtype=np.uint64)
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[keys.offset :][: len(keys) + 1]
     first = int(offsets[0])
     starts = offsets[:-1] - first
