@@ -33,7 +33,7 @@ def _median(runs: list[dict[str, Any]], part: str, key: str) -> float | None:
 
 def main() -> None:
     data = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else RESULTS).read_text())
-    runs = [r for r in data["runs"] if "latency" in r]
+    runs = [r for r in data["runs"] if "latency" in r and not r["system"].startswith("serial_")]
     cases = sorted({r["case"] for r in runs if "f" in r["case"]},
                    key=lambda c: (int(c.split("e")[0]), c))  # fmt: skip
     print("| case | system | p50 ms | p99 ms | req/s @32 | entity rows/s | "
@@ -73,6 +73,71 @@ def main() -> None:
                   f"{_median(mine, 'throughput', 'entity_rows_per_s'):,.0f} |")  # fmt: skip
     loads = [r["load_before"][0] for r in runs if "load_before" in r]
     print(f"\nload average (1 min) during the run: {min(loads):.1f} to {max(loads):.1f}")
+    serial_table(data["runs"])
+    goals_table(runs)
+
+
+def serial_table(runs: list[dict[str, Any]]) -> None:
+    """Serial latency of nbfeatures and the aio echo server measured in alternating pairs."""
+    pairs = [r for r in runs if r["system"].startswith("serial_")]
+    if not pairs:
+        return
+    print("\n| serial, 1 entity x 10 features, alternating | runs | p50 ms (median) | "
+          "p99 ms (median) | p99 ms per run |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for system, label in (("serial_nbfeatures", "nbfeatures, 1 process"),
+                          ("serial_grpc_echo_aio", "limit: grpcio echo (aio)")):  # fmt: skip
+        mine = [r for r in pairs if r["system"] == system]
+        if mine:
+            each = ", ".join(f"{r['latency']['p99_ms']:.2f}" for r in mine)
+            print(f"| {label} | {len(mine)} | {_median(mine, 'latency', 'p50_ms'):.2f} | "
+                  f"{_median(mine, 'latency', 'p99_ms'):.2f} | {each} |")  # fmt: skip
+
+
+def _per_round(runs: list[dict[str, Any]], case: str, ours: str,
+               others: tuple[str, ...]) -> list[tuple[float, str, float]]:  # fmt: skip
+    """Per round: our req/s over the best of ``others`` (ratio, best system, its req/s)."""
+    out = []
+    for rnd in sorted({r["round"] for r in runs}):
+
+        def rps(system: str, rnd: int = rnd) -> float | None:
+            for r in runs:
+                if (r["round"], r["case"], r["system"]) == (rnd, case, system) \
+                        and "throughput" in r:  # fmt: skip
+                    return float(r["throughput"]["requests_per_s"])
+            return None
+
+        mine = rps(ours)
+        best = max(((v, o) for o in others if (v := rps(o)) is not None), default=None)
+        if mine is not None and best is not None:
+            out.append((mine / best[0], best[1], best[0]))
+    return out
+
+
+def goals_table(runs: list[dict[str, Any]]) -> None:
+    """The issue's goals, per round."""
+    feast = ("feast_listen", "feast_serve", "feast_serve_2w")
+    echo = ("grpc_echo", "grpc_echo_aio")
+    print("\n| goal | per round | met in |")
+    print("|---|---|---|")
+    serial = [r for r in runs if r["system"] == "nbfeatures" and r["case"] == "1e_10f"]
+    p99s = [r["latency"]["p99_ms"] for r in serial]
+    met = sum(p <= 1.0 for p in p99s)
+    print(f"| p99 <= 1 ms, 1 entity x 10 features, serial | p99 "
+          f"{', '.join(f'{p:.2f}' for p in p99s)} ms | {met} of {len(p99s)} rounds |")  # fmt: skip
+    for label, case, others, goal in (
+        ("3x Feast's best, 1 entity", "1e_10f", feast, 3.0),
+        ("5x Feast's best, 100 entities", "100e_10f", feast, 5.0),
+        ("half the faster echo server, 1 entity", "1e_10f", echo, 0.5),
+        ("half the faster echo server, 100 entities", "100e_10f", echo, 0.5),
+    ):
+        for ours, procs in (("nbfeatures", "1 process"), ("nbfeatures_2p", "2 processes")):
+            rounds = _per_round(runs, case, ours, others)
+            if not rounds:
+                continue
+            cells = ", ".join(f"{x:.2f}x ({who} {v:,.0f} req/s)" for x, who, v in rounds)
+            met = sum(x >= goal for x, _, _ in rounds)
+            print(f"| >= {label} ({procs}) | {cells} | {met} of {len(rounds)} rounds |")
 
 
 if __name__ == "__main__":
