@@ -71,6 +71,8 @@ _TABLE_GROUP_ROWS = 1 << 20
 # Groups are decoded and pruned in batches of this many rows: the temporary arrays stay in
 # cache and their memory is reused, where whole groups would fault in fresh pages each time.
 _BATCH_ROWS = 1 << 16
+# When Arrow's threads decode a group's columns, batches this large pay for their dispatch.
+_PARALLEL_BATCH_ROWS = 1 << 20
 _T = TypeVar("_T")
 
 
@@ -99,9 +101,12 @@ class RowSource(Protocol):
         """Rows of each group, in row order."""
         ...
 
-    def group_reader(self) -> Callable[[int, Sequence[str]], Iterator[Any]]:
+    def group_reader(
+        self, parallel_columns: bool = False
+    ) -> Callable[[int, Sequence[str]], Iterator[Any]]:
         """A function giving these columns of one group as ``pyarrow.RecordBatch``es, in
-        row order; threads may call it at once."""
+        row order; threads may call it at once. With ``parallel_columns``, a group's
+        columns may be decoded on Arrow's threads (when groups are fewer than threads)."""
         ...
 
 
@@ -122,7 +127,9 @@ class TableRows:
         n, size = self.table.num_rows, self.group_rows
         return tuple(min(size, n - start) for start in range(0, n, size))
 
-    def group_reader(self) -> Callable[[int, Sequence[str]], Iterator[Any]]:
+    def group_reader(
+        self, parallel_columns: bool = False
+    ) -> Callable[[int, Sequence[str]], Iterator[Any]]:
         def read(index: int, columns: Sequence[str]) -> Iterator[Any]:
             sliced = self.table.slice(index * self.group_rows, self.group_rows)
             return iter(sliced.select(list(columns)).to_batches(self.batch_rows))
@@ -174,9 +181,12 @@ class ParquetRows:
             return pq.ParquetFile(path, memory_map=True)
         return pq.ParquetFile(filesystem.open_input_file(path))
 
-    def group_reader(self) -> Callable[[int, Sequence[str]], Iterator[Any]]:
-        # Each thread opens a file once (a remote open reads its footer) and decodes alone:
-        # the groups are the parallelism, as Arrow's own column threads would compete.
+    def group_reader(
+        self, parallel_columns: bool = False
+    ) -> Callable[[int, Sequence[str]], Iterator[Any]]:
+        # Each thread opens a file once (a remote open reads its footer) and, when there
+        # are groups enough for every thread, decodes alone: Arrow's column threads would
+        # compete with the other groups' threads.
         local = threading.local()
 
         def read(index: int, columns: Sequence[str]) -> Iterator[Any]:
@@ -185,7 +195,10 @@ class ParquetRows:
             if file not in opened:
                 opened[file] = self._open(file)
             return opened[file].iter_batches(  # type: ignore[no-any-return]
-                self.batch_rows, row_groups=[group], columns=list(columns), use_threads=False
+                max(self.batch_rows, _PARALLEL_BATCH_ROWS) if parallel_columns else self.batch_rows,
+                row_groups=[group],
+                columns=list(columns),
+                use_threads=parallel_columns,
             )
 
         return read
@@ -206,7 +219,7 @@ def take_rows(source: RowSource, rows: Ints, columns: Sequence[str], threads: in
     starts = np.concatenate([[0], np.cumsum(source.counts, dtype=np.int64)])
     bounds = np.searchsorted(ascending, starts)
     busy = [i for i in range(len(source.counts)) if bounds[i + 1] > bounds[i]]
-    read = source.group_reader()
+    read = source.group_reader(parallel_columns=threads > len(busy))
 
     def pieces(index: int) -> Iterator[tuple[Any, Ints, Ints]]:
         low, high = bounds[index], bounds[index + 1]
@@ -710,7 +723,7 @@ def _match(
     window = queries.window(coder.width, ttl_us)
     parts = max(1, min(threads, coder.width))
     edges = np.linspace(0, coder.width, parts + 1).astype(np.int64)
-    read = source.group_reader()
+    read = source.group_reader(parallel_columns=threads > len(source.counts))
     columns = (family.join_key, family.timestamp)
     offsets = np.concatenate([[0], np.cumsum(source.counts, dtype=np.int64)])
 

@@ -166,7 +166,7 @@ def test_every_split_gives_the_rule_s_answer(tmp_path: Path, ttl: dt.timedelta |
     }
     answers = {}
     for name, source in sources.items():
-        for threads in (1, 2, 3, 8):
+        for threads in (1, 2, 3, 8, 64):  # 64: more threads than groups
             answers[name, threads] = joined = join(spine, source, threads, ttl)
             check(joined, expected)
             assert joined["n"].to_pylist() == list(range(300))  # spine order kept
