@@ -30,10 +30,11 @@ lower bounds). For every run:
   the workers (``pyspark.daemon``/``worker``, summed). For Feast the tree is the one
   ``feast`` process, which also does the writing (its writer RSS is reported as the tree).
 - ``redis_bytes_per_entity``: (``used_memory`` after - before) / entities, read once Redis
-  has settled (``settled_used_memory``: no change for 8 s, read every 0.5 s, at most 45 s):
-  a dictionary that grew during the write keeps its old bucket array until Redis finishes
-  rehashing it in the background, seconds after the writer exits (seen: 1-5 s), and reading
-  before that counts the old array as data (2 MiB, ~7 B/entity at 300k, for either system).
+  has settled (``settled_used_memory``: no dictionary rehashing, per ``DEBUG HTSTATS``, then
+  no change for 8 s; at most 120 s): a dictionary that grew during the write keeps its old
+  bucket array until Redis finishes rehashing it in the background, seconds after the
+  writer exits (the keys' dictionary first, then the expiry times'), and reading before
+  that counts the old array as data (2 MiB, ~7 B/entity at 300k, for either system).
   The reading right at exit is kept as ``redis_bytes_per_entity_at_exit``. Also
   ``key_memory_usage``, the median ``MEMORY USAGE`` of 200 random keys (the key's own
   allocations, without the dictionary's bucket array), and ``expires``, keys with an expiry.
@@ -92,7 +93,8 @@ def free_port() -> int:
 def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
+         "--appendonly", "no", "--dir", str(workdir),
+         "--enable-debug-command", "local"],  # DEBUG HTSTATS: is a dictionary rehashing?
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     client = redis.Redis(port=port)
@@ -183,12 +185,28 @@ def key_memory(client: redis.Redis[bytes]) -> dict[str, Any]:
     return {"key_memory_usage": statistics.median(sizes) if sizes else 0, "expires": expires}
 
 
+def rehashing(client: redis.Redis[bytes]) -> bool:
+    """Whether a dictionary of database 0 (keys or expiry times) is still being rehashed."""
+    stats = client.execute_command("DEBUG", "HTSTATS", "0")
+    text = stats.decode() if isinstance(stats, bytes) else str(stats)
+    return "rehashing target" in text
+
+
 def settled_used_memory(
-    client: redis.Redis[bytes], quiet_s: float = 8.0, limit_s: float = 45.0
+    client: redis.Redis[bytes], quiet_s: float = 8.0, limit_s: float = 120.0
 ) -> int:
-    """``used_memory`` once it has not changed for ``quiet_s`` (read every 0.5 s)."""
+    """``used_memory`` once no dictionary is rehashing and it has not changed for ``quiet_s``.
+
+    A dictionary that grew during the write holds its old bucket array until Redis has moved
+    every entry, in 1 ms steps of its 10 Hz timer, keys first, then expiry times: on a busy
+    machine each takes several seconds with ``used_memory`` unchanged meanwhile, so a quiet
+    period alone can end before the second one finishes (seen: 226 then 219 B/entity).
+    """
+    started = time.monotonic()
+    while rehashing(client) and time.monotonic() - started < limit_s:
+        time.sleep(0.5)
     last = int(client.info("memory")["used_memory"])
-    started = changed = time.monotonic()
+    changed = time.monotonic()
     while time.monotonic() - changed < quiet_s and time.monotonic() - started < limit_s:
         time.sleep(0.5)
         now = int(client.info("memory")["used_memory"])
