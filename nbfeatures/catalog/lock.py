@@ -4,8 +4,9 @@ Registering is "look for the hash, then create a version": two callers doing tha
 would both miss and both create. The lock is a registered model named
 ``{prefix}{family}.lock`` (a name no family can take, since family names have no dots).
 Creating a registered model succeeds for exactly one caller on every MLflow backend (the name
-is the store's primary key); the others get ``RESOURCE_ALREADY_EXISTS`` and retry with
-jittered exponential backoff.
+is the store's primary key); the others get ``RESOURCE_ALREADY_EXISTS`` (or, when the holder
+released it at that moment, ``RESOURCE_DOES_NOT_EXIST``) and retry with jittered exponential
+backoff.
 
 A holder that crashed leaves its lock behind, so a lock is *stale*, and broken, when it is
 older than ``stale_after`` seconds by its creation time, or when a waiter has seen the same
@@ -33,6 +34,7 @@ from nbfeatures.errors import RegistrationConflict
 TAG_HOLDER = "nbfeatures.lock.holder"
 TAG_KIND = "nbfeatures.kind"
 LOCK_SUFFIX = ".lock"
+_CONTENDED = ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST")
 
 
 class FamilyLock:
@@ -79,7 +81,10 @@ class FamilyLock:
                 )
                 return token
             except Exception as exc:
-                if error_code(exc) != "RESOURCE_ALREADY_EXISTS":
+                # A lost race may also say RESOURCE_DOES_NOT_EXIST: MLflow's SQL store answers
+                # a duplicate name by reading the existing model to word its error, and the
+                # holder may release (delete) it in between. Either way: someone held it.
+                if error_code(exc) not in _CONTENDED:
                     raise
             holder = self._holder(name)
             if holder is not None:
