@@ -209,7 +209,7 @@ def _use_arrow(
     """Whether a pandas spine is joined in this process (see ``training_set``'s ``engine``)."""
     if engine != "auto":
         return engine == "arrow"
-    from nbfeatures.engine.local_pit import offline_rows
+    from nbfeatures.engine.arrow_rows import offline_rows
     from nbfeatures.engine.spark_api import is_connect
 
     if spark is not None:
@@ -238,7 +238,8 @@ def _arrow_families(
     high: dt.datetime | None,
 ) -> list[Any]:
     """Each family's stored rows for ``[low - ttl, high]``, read with pyarrow."""
-    from nbfeatures.engine.local_pit import ArrowFeatures, read_offline_table
+    from nbfeatures.engine.arrow_rows import read_offline_table
+    from nbfeatures.engine.local_pit import ArrowFeatures
     from nbfeatures.engine.offline import check_offline
 
     families = []

@@ -120,12 +120,8 @@ def arrow_join(size: Size) -> tuple[float, Any]:
     import pandas as pd
     import pyarrow as pa
 
-    from nbfeatures.engine.local_pit import (
-        ArrowFeatures,
-        ParquetRows,
-        point_in_time_join_arrow,
-        to_pandas,
-    )
+    from nbfeatures.engine.arrow_rows import ParquetRows
+    from nbfeatures.engine.local_pit import ArrowFeatures, point_in_time_join_arrow, to_pandas
     from nbfeatures.training import _normalize_pandas
 
     features_path, spine_path = paths(size)

@@ -407,14 +407,27 @@ def _count_entities(spark: SparkSession, path: str, key: str) -> int:
     """Distinct entities over everything stored (only the key column is read)."""
     if is_gcs(path):
         pc = require("pyarrow.compute", "spark")
-        table = _arrow_dataset(path).to_table(columns=[key])
+        table = arrow_dataset(path).to_table(columns=[key])
         return int(pc.count_distinct(table[key]).as_py())
     F = functions(spark)
     row = spark.read.parquet(path).agg(F.countDistinct(key).alias("n")).collect()[0]
     return int(row["n"])
 
 
-def _arrow_dataset(path: str) -> Any:
+def date_filter(start: dt.datetime | None, end: dt.datetime | None) -> Any:
+    """A ``pyarrow.dataset`` filter keeping the event-date partitions of ``[start, end]``."""
+    ds = require("pyarrow.dataset", "spark")
+    condition = None
+    if start is not None:
+        condition = ds.field(PARTITION_COLUMN) >= start.date().isoformat()
+    if end is not None:
+        upper = ds.field(PARTITION_COLUMN) <= end.date().isoformat()
+        condition = upper if condition is None else condition & upper
+    return condition
+
+
+def arrow_dataset(path: str) -> Any:
+    """A version's offline set at ``path`` as a ``pyarrow.dataset`` (local or ``gs://``)."""
     ds = require("pyarrow.dataset", "spark")
     fs, root = arrow_filesystem(path)
     return ds.dataset(
@@ -472,12 +485,5 @@ def read_offline(
 def _read_arrow(
     path: str, timestamp: str, start: dt.datetime | None, end: dt.datetime | None
 ) -> Any:
-    ds = require("pyarrow.dataset", "spark")
-    condition = None
-    if start is not None:
-        condition = ds.field(PARTITION_COLUMN) >= start.date().isoformat()
-    if end is not None:
-        upper = ds.field(PARTITION_COLUMN) <= end.date().isoformat()
-        condition = upper if condition is None else condition & upper
-    table = _arrow_dataset(path).to_table(filter=condition)
+    table = arrow_dataset(path).to_table(filter=date_filter(start, end))
     return table.drop_columns([PARTITION_COLUMN])

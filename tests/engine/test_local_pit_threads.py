@@ -20,13 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nbfeatures.engine.local_pit import (
-    ArrowFeatures,
-    ParquetRows,
-    TableRows,
-    _sort_with_index,
-    point_in_time_join_arrow,
-)
+from nbfeatures.engine.arrow_rows import ParquetRows, TableRows, sort_with_index
+from nbfeatures.engine.local_pit import ArrowFeatures, point_in_time_join_arrow
 
 T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 US = pa.timestamp("us", tz="UTC")
@@ -253,7 +248,7 @@ def test_sort_with_index_is_a_stable_argsort_on_both_paths() -> None:
     large[7] = 1 << 40  # too wide to share an int64 with its index
     negative = small - 25
     for values in (small, large, negative):
-        ascending, index = _sort_with_index(values)
+        ascending, index = sort_with_index(values)
         stable = np.argsort(values, kind="stable")
         assert np.array_equal(index, stable)
         assert np.array_equal(ascending, values[stable])
