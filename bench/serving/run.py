@@ -629,7 +629,8 @@ def main() -> None:
         redis_proc.terminate()
         redis_proc.wait(timeout=30)
     save(opts, bench, started_at, load_start)
-    print(f"results in {opts.out}")
+    out = Path(opts.out).resolve()
+    print(f"results in {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
 
 
 if __name__ == "__main__":
