@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.serving.load import percentiles
+
 H2LOAD = "h2load"
 GRPC_HEADERS = ("-H", "content-type: application/grpc", "-H", "te: trailers")
 HTTP_HEADERS = ("-H", "content-type: application/json")
@@ -153,18 +155,9 @@ def latency(target: Target, seconds: float) -> dict[str, Any]:
         result = _run(target, ["-c", "1", "-m", "1", "-D", _duration(seconds), f"--log-file={log}"],
                       timeout=seconds + 60)  # fmt: skip
         check(target, result)
-        micros = sorted(int(line.split("\t")[2]) for line in log.read_text().splitlines())
-    n = len(micros)
-
-    def at(q: float) -> float:
-        return micros[min(n - 1, int(q * n))] / 1000
-
+        nanos = [int(line.split("\t")[2]) * 1000 for line in log.read_text().splitlines()]
     return {
-        "n": n,
-        "p50_ms": at(0.50),
-        "p99_ms": at(0.99),
-        "mean_ms": sum(micros) / n / 1000,
-        "max_ms": micros[-1] / 1000,
+        **percentiles(nanos),
         "requests_per_s": result["requests_per_s"],
         "data_bytes_per_request": result["data_bytes_per_request"],
     }
