@@ -8,6 +8,7 @@ newest row (on equal event times the later row in file order wins).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Iterator
@@ -207,15 +208,7 @@ def test_null_keys_and_times_are_skipped_in_slices(
     assert totals(stores["sliced"], LAYOUT, keys) == [expected[u] for u in keys]
 
 
-STRING_LAYOUT = FamilyLayout(
-    family="txn_by_name",
-    version=1,
-    hash="h3",
-    entity_key="user_id",
-    timestamp="ts",
-    features=LAYOUT.features,
-    ttl_seconds=24 * 3600,
-)
+STRING_LAYOUT = dataclasses.replace(LAYOUT, family="txn_by_name", hash="h3")
 
 
 @pytest.mark.parametrize("key_type", ["string", "large_string", "binary"])
