@@ -38,7 +38,8 @@ def load(redis_url: str, path: Path = PARQUET) -> int:
 
     store = OnlineStore.from_url(redis_url)
     family = layout()
-    store.write_layout(family)
+    # Sized for the file's entities (one row each), as materialization sizes a packed version.
+    store.write_layout(family, entities=pq.ParquetFile(path).metadata.num_rows)
     rows = 0
     for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
         store.write_rows(family, batch)
@@ -49,7 +50,11 @@ def load(redis_url: str, path: Path = PARQUET) -> int:
 
 
 def value_keys(redis_url: str, ids: Sequence[int]) -> list[str]:
-    """The Redis keys holding ``ids``' values (for redis-benchmark's MGET)."""
+    """The Redis keys holding ``ids``' values (for redis-benchmark's MGET).
+
+    The family is packed, so these are the entities' buckets: Redis hashes, which ``MGET``
+    answers as nil. The limit is then that of ``MGET`` of as many keys, not of our reads.
+    """
     from nbfeatures.online import OnlineStore
 
     store = OnlineStore.from_url(redis_url)

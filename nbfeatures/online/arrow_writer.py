@@ -35,7 +35,7 @@ values and keys are byte for byte those of the Spark path.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from nbfeatures.online.layout import FamilyLayout
-    from nbfeatures.online.store import OnlineStore
+    from nbfeatures.online.store import OnlineStore, WriteTarget
 
 __all__ = ["ArrowWriteResult", "parquet_files", "write_parquet"]
 
@@ -402,7 +402,7 @@ def write_parquet(
     uri: str,
     layout: FamilyLayout,
     store: OnlineStore,
-    key_id: str,
+    prepare: Callable[[int], WriteTarget],
     *,
     as_of: dt.datetime | None = None,
     since: dt.datetime | None = None,
@@ -412,13 +412,17 @@ def write_parquet(
 ) -> ArrowWriteResult:
     """Write each entity's newest row of the Parquet at ``uri`` into ``layout``'s keyspace.
 
-    ``writers``: threads writing batches, each on its own Redis connection. ``slice_rows``:
-    about how many source rows pass one sorts at a time (see ``pick_latest``).
+    ``prepare`` is called with the number of entities picked, after pass one and before any
+    value is written, and returns where they go (``OnlineStore.write_layout`` sizes a packed
+    version's buckets with that number). ``writers``: threads writing batches, each on its
+    own Redis connection. ``slice_rows``: about how many source rows pass one sorts at a time
+    (see ``pick_latest``).
     """
     if slice_rows <= 0:
         raise ValueError("slice_rows must be positive")
     fs, files = parquet_files(uri, since, as_of)
     if not files:
+        prepare(0)
         return ArrowWriteResult(0, 0, 0, None)
     columns = [layout.entity_key, layout.timestamp, *layout.feature_names]
     total_rows = _source_rows(fs, files, columns, layout)
@@ -432,8 +436,9 @@ def write_parquet(
         slice_rows=slice_rows,
         scan_rows=max(batch_rows, _SCAN_ROWS),
     )
+    target = prepare(picks.entities)
     written = _write_batches(
-        store, layout, key_id, _picked(fs, files, columns, batch_rows, picks.mask), writers
+        store, layout, target, _picked(fs, files, columns, batch_rows, picks.mask), writers
     )
     return ArrowWriteResult(written, picks.entities, picks.source_rows, picks.latest_us)
 
@@ -469,7 +474,7 @@ def _picked(
 def _write_batches(
     store: OnlineStore,
     layout: FamilyLayout,
-    key_id: str,
+    target: WriteTarget,
     batches: Iterator[pa.RecordBatch],
     writers: int,
 ) -> int:
@@ -484,7 +489,7 @@ def _write_batches(
     import threading
 
     if writers <= 1:
-        with store.pipelined_writer(layout, key_id) as writer:
+        with store.pipelined_writer(layout, target) as writer:
             for batch in batches:
                 writer.write(batch)
         return writer.written
@@ -495,7 +500,7 @@ def _write_batches(
 
     def run() -> None:
         try:
-            with store.pipelined_writer(layout, key_id) as writer:
+            with store.pipelined_writer(layout, target) as writer:
                 while (batch := work.get()) is not None:
                     if not failed.is_set():
                         writer.write(batch)

@@ -8,9 +8,16 @@ Key layout (``prefix`` defaults to ``nbf:``; a ``{...}`` part is a Redis Cluster
                                  as text. The hash tag puts all keys of one family version in
                                  one cluster slot, so reading a family for many entities is a
                                  single ``MGET`` on one node.
+    nbf:{ID}<bucket>             instead, for a packed version: a Redis hash holding the values
+                                 of several entities (``nbfeatures.online.packing``), read with
+                                 one ``HMGET`` per entity in one pipeline on that node.
     nbf:kid:{family}:vN          the version's key id: a base-36 number drawn once from
                                  ``nbf:kid:next`` and never reused or removed
     nbf:kid:next                 the key id counter
+    nbf:pack:{family}:vN         how the version's values are packed: ``keyed`` (one key per
+                                 entity, as above) or the JSON of a
+                                 ``nbfeatures.online.packing.Packing`` (entities grouped into
+                                 Redis hashes ``nbf:{ID}<bucket>``; that module says why)
     nbf:layout:{family}:vN       this ``FamilyLayout`` as JSON: the server decodes values with it
                                  and needs no catalog
     nbf:wm:{family}:vN           the incremental-materialization watermark (ISO-8601, UTC)
@@ -149,6 +156,10 @@ class KeySpace:
     def key_id(self, family: str, version: int) -> str:
         """Where a version's key id is recorded."""
         return f"{self.prefix}kid:{{{family}}}:v{version}"
+
+    def packing(self, family: str, version: int) -> str:
+        """Where a version's packing is recorded (written before its layout, never changed)."""
+        return f"{self.prefix}pack:{{{family}}}:v{version}"
 
     def key_id_counter(self) -> str:
         return f"{self.prefix}kid:next"

@@ -17,7 +17,7 @@ batch size, never by the table. Per-partition counts come back to the driver as 
 each, summed there (no extra Spark stage).
 
 Profiled on 300k entities x 10 float64 features on local[2]: the writers are bound by Redis
-itself (about 70% of a writer's time is spent waiting for ``+OK`` replies; encoding is ~5%),
+itself (about 70% of a writer's time is spent waiting for Redis's replies; encoding is ~5%),
 and a fresh process spends most of a run starting the JVM and running its first job.
 """
 
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from nbfeatures.config import Settings
 from nbfeatures.errors import ConfigError, SchemaError
 from nbfeatures.online.layout import DEFAULT_PREFIX, FamilyLayout
-from nbfeatures.online.store import OnlineStore
+from nbfeatures.online.store import OnlineStore, WriteTarget
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -90,7 +90,7 @@ def _worker_store(url: str, prefix: str) -> OnlineStore:
 
 
 def _writer(
-    url: str, prefix: str, layout_json: str, key_id: str
+    url: str, prefix: str, layout_json: str, target: WriteTarget
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The function each executor runs over its partition's Arrow batches."""
 
@@ -109,7 +109,7 @@ def _writer(
             entities += batch.num_rows
             newest = pc.max(batch.column(layout.timestamp)).as_py()
             latest = newest if latest is None or newest > latest else latest
-            written += store.write_rows(layout, batch.drop_columns([_COUNT]), key_id=key_id)
+            written += store.write_rows(layout, batch.drop_columns([_COUNT]), target=target)
         yield pa.RecordBatch.from_pydict(
             {
                 "written": [written],
@@ -236,9 +236,6 @@ def materialize(
         prefix = given.prefix if isinstance(given, OnlineStore) else DEFAULT_PREFIX
     store = OnlineStore.from_url(url, prefix)
     try:
-        store.write_layout(layout)
-        # Resolved once here and shipped to the writers, so they never look it up themselves.
-        key_id = store.key_id(layout.family, layout.version) or ""
         previous = store.watermark(layout.family, layout.version)
         if incremental and since is None:
             since = previous
@@ -246,8 +243,13 @@ def materialize(
             from nbfeatures.online.arrow_writer import write_parquet
 
             assert isinstance(source, str)
+
+            def prepare(entities: int) -> WriteTarget:
+                # After pass one, so a packed version's buckets are sized for its entities.
+                return store.write_layout(layout, entities or None)
+
             done = write_parquet(
-                source, layout, store, key_id, as_of=as_of, since=since, batch_rows=batch_rows
+                source, layout, store, prepare, as_of=as_of, since=since, batch_rows=batch_rows
             )
             written, entities, source_rows = done.written, done.entities, done.source_rows
             latest = (
@@ -258,8 +260,9 @@ def materialize(
             )
         else:
             frame = source if not isinstance(source, str) else _read_parquet(source, spark)
+            target = store.write_layout(layout, _entity_estimate(store, layout, frame))
             written, entities, source_rows, latest = _spark_write(
-                frame, layout, url, prefix, key_id, as_of, since, batch_rows
+                frame, layout, url, prefix, target, as_of, since, batch_rows
             )
         watermark = previous
         if latest is not None and (previous is None or latest > previous):
@@ -275,6 +278,24 @@ def materialize(
         source_rows=source_rows,
         engine=chosen,
     )
+
+
+def _entity_estimate(store: OnlineStore, layout: FamilyLayout, frame: DataFrame) -> int | None:
+    """About how many entities ``frame`` holds, when the version's packing needs it.
+
+    Only for a version not materialized before whose records can be packed: one
+    ``approx_count_distinct`` job (within a few percent, which is all bucket sizing needs).
+    """
+    from pyspark.sql import functions as F
+
+    from nbfeatures.definitions import FeatureType
+
+    if FeatureType.STRING in layout.feature_types:
+        return None
+    if store.client.exists(store.keys.packing(layout.family, layout.version)):
+        return None
+    row = frame.agg(F.approx_count_distinct(layout.entity_key).alias("n")).first()
+    return int(row["n"]) if row is not None and row["n"] else None
 
 
 def _master_of(spark: Any) -> str | None:
@@ -300,7 +321,7 @@ def _spark_write(
     layout: FamilyLayout,
     url: str,
     prefix: str,
-    key_id: str,
+    target: WriteTarget,
     as_of: dt.datetime | None,
     since: dt.datetime | None,
     batch_rows: int,
@@ -311,7 +332,7 @@ def _spark_write(
     before = spark.conf.get(_BATCH_CONF, None)
     spark.conf.set(_BATCH_CONF, str(batch_rows))
     try:
-        writer = _writer(url, prefix, layout.to_json(), key_id)
+        writer = _writer(url, prefix, layout.to_json(), target)
         # One row of counts per partition: summed here, which spares a Spark stage.
         parts = scoped.mapInArrow(writer, _STATS_SCHEMA).collect()
     finally:

@@ -1,10 +1,13 @@
 """The Redis online store: write a family version's rows, read them back, flip the live pointer.
 
 Keys are laid out as ``nbfeatures.online.layout`` describes, values as ``nbfeatures.online.codec``
-describes. Writes build the whole pipeline of ``SET key value PXAT expiry`` commands for a batch
-with Arrow string kernels (the wire bytes of a batch are one Arrow buffer) and send it on one
-connection; reads are one ``MGET`` decoded column-wise. Both work unchanged on Redis Cluster
-because a family version's keys share one hash slot, so each batch goes to a single node.
+describes. A version whose records have a fixed width is packed several entities to a Redis
+hash (``nbfeatures.online.packing``): its writes are one script call per bucket of a batch,
+its reads one ``HMGET`` per entity in one pipeline. Other versions keep one key per entity:
+writes are ``SET key value PXAT expiry``, reads one ``MGET``. Either way a batch's wire bytes
+are built with Arrow string kernels and sent on one connection, and values are decoded
+column-wise. Both work unchanged on Redis Cluster because a family version's keys share one
+hash slot, so each batch goes to a single node.
 """
 
 from __future__ import annotations
@@ -17,9 +20,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nbfeatures.definitions import FeatureType
 from nbfeatures.errors import LiveVersionChanged, OnlineStoreError
-from nbfeatures.online.codec import arrow_of, binary_scalar, decode, encode, event_micros
+from nbfeatures.online.codec import (
+    RecordShape,
+    arrow_of,
+    binary_scalar,
+    decode,
+    encode,
+    event_micros,
+)
 from nbfeatures.online.layout import DEFAULT_PREFIX, FamilyLayout, KeySpace, key_id_text
+from nbfeatures.online.packing import (
+    KEYED,
+    LOAD_REPLY,
+    WRITE_REPLY,
+    Packing,
+    joined,
+    write_commands,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -28,7 +47,7 @@ if TYPE_CHECKING:
     from nbfeatures.config import Settings
     from nbfeatures.online.connect import RedisClient
 
-__all__ = ["FamilyLayout", "OnlineRows", "OnlineStore"]
+__all__ = ["FamilyLayout", "OnlineRows", "OnlineStore", "WriteTarget"]
 
 _SCAN_COUNT = 1000
 _HISTORY_KEPT = 100
@@ -90,18 +109,43 @@ class OnlineRows:
 _OK = b"+OK\r\n"
 
 
-def _read_ok_replies(connection: Any, count: int) -> str | None:
-    """Read ``count`` replies to ``SET``; ``None`` if all were ``+OK``, else the first error.
+@dataclass(frozen=True)
+class WriteTarget:
+    """Where a version's values go: its key id and packing (``None``: one key per entity)."""
+
+    key_id: str
+    packing: Packing | None
+
+
+@dataclass(frozen=True)
+class _Built:
+    """A batch's commands: the bytes, the rows they write and the replies they expect.
+
+    Every reply is known in advance: ``head`` once, then ``unit`` per command.
+    """
+
+    parts: list[bytes | memoryview]
+    rows: int
+    commands: int
+    head: bytes
+    unit: bytes
+    first_key: bytes
+    owner: Any
+
+
+def _read_fixed_replies(connection: Any, built: _Built) -> str | None:
+    """Read a batch's replies; ``None`` if all were the expected ones, else the first error.
 
     Parsing 10,000 identical ``+OK`` replies one by one costs more than building and sending
     the batch, so they are read as raw bytes from the socket and compared in one step. Any
-    other reply (an error is longer than ``+OK``) leaves the stream out of step: the connection
-    is dropped and the first error is reported.
+    other reply (an error is longer than any expected one) leaves the stream out of step: the
+    connection is dropped and the first error is reported.
     """
+    head, unit, count = built.head, built.unit, built.commands
     sock = getattr(connection, "_sock", None)
     if sock is None or _parser_holds_data(getattr(connection, "_parser", None)):
-        return _read_replies_parsed(connection, count)
-    expected = len(_OK) * count
+        return _read_replies_parsed(connection, count + (1 if head else 0))
+    expected = len(head) + len(unit) * count
     received = bytearray(expected)
     view = memoryview(received)
     filled = 0
@@ -110,12 +154,14 @@ def _read_ok_replies(connection: Any, count: int) -> str | None:
         if got == 0:
             raise OSError("the server closed the connection while replying")
         filled += got
-    if received == _OK * count:
+    if received == head + unit * count:
         return None
     connection.disconnect()
-    replies = np.frombuffer(received, dtype=np.uint8).reshape(count, len(_OK))
-    first_bad = int((replies != np.frombuffer(_OK, dtype=np.uint8)).any(axis=1).argmax())
-    error = bytes(received[first_bad * len(_OK) :]).split(b"\r\n", 1)[0]
+    if received[: len(head)] != head:
+        return bytes(received).split(b"\r\n", 1)[0].decode(errors="replace").lstrip("-")
+    replies = np.frombuffer(received, dtype=np.uint8, offset=len(head)).reshape(count, len(unit))
+    first_bad = int((replies != np.frombuffer(unit, dtype=np.uint8)).any(axis=1).argmax())
+    error = bytes(received[len(head) + first_bad * len(unit) :]).split(b"\r\n", 1)[0]
     return error.decode(errors="replace").lstrip("-")
 
 
@@ -172,8 +218,9 @@ class OnlineStore:
         self.prefix = prefix
         # How executors reconnect (materialization ships the URL, never the client).
         self.url = url
-        # Key ids never change once drawn, so each is read from Redis once per store.
+        # Key ids and packings never change once recorded, so each is read once per store.
         self._key_ids: dict[tuple[str, int], str] = {}
+        self._packings: dict[tuple[str, int], Packing | None] = {}
 
     @classmethod
     def from_url(cls, url: str, prefix: str = DEFAULT_PREFIX) -> OnlineStore:
@@ -192,10 +239,19 @@ class OnlineStore:
 
     # -- layouts and watermarks -------------------------------------------------------------
 
-    def write_layout(self, layout: FamilyLayout) -> None:
-        """Record a version's layout so readers decode its values without the catalog."""
-        self.key_id(layout.family, layout.version, create=True, fresh=True)
+    def write_layout(self, layout: FamilyLayout, entities: int | None = None) -> WriteTarget:
+        """Record a version's layout so readers decode its values without the catalog.
+
+        The version's packing is decided here, once: records of a fixed width (no string
+        features) are packed into buckets sized for ``entities`` (about how many entities the
+        version will hold; ``None`` if not known), others get one key per entity. A version
+        materialized again keeps the packing it has. The packing is recorded before the
+        layout, so a reader that finds the layout finds the packing. Returns where the
+        version's values are written.
+        """
+        target = self.write_target(layout, entities)
         self.client.set(self.keys.layout(layout.family, layout.version), layout.to_json())
+        return target
 
     def key_id(
         self, family: str, version: int, *, create: bool = False, fresh: bool = False
@@ -229,10 +285,66 @@ class OnlineStore:
             raise OnlineStoreError(where, f"Redis refused a write: {exc}") from None
         return _text(self.client.get(name))
 
+    def packing(self, family: str, version: int, *, fresh: bool = False) -> Packing | None:
+        """How a version's values are packed; ``None``: one key per entity.
+
+        A version recorded before packings were (or not yet materialized) has one key per
+        entity. Recorded packings never change, so they are cached per store; writers ask
+        with ``fresh``.
+        """
+        where = (family, version)
+        if where in self._packings and not fresh:
+            return self._packings[where]
+        raw = self.client.get(self.keys.packing(family, version))
+        if raw is None:
+            return None
+        packing = self._packings[where] = Packing.from_json(raw)
+        return packing
+
+    def write_target(self, layout: FamilyLayout, entities: int | None = None) -> WriteTarget:
+        """Where ``layout``'s values go, read fresh; the key id and packing decided if new.
+
+        The packing is recorded once (``SET NX``), whoever writes first: ``write_layout``, or
+        ``write_rows`` without one (then sized for an unknown number of entities).
+        """
+        import redis
+
+        key_id = self.key_id(layout.family, layout.version, create=True, fresh=True) or ""
+        name = self.keys.packing(layout.family, layout.version)
+        if self.client.get(name) is None:
+            record = KEYED
+            if FeatureType.STRING not in layout.feature_types:
+                record = Packing.for_width(RecordShape.of(layout).width, entities).to_json()
+            try:
+                self.client.set(name, record, nx=True)
+            except redis.ResponseError as exc:
+                where = f"{layout.family} v{layout.version}"
+                raise OnlineStoreError(where, f"Redis refused a write: {exc}") from None
+        return WriteTarget(key_id, self.packing(layout.family, layout.version, fresh=True))
+
     def value_key(self, family: str, version: int, entity: str | int) -> str | None:
-        """The Redis key of one entity's value (``None`` while the version has no key id)."""
+        """The Redis key holding one entity's value (``None`` while the version has no key id).
+
+        For a packed version that is the entity's bucket, shared with other entities.
+        """
         key_id = self.key_id(family, version)
-        return None if key_id is None else self.keys.value(key_id, entity)
+        if key_id is None:
+            return None
+        packing = self.packing(family, version)
+        if packing is None:
+            return self.keys.value(key_id, entity)
+        tag = self.keys.value_tag(key_id).encode()
+        return packing.bucket_key(tag, str(entity).encode()).decode()
+
+    def delete_entity(self, family: str, version: int, entity: str | int) -> bool:
+        """Remove one entity's value from a version; whether there was one."""
+        key = self.value_key(family, version, entity)
+        if key is None:
+            return False
+        packing = self.packing(family, version)
+        if packing is None:
+            return bool(self.client.delete(key))
+        return bool(self.client.hdel(key, *packing.fields(str(entity).encode())))
 
     def layout(self, family: str, version: int) -> FamilyLayout | None:
         raw = self.client.get(self.keys.layout(family, version))
@@ -248,28 +360,29 @@ class OnlineStore:
     # -- values ----------------------------------------------------------------------------
 
     def write_rows(
-        self, layout: FamilyLayout, batch: pa.RecordBatch, *, key_id: str | None = None
+        self, layout: FamilyLayout, batch: pa.RecordBatch, *, target: WriteTarget | None = None
     ) -> int:
         """Write one value per row (the last row wins for a repeated entity); return how many.
 
-        ``key_id`` is the version's key id when the caller already has it (materialization
-        resolves it once on the driver); otherwise it is looked up, or drawn, in Redis.
+        ``target`` is where the version's values go when the caller already has it
+        (materialization resolves it once on the driver); otherwise it is read, or the key id
+        drawn, in Redis.
 
-        With a ttl, each key expires at event time + ttl (``PXAT``), and rows already past it
-        are not written at all. The batch's wire bytes are built with Arrow kernels and sent as
-        one pipeline on the connection of the node that owns the version's slot.
+        With a ttl, each value expires at event time + ttl (``PXAT``; a packed bucket at its
+        newest member's), and rows already past it are not written at all. The batch's wire
+        bytes are built with Arrow kernels and sent as one pipeline on the connection of the
+        node that owns the version's slot.
         """
-        built = self._commands(layout, batch, key_id)
+        built = self._commands(layout, batch, target)
         if built is None:
             return 0
-        payload, n, first_key, _ = built
-        self._send_pipeline(self._node_client(first_key), payload, n, layout)
-        return n
+        self._send_pipeline(self._node_client(built.first_key), built, layout)
+        return built.rows
 
     def _commands(
-        self, layout: FamilyLayout, batch: pa.RecordBatch, key_id: str | None
-    ) -> tuple[memoryview, int, bytes, Any] | None:
-        """The packed ``SET`` commands of a batch: payload, count, first key, owning array."""
+        self, layout: FamilyLayout, batch: pa.RecordBatch, target: WriteTarget | None
+    ) -> _Built | None:
+        """The packed write commands of a batch and the replies they will get."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -290,14 +403,21 @@ class OnlineStore:
         if n == 0:
             return None
         values = encode(layout, batch)
-        if key_id is None:
-            key_id = self.key_id(layout.family, layout.version, create=True, fresh=True)
+        if target is None:
+            target = self.write_target(layout)
         # Literals as Arrow scalars built from buffers: a Python str or bytes handed to a
         # compute function goes through ``pa.scalar``, which loads pandas into the writer.
         piece = binary_scalar
-        tag = piece(self.keys.value_tag(key_id or "").encode())
+        tag = self.keys.value_tag(target.key_id).encode()
         entity_text = batch.column(layout.entity_key).cast(pa.string()).cast(pa.binary())
-        keys = pc.binary_join_element_wise(tag, entity_text, piece(b""))
+        if target.packing is not None:
+            width = RecordShape.of(layout).width
+            packed = write_commands(target.packing, tag, entity_text, values, width, expire_ms)
+            return _Built(
+                packed.parts, n, packed.buckets, LOAD_REPLY, WRITE_REPLY, packed.first_key,
+                packed.owner,
+            )  # fmt: skip
+        keys = pc.binary_join_element_wise(piece(tag), entity_text, piece(b""))
         dollar, crlf = piece(b"$"), piece(b"\r\n")
 
         def bulk(array: pa.Array) -> list[Any]:
@@ -315,11 +435,11 @@ class OnlineStore:
         offsets = np.frombuffer(commands.buffers()[1], dtype=np.int32)
         start, end = int(offsets[commands.offset]), int(offsets[commands.offset + n])
         payload = memoryview(commands.buffers()[2])[start:end]
-        return payload, n, keys[0].as_py(), commands
+        return _Built([payload], n, n, b"", _OK, keys[0].as_py(), commands)
 
-    def pipelined_writer(self, layout: FamilyLayout, key_id: str) -> PipelinedWriter:
+    def pipelined_writer(self, layout: FamilyLayout, target: WriteTarget) -> PipelinedWriter:
         """A writer that keeps one batch in flight: see ``PipelinedWriter``."""
-        return PipelinedWriter(self, layout, key_id)
+        return PipelinedWriter(self, layout, target)
 
     def _node_client(self, key: bytes | str) -> redis.Redis[Any]:
         """The client of the node owning ``key``'s slot (the store's client when standalone)."""
@@ -334,18 +454,16 @@ class OnlineStore:
         return self.client
 
     @staticmethod
-    def _send_pipeline(
-        client: redis.Redis[Any], payload: memoryview, count: int, layout: FamilyLayout
-    ) -> None:
-        """Send ``count`` packed commands and check every reply; on error drop the connection."""
+    def _send_pipeline(client: redis.Redis[Any], built: _Built, layout: FamilyLayout) -> None:
+        """Send a batch's commands and check every reply; on error drop the connection."""
         import redis
 
         pool = client.connection_pool
         connection = pool.get_connection()
         where = f"{layout.family} v{layout.version}"
         try:
-            connection.send_packed_command([payload], check_health=False)
-            refusal = _read_ok_replies(connection, count)
+            connection.send_packed_command(built.parts, check_health=False)
+            refusal = _read_fixed_replies(connection, built)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             connection.disconnect()
             raise OnlineStoreError(where, f"writing values failed: {exc}") from None
@@ -360,19 +478,12 @@ class OnlineStore:
         keys: Sequence[str | int],
         features: Collection[str] | None = None,
     ) -> OnlineRows:
-        """Read one family version for many entities with a single ``MGET``.
+        """Read one family version for many entities in one round trip.
 
         ``features`` limits the decoded columns to those (default: every feature).
         """
         wanted = tuple(keys)
-        key_id = self.key_id(layout.family, layout.version) if wanted else None
-        if key_id is not None:
-            payloads: list[bytes | None] = self.client.mget(
-                [self.keys.value(key_id, k) for k in wanted]
-            )
-        else:
-            payloads = [None] * len(wanted)
-        decoded = decode(layout, payloads, features)
+        decoded = decode(layout, self.payloads(layout, [str(k) for k in wanted]), features)
         event_time = decoded.event_us.astype("datetime64[us]")
         event_time[~decoded.present] = np.datetime64("NaT")
         return OnlineRows(
@@ -382,6 +493,25 @@ class OnlineStore:
             columns=decoded.columns,
             ttl_seconds=layout.ttl_seconds,
         )
+
+    def payloads(self, layout: FamilyLayout, entities: Sequence[str]) -> list[bytes | None]:
+        """The stored records of ``entities`` (as text), ``None`` where absent; one round trip.
+
+        One ``MGET``, or for a packed version one ``HMGET`` per entity in one pipeline.
+        """
+        key_id = self.key_id(layout.family, layout.version) if entities else None
+        if key_id is None:
+            return [None] * len(entities)
+        tag = self.keys.value_tag(key_id)
+        packing = self.packing(layout.family, layout.version)
+        if packing is None:
+            found: list[bytes | None] = self.client.mget([tag + k for k in entities])
+            return found
+        pipe = self.client.pipeline(transaction=False)
+        for entity in entities:
+            text = entity.encode()
+            pipe.hmget(packing.bucket_key(tag.encode(), text), packing.fields(text))
+        return joined(pipe.execute())
 
     # -- live pointer ----------------------------------------------------------------------
 
@@ -436,30 +566,57 @@ class OnlineStore:
         return node, node.scan_iter(match=self.keys.values_pattern(key_id), count=_SCAN_COUNT)
 
     def count_keys(self, family: str, version: int) -> int:
-        """How many entities a version holds (``SCAN`` on the node owning its slot)."""
-        _, keys = self._scan_version(family, version)
-        return sum(1 for _ in keys)
+        """How many entities a version holds (``SCAN`` on the node owning its slot).
+
+        For a packed version, its buckets' field counts (``HLEN``) over its chunks.
+        """
+        node, keys = self._scan_version(family, version)
+        packing = self.packing(family, version, fresh=True)
+        if packing is None:
+            return sum(1 for _ in keys)
+        return self._packed_entities(node, list(keys), packing)
+
+    @staticmethod
+    def _packed_entities(node: Any, buckets: list[bytes], packing: Packing) -> int:
+        fields = 0
+        for start in range(0, len(buckets), _SCAN_COUNT):
+            pipe = node.pipeline(transaction=False)
+            for bucket in buckets[start : start + _SCAN_COUNT]:
+                pipe.hlen(bucket)
+            fields += sum(int(n) for n in pipe.execute())
+        return fields // packing.chunks
 
     def delete_version(self, family: str, version: int) -> int:
-        """Remove a version's values, layout and watermark; never the live version."""
+        """Remove a version's values, layout and watermark; never the live version.
+
+        Returns how many entities' values were removed.
+        """
         live = self.live_version(family)
         if live == version:
             raise OnlineStoreError(
                 f"{family} v{version}", "is the live version; flip to another version first"
             )
         node, keys = self._scan_version(family, version)
+        packing = self.packing(family, version, fresh=True)
         deleted = 0
         chunk: list[bytes] = []
         for key in keys:
             chunk.append(key)
             if len(chunk) >= _SCAN_COUNT:
-                deleted += int(node.unlink(*chunk))
+                deleted += self._unlink(node, chunk, packing)
                 chunk = []
         if chunk:
-            deleted += int(node.unlink(*chunk))
+            deleted += self._unlink(node, chunk, packing)
         self.client.delete(self.keys.layout(family, version))
         self.client.delete(self.keys.watermark(family, version))
+        self.client.delete(self.keys.packing(family, version))
+        self._packings.pop((family, version), None)
         return deleted
+
+    def _unlink(self, node: Any, keys: list[bytes], packing: Packing | None) -> int:
+        entities = len(keys) if packing is None else self._packed_entities(node, keys, packing)
+        node.unlink(*keys)
+        return entities
 
     def close(self) -> None:
         self.client.close()
@@ -476,14 +633,14 @@ class PipelinedWriter:
     refusal or connection error is raised as ``OnlineStoreError``.
     """
 
-    def __init__(self, store: OnlineStore, layout: FamilyLayout, key_id: str) -> None:
+    def __init__(self, store: OnlineStore, layout: FamilyLayout, target: WriteTarget) -> None:
         self.store = store
         self.layout = layout
-        self.key_id = key_id
+        self.target = target
         self.where = f"{layout.family} v{layout.version}"
         self._pool: Any = None
         self._connection: Any = None
-        self._unread = 0
+        self._unread: _Built | None = None
         self.written = 0
 
     def __enter__(self) -> PipelinedWriter:
@@ -500,37 +657,36 @@ class PipelinedWriter:
         """Send ``batch``'s ``SET``s, then read the previous batch's replies; return its rows."""
         import redis
 
-        built = self.store._commands(self.layout, batch, self.key_id)
+        built = self.store._commands(self.layout, batch, self.target)
         if built is None:
             return 0
-        payload, n, first_key, _ = built
         if self._connection is None:
-            client = self.store._node_client(first_key)
+            client = self.store._node_client(built.first_key)
             self._pool = client.connection_pool
             self._connection = self._pool.get_connection()
         try:
-            self._connection.send_packed_command([payload], check_health=False)
+            self._connection.send_packed_command(built.parts, check_health=False)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             self._connection.disconnect()
             raise OnlineStoreError(self.where, f"writing values failed: {exc}") from None
         self._drain()
-        self._unread = n
-        return n
+        self._unread = built
+        return built.rows
 
     def _drain(self) -> None:
         import redis
 
-        if not self._unread:
+        if self._unread is None:
             return
-        count, self._unread = self._unread, 0
+        built, self._unread = self._unread, None
         try:
-            refusal = _read_ok_replies(self._connection, count)
+            refusal = _read_fixed_replies(self._connection, built)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             self._connection.disconnect()
             raise OnlineStoreError(self.where, f"writing values failed: {exc}") from None
         if refusal is not None:
             raise OnlineStoreError(self.where, f"Redis refused a write: {refusal}")
-        self.written += count
+        self.written += built.rows
 
     def _release(self) -> None:
         if self._connection is not None:

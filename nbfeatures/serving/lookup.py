@@ -3,7 +3,8 @@
 A request names entity rows (join key -> one value per row) and feature references. References
 are grouped per family version: production references follow the family's live pointer (cached
 for ``live_cache_seconds`` so a flip is seen within that time), pinned ones name their version.
-Each group is read with one ``MGET``. Layouts never change once written, so they are cached.
+Each group is read in one round trip: one ``MGET``, or for a packed version one ``HMGET`` per
+entity in one pipeline. Layouts never change once written, so they are cached.
 
 Two lookups share this logic: ``AsyncFeatureLookup`` is the server's (``redis.asyncio``, one
 event loop); ``FeatureLookup`` is blocking, for on-demand inputs and the rare calls that run
@@ -27,6 +28,7 @@ from nbfeatures.definitions import FeatureRef, FeatureType
 from nbfeatures.errors import FeatureNotFound, InvalidRequest, OnlineStoreError
 from nbfeatures.online.codec import RecordShape, decode_columns
 from nbfeatures.online.layout import FamilyLayout
+from nbfeatures.online.packing import Packing, joined, read_commands
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -358,16 +360,8 @@ class FeatureLookup:
         return [self.read_one(query, plan, now) for plan in self.resolve(query.refs)]
 
     def read_one(self, query: OnlineQuery, plan: ReadPlan, now: dt.datetime) -> FamilyResult:
-        """One family version for every entity row of ``query``: a single ``MGET``."""
-        keys = plan.entity_keys(query)
-        layout = plan.layout
-        key_id = self.store.key_id(layout.family, layout.version) if keys else None
-        payloads: list[bytes | None]
-        if key_id is None:
-            payloads = [None] * len(keys)
-        else:
-            tag = self.store.keys.value_tag(key_id)
-            payloads = self.store.client.mget([tag + k for k in keys])
+        """One family version for every entity row of ``query``, in one round trip."""
+        payloads = self.store.payloads(plan.layout, plan.entity_keys(query))
         return plan.result(payloads, (now - _EPOCH) // dt.timedelta(microseconds=1))
 
 
@@ -393,7 +387,7 @@ class AsyncFeatureLookup:
         self._max_age = live_cache_seconds
         self._live: dict[str, tuple[int | None, float]] = {}
         self._layouts: dict[tuple[str, int], FamilyLayout] = {}
-        self._tags: dict[tuple[str, int], str] = {}
+        self._tags: dict[tuple[str, int], tuple[bytes, Packing | None]] = {}
         self._groups: dict[tuple[FeatureRef, ...], list[_Group]] = {}
         self._plans: dict[tuple[tuple[FeatureRef, ...], tuple[int | None, ...]], list[ReadPlan]]
         self._plans = {}
@@ -417,16 +411,24 @@ class AsyncFeatureLookup:
             cached = self._layouts[(family, version)] = FamilyLayout.from_json(raw)
         return cached
 
-    async def value_tag(self, layout: FamilyLayout) -> str | None:
-        """The prefix of the version's value keys; ``None`` while it has no key id."""
+    async def value_tag(self, layout: FamilyLayout) -> tuple[bytes, Packing | None] | None:
+        """The prefix of the version's value keys and its packing; ``None``: no key id yet.
+
+        Asked once a layout was found, which is recorded after the packing: a version with a
+        layout and no packing record predates packings and has one key per entity.
+        """
         where = (layout.family, layout.version)
-        tag = self._tags.get(where)
-        if tag is None:
-            key_id = _text(await self.client.get(self._keys.key_id(*where)))
+        found = self._tags.get(where)
+        if found is None:
+            key_id, packing = await self.client.mget(
+                [self._keys.key_id(*where), self._keys.packing(*where)]
+            )
             if key_id is None:
                 return None
-            tag = self._tags[where] = self._keys.value_tag(key_id)
-        return tag
+            tag = self._keys.value_tag(_text(key_id) or "").encode()
+            found = (tag, None if packing is None else Packing.from_json(packing))
+            self._tags[where] = found
+        return found
 
     async def resolve(self, refs: tuple[FeatureRef, ...]) -> list[ReadPlan]:
         groups = self._groups.get(refs)
@@ -448,16 +450,32 @@ class AsyncFeatureLookup:
 
     async def read_one(self, query: OnlineQuery, plan: ReadPlan, now_us: int) -> FamilyResult:
         keys = plan.entity_keys(query)
-        tag = await self.value_tag(plan.layout) if keys else None
+        found = await self.value_tag(plan.layout) if keys else None
         payloads: list[bytes | None]
-        if tag is None:
+        if found is None:
             payloads = [None] * len(keys)
-        elif self.pipe is not None:
-            prefix = tag.encode()
-            payloads = await self.pipe.mget([prefix + k.encode() for k in keys])
         else:
-            payloads = await self.client.mget([tag + k for k in keys])
+            tag, packing = found
+            entities = [k.encode() for k in keys]
+            if packing is not None:
+                payloads = joined(await self._hmgets(tag, packing, entities))
+            elif self.pipe is not None:
+                payloads = await self.pipe.mget([tag + k for k in entities])
+            else:
+                payloads = await self.client.mget([tag + k for k in entities])
         return plan.result(payloads, now_us)
+
+    async def _hmgets(
+        self, tag: bytes, packing: Packing, entities: list[bytes]
+    ) -> list[list[bytes | None]]:
+        """One ``HMGET`` per entity of a packed version, all in one round trip."""
+        if self.pipe is not None:
+            return await self.pipe.many(read_commands(packing, tag, entities), len(entities))
+        pipe = self.client.pipeline(transaction=False)
+        for entity in entities:
+            pipe.hmget(packing.bucket_key(tag, entity), packing.fields(entity))
+        replies: list[list[bytes | None]] = await pipe.execute()
+        return replies
 
 
 def _bounded(cache: dict[Any, Any]) -> dict[Any, Any]:

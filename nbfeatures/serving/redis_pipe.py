@@ -30,6 +30,21 @@ def _command(*parts: bytes) -> bytes:
     return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%b\r\n" % (len(p), p) for p in parts)
 
 
+class _Replies(list[Any]):
+    """The replies gathered so far for commands sent together, and how many are due."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__()
+        self.expected = expected
+
+
+def _first_error(replies: list[Any]) -> Exception | None:
+    for reply in replies:
+        if isinstance(reply, Exception):
+            return reply
+    return None
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self, pipe: RedisPipe, reader: Any) -> None:
         self._pipe = pipe
@@ -47,11 +62,19 @@ class _Protocol(asyncio.Protocol):
         pending = self._pipe.pending
         reply = reader.gets()
         while reply is not False:
-            future, timer = pending.popleft()
+            future, timer, many = pending[0]
+            if many is not None:  # one of several commands sent together
+                many.append(reply)
+                if len(many) < many.expected:
+                    reply = reader.gets()
+                    continue
+                reply = many
+            pending.popleft()
             timer.cancel()
             if not future.done():
-                if isinstance(reply, Exception):  # hiredis.ReplyError
-                    future.set_exception(redis.ResponseError(str(reply)))
+                failed = _first_error(reply) if many is not None else reply
+                if isinstance(failed, Exception):  # hiredis.ReplyError
+                    future.set_exception(redis.ResponseError(str(failed)))
                 else:
                     future.set_result(reply)
             reply = reader.gets()
@@ -62,7 +85,8 @@ class _Protocol(asyncio.Protocol):
 
 
 class RedisPipe:
-    """``await pipe.mget(keys)`` over one pipelined connection (made on first use)."""
+    """``await pipe.mget(keys)`` or ``pipe.many(...)`` over one pipelined connection (made on
+    first use)."""
 
     def __init__(
         self,
@@ -87,9 +111,9 @@ class RedisPipe:
         self._timeout = timeout
         self._transport: asyncio.Transport | None = None
         self._connecting: asyncio.Lock | None = None
-        self.pending: collections.deque[tuple[asyncio.Future[Any], asyncio.TimerHandle]] = (
-            collections.deque()
-        )
+        self.pending: collections.deque[
+            tuple[asyncio.Future[Any], asyncio.TimerHandle, _Replies | None]
+        ] = collections.deque()
 
     async def _connect(self) -> asyncio.Transport:
         import hiredis
@@ -128,15 +152,29 @@ class RedisPipe:
         reply: list[bytes | None] = await self._send(transport, _command(b"MGET", *keys))
         return reply
 
+    async def many(self, commands: bytes, count: int) -> list[Any]:
+        """Send ``count`` ready-encoded commands in one write; their replies, in order.
+
+        They share one entry in the queue, so a request of 100 ``HMGET``s costs one future.
+        """
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            transport = await self._connect()
+        replies: list[Any] = await self._send(transport, commands, count)
+        return replies
+
     @property
     def current(self) -> asyncio.BaseTransport | None:
         return self._transport
 
-    def _send(self, transport: asyncio.Transport, command: bytes) -> asyncio.Future[Any]:
+    def _send(
+        self, transport: asyncio.Transport, command: bytes, count: int = 0
+    ) -> asyncio.Future[Any]:
+        """Write ``command``: one command, or ``count`` of them answered as one list."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         timer = loop.call_later(self._timeout, self._timed_out, future)
-        self.pending.append((future, timer))
+        self.pending.append((future, timer, _Replies(count) if count else None))
         transport.write(command)
         return future
 
@@ -150,7 +188,7 @@ class RedisPipe:
         transport, self._transport = self._transport, None
         pending, self.pending = self.pending, collections.deque()
         error = redis.TimeoutError if timeout else redis.ConnectionError
-        for future, timer in pending:
+        for future, timer, _ in pending:
             timer.cancel()
             if not future.done():
                 future.set_exception(error(reason))

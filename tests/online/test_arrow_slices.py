@@ -89,12 +89,12 @@ def write_both(
     """``write_parquet`` of ``path`` in several slices and in one, into their own stores."""
     done = {}
     for name, store in stores.items():
-        store.write_layout(layout)
-        key_id = store.key_id(layout.family, layout.version)
-        assert key_id is not None
         if name == "sliced":
             options["slice_rows"] = SMALL
-        done[name] = write_parquet(path, layout, store, key_id, batch_rows=4, **options)
+        done[name] = write_parquet(
+            path, layout, store, lambda n, s=store: s.write_layout(layout, n), batch_rows=4,
+            **options,
+        )  # fmt: skip
     return done
 
 
@@ -123,25 +123,33 @@ def tied_files() -> dict[str, list[Row]]:
     return {"a": first, "b": second}
 
 
+# Without the string feature: written packed, several entities to a Redis hash.
+PACKED_LAYOUT = dataclasses.replace(
+    LAYOUT, family="txn_packed", features=(("total", "float64"), ("count", "int64"))
+)
+
+
+@pytest.mark.parametrize("layout", [LAYOUT, PACKED_LAYOUT], ids=["keyed", "packed"])
 def test_ties_across_files_and_slices_write_what_one_slice_writes(
-    stores: dict[str, OnlineStore], tmp_path: Any
+    stores: dict[str, OnlineStore], tmp_path: Any, layout: FamilyLayout
 ) -> None:
     files = tied_files()
     path = write_files(tmp_path / "offline", files)
     source_rows = sum(len(rows) for rows in files.values())
     assert slice_count(source_rows, SMALL) >= 20  # really several slices
 
-    done = write_both(stores, path, LAYOUT)
+    done = write_both(stores, path, layout)
 
     assert done["sliced"] == done["whole"]
     assert done["sliced"] == ArrowWriteResult(45, 45, source_rows, done["sliced"].latest_us)
     assert done["sliced"].latest_us == int(BASE.timestamp() * 1_000_000)
-    sliced = dump(stores["sliced"], LAYOUT)
-    assert len(sliced) == 45 and sliced == dump(stores["whole"], LAYOUT)
+    sliced = dump(stores["sliced"], layout)
+    assert len(sliced) == 45 and sliced == dump(stores["whole"], layout)
+    assert (stores["sliced"].packing(layout.family, 1) is None) == (layout is LAYOUT)
     expected = newest(files)
     assert {expected[u][1] for u in range(40)} == {3} and expected[42][1] == 2
     keys = list(range(45))
-    assert totals(stores["sliced"], LAYOUT, keys) == [expected[u] for u in keys]
+    assert totals(stores["sliced"], layout, keys) == [expected[u] for u in keys]
 
 
 def test_incremental_since_watermark_in_slices(
@@ -162,7 +170,7 @@ def test_incremental_since_watermark_in_slices(
     files = {"a": base_rows, "b": later}
     write_files(root, {"b": later})
     for store in stores.values():  # an incremental run must not rewrite unchanged entities
-        store.client.delete(store.value_key(LAYOUT.family, LAYOUT.version, 20) or "")
+        assert store.delete_entity(LAYOUT.family, LAYOUT.version, 20)
 
     again = write_both(stores, str(root), LAYOUT, since=since)
 

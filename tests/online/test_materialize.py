@@ -69,7 +69,7 @@ def test_incremental_writes_only_entities_changed_since_the_watermark(
     newer = BASE + dt.timedelta(hours=3)
     changed = [(u, newer, -1.0, 99, "new") for u in (4, 8, 15)]
     # Remove an old value by hand: an incremental run must not rewrite unchanged entities.
-    store.client.delete(store.value_key("txn_stats", 1, 20) or "")
+    store.delete_entity("txn_stats", 1, 20)
 
     stats = materialize(frame(spark, first + changed), LAYOUT, store, incremental=True)
 
@@ -144,17 +144,30 @@ def write_parquet_dataset(root: Any, rows: list[Row], name: str = "part") -> str
 
 
 def dump(store: OnlineStore, layout: FamilyLayout) -> dict[str, tuple[bytes, int]]:
-    """Every value key of ``layout``'s version (without prefix and key id): value and expiry."""
+    """Every entity of ``layout``'s version (its key as text): its record and its expiry.
+
+    For a packed version the record is put together from its chunks in the entity's bucket,
+    and the expiry is the bucket's.
+    """
     key_id = store.key_id(layout.family, layout.version)
     assert key_id is not None
     tag = store.keys.value_tag(key_id)
+    packing = store.packing(layout.family, layout.version, fresh=True)
     found = {}
     for key in store.client.scan_iter(match=f"{tag}*", count=1000):
-        text = key.decode()
-        value = store.client.get(key)
-        assert value is not None
         expiry = int(store.client.execute_command("PEXPIRETIME", key))
-        found[text[len(tag) :]] = (value, expiry)
+        if packing is None:
+            value = store.client.get(key)
+            assert value is not None
+            found[key.decode()[len(tag) :]] = (value, expiry)
+            continue
+        chunks: dict[bytes, dict[int, bytes]] = {}
+        for field, part in store.client.hgetall(key).items():
+            chunks.setdefault(field[:-1], {})[field[-1]] = part
+        for entity, parts in chunks.items():
+            assert sorted(parts) == list(range(packing.chunks)), "a record lost a chunk"
+            record = b"".join(parts[c] for c in range(packing.chunks))
+            found[entity.decode()] = (record, expiry)
     return found
 
 
@@ -180,6 +193,7 @@ def test_arrow_and_spark_write_the_same_bytes(
             stats[engine] = [
                 materialize(source, LAYOUT, store, engine=engine, batch_rows=50),
                 materialize(source, LAYOUT_V2, store, engine=engine, as_of=as_of),
+                materialize(source, PACKED, store, engine=engine, batch_rows=50),
             ]
         for a, s in zip(stats["arrow"], stats["spark"], strict=True):
             assert (a.engine, s.engine) == ("arrow", "spark")
@@ -195,19 +209,30 @@ def test_arrow_and_spark_write_the_same_bytes(
         assert all(expiry > 0 for _, expiry in full.values())  # PXAT set on every key
         assert dump(stores["arrow"], LAYOUT_V2) == dump(stores["spark"], LAYOUT_V2)
         assert stores["arrow"].read(LAYOUT_V2, [3]).columns["total"].to_pylist() == [301.0]
+        packed = dump(stores["arrow"], PACKED)
+        assert len(packed) == 120 and packed == dump(stores["spark"], PACKED)
+        assert all(expiry > 0 for _, expiry in packed.values())
+        for store in stores.values():
+            assert store.packing("txn_pairs", 1) is not None
+            assert store.packing("txn_stats", 1) is None  # strings: one key per entity
 
         newer = BASE + dt.timedelta(hours=30)  # a new day's partition
         changed: list[Row] = [(4, newer, None, 9, "new"), (8, newer, -1.0, 9, None)]
         changed += [(900, newer, 9.0, 1, "fresh")]
         write_parquet_dataset(root, changed, name="later")
         for engine, store in stores.items():
-            store.client.delete(store.value_key("txn_stats", 1, 20) or "")
             source = path if engine == "arrow" else spark.read.parquet(path)
-            again = materialize(source, LAYOUT, store, engine=engine, incremental=True)
-            assert (again.rows, again.entities, again.watermark) == (3, 3, newer)
-        after = dump(stores["arrow"], LAYOUT)
-        assert after == dump(stores["spark"], LAYOUT)
-        assert "20" not in after and "900" in after  # only changed entities were rewritten
+            for layout in (LAYOUT, PACKED):
+                assert store.delete_entity(layout.family, 1, 20)
+                again = materialize(source, layout, store, engine=engine, incremental=True)
+                assert (again.rows, again.entities, again.watermark) == (3, 3, newer)
+        for layout in (LAYOUT, PACKED):
+            after = dump(stores["arrow"], layout)
+            assert after == dump(stores["spark"], layout)
+            assert "20" not in after and "900" in after  # only changed entities rewritten
+        newest_expiry = int((newer + dt.timedelta(days=1)).timestamp() * 1000)
+        assert dump(stores["arrow"], PACKED)["4"][1] >= newest_expiry  # its bucket's expiry
+        assert stores["spark"].read(PACKED, [8, 900]).columns["total"].to_pylist() == [-1.0, 9.0]
         got = stores["arrow"].read(LAYOUT, [4, 8, 900])
         assert got.columns["total"].to_pylist() == [None, -1.0, 9.0]
         assert got.columns["city"].to_pylist() == ["new", None, "fresh"]
@@ -218,6 +243,15 @@ def test_arrow_and_spark_write_the_same_bytes(
             store.close()
 
 
+PACKED = FamilyLayout(
+    family="txn_pairs",
+    version=1,
+    hash="h3",
+    entity_key="user_id",
+    timestamp="ts",
+    features=(("total", "float64"), ("count", "int64")),
+    ttl_seconds=24 * 3600,
+)
 LAYOUT_V2 = FamilyLayout(
     family="txn_stats",
     version=2,

@@ -190,3 +190,112 @@ def test_reading_a_version_never_written_finds_nothing(store: OnlineStore) -> No
     assert got.present.tolist() == [False, False]
     assert store.key_id("user_stats", 9) is None
     assert store.count_keys("user_stats", 9) == 0
+
+
+# -- packed versions: records of a fixed width, several entities to a Redis hash --------------
+
+NUMBERS = (("spend", "float64"), ("visits", "int32"), ("active", "bool"), ("score", "float32"))
+
+
+def packed_layout(version: int = 1, ttl: int | None = 3600) -> FamilyLayout:
+    return FamilyLayout(
+        family="user_numbers",
+        version=version,
+        hash="p",
+        entity_key="user_id",
+        timestamp="ts",
+        features=NUMBERS,
+        ttl_seconds=ttl,
+    )
+
+
+def numbers(ids: list[int], ages_s: list[int], spend: float = 1.5) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict(
+        {
+            "user_id": pa.array(ids, pa.int64()),
+            "ts": pa.array(
+                [NOW - dt.timedelta(seconds=a) for a in ages_s], pa.timestamp("us", "UTC")
+            ),
+            "spend": [i * spend if i % 5 else None for i in ids],
+            "visits": pa.array([i % 7 for i in ids], pa.int32()),
+            "active": [i % 2 == 0 for i in ids],
+            "score": pa.array([i / 4 for i in ids], pa.float32()),
+        }
+    )
+
+
+def test_fixed_width_versions_are_packed_into_few_compact_keys(store: OnlineStore) -> None:
+    target = store.write_layout(packed_layout(), entities=600)
+    assert target.packing is not None and target.packing.buckets == 64
+    ids = list(range(600))
+    assert store.write_rows(packed_layout(), numbers(ids, [5] * 600)) == 600
+
+    got = store.read(packed_layout(), [*ids, 600, 10**9])
+    assert got.present.tolist() == [True] * 600 + [False, False]
+    assert got.columns["spend"].to_pylist()[:6] == [None, 1.5, 3.0, 4.5, 6.0, None]
+    assert got.columns["visits"].to_pylist()[597:600] == [2, 3, 4]
+    assert got.columns["score"].to_pylist()[599] == 149.75
+    assert store.count_keys("user_numbers", 1) == 600
+    tag = store.keys.value_tag(target.key_id)
+    buckets = list(store.client.scan_iter(match=f"{tag}*", count=1000))
+    assert len(buckets) <= 64
+    encodings = {store.client.object("encoding", b) for b in buckets}
+    assert encodings <= {b"listpack", b"ziplist"}  # Redis 7 and 6.2 (the embedded server)
+    # Every key of the version is in one cluster slot.
+    assert len({_slot(b.decode()) for b in buckets}) == 1
+    # A second write decides nothing new: the packing stays what it was.
+    assert store.write_layout(packed_layout(), entities=10**7).packing == target.packing
+
+
+def test_a_rewrite_replaces_values_and_the_last_row_of_a_batch_wins(store: OnlineStore) -> None:
+    store.write_layout(packed_layout(), entities=50)
+    store.write_rows(packed_layout(), numbers(list(range(50)), [9] * 50))
+    again = numbers([7, 8, 7], [1, 1, 1], spend=100.0)
+    again = again.set_column(2, "spend", pa.array([1.0, 2.0, 3.0]))
+    assert store.write_rows(packed_layout(), again) == 3
+    got = store.read(packed_layout(), [7, 8, 9])
+    assert got.columns["spend"].to_pylist() == [3.0, 2.0, 13.5]
+    assert store.count_keys("user_numbers", 1) == 50
+
+
+def test_a_bucket_expires_with_its_newest_member_and_old_members_read_stale(
+    store: OnlineStore,
+) -> None:
+    ttl = 3600
+    target = store.write_layout(packed_layout(ttl=ttl), entities=1)  # one bucket for all
+    assert target.packing is not None and target.packing.buckets == 1
+    bucket = store.value_key("user_numbers", 1, 1)
+    assert bucket is not None
+    store.write_rows(packed_layout(ttl=ttl), numbers([1, 2], [3000, 3000]))
+    first = store.client.pttl(bucket)
+    assert 0 < first <= (ttl - 3000) * 1000
+    # A newer member pushes the bucket's expiry out; an older one never pulls it in.
+    store.write_rows(packed_layout(ttl=ttl), numbers([3], [10]))
+    later = store.client.pttl(bucket)
+    assert (ttl - 20) * 1000 < later <= (ttl - 10) * 1000
+    store.write_rows(packed_layout(ttl=ttl), numbers([4], [2000]))
+    assert store.client.pttl(bucket) > (ttl - 20) * 1000
+    got = store.read(packed_layout(ttl=ttl), [1, 2, 3, 4])
+    assert got.present.all()
+    soon = NOW + dt.timedelta(seconds=ttl - 2500)
+    assert got.stale(soon).tolist() == [True, True, False, False]
+
+
+def test_packed_values_without_ttl_never_expire(store: OnlineStore) -> None:
+    store.write_layout(packed_layout(ttl=None), entities=10)
+    store.write_rows(packed_layout(ttl=None), numbers([1], [10**6]))
+    assert store.client.pttl(store.value_key("user_numbers", 1, 1) or "") == -1
+
+
+def test_deleting_packed_entities_and_versions(store: OnlineStore) -> None:
+    for version in (1, 2):
+        store.write_layout(packed_layout(version), entities=30)
+        store.write_rows(packed_layout(version), numbers(list(range(30)), [1] * 30))
+    assert store.delete_entity("user_numbers", 1, 4)
+    assert not store.delete_entity("user_numbers", 1, 4)
+    assert store.read(packed_layout(1), [3, 4, 5]).present.tolist() == [True, False, True]
+    store.flip("user_numbers", 2, None)
+    assert store.delete_version("user_numbers", 1) == 29
+    assert store.count_keys("user_numbers", 1) == 0
+    assert store.packing("user_numbers", 1, fresh=True) is None
+    assert store.count_keys("user_numbers", 2) == 30
