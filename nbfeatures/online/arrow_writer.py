@@ -19,9 +19,12 @@ the calling process, with no JVM:
    square of the table: a table of 30M rows is read 30 times.
 2. Pass two streams the files once more in batches of ``batch_rows`` rows with every column
    needed, keeps the rows set in the mask and hands full batches to the store's
-   ``PipelinedWriter``, which builds the same ``SET`` commands as ``OnlineStore.write_rows``
+   ``PipelinedWriter``, which builds the same commands as ``OnlineStore.write_rows``
    (values by ``nbfeatures.online.codec.encode``) and keeps one batch in flight, so Redis
    works on batch k+1 while this process reads batch k's replies and encodes the next.
+   For a packed version the picked rows are first regrouped by bucket
+   (``nbfeatures.online.bucket_order``: in memory up to 250k rows, else spilled to temporary
+   Arrow files in parts of about that size), so each bucket is written by one command.
 
 Memory is bounded by ``slice_rows`` (pass one: ~65 bytes per row of one slice, ~65 MB for
 the default 1M), by a few batches of ``batch_rows`` and one Parquet row group's pages (pass
@@ -42,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nbfeatures.errors import SchemaError
+from nbfeatures.online.bucket_order import by_bucket
 from nbfeatures.online.codec import dense_numpy, event_micros, null_mask
 
 if TYPE_CHECKING:
@@ -437,9 +441,10 @@ def write_parquet(
         scan_rows=max(batch_rows, _SCAN_ROWS),
     )
     target = prepare(picks.entities)
-    written = _write_batches(
-        store, layout, target, _picked(fs, files, columns, batch_rows, picks.mask), writers
-    )
+    batches = _picked(fs, files, columns, batch_rows, picks.mask)
+    if target.packing is not None:
+        batches = by_bucket(batches, layout.entity_key, target.packing, picks.entities, batch_rows)
+    written = _write_batches(store, layout, target, batches, writers)
     return ArrowWriteResult(written, picks.entities, picks.source_rows, picks.latest_us)
 
 

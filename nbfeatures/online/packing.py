@@ -140,7 +140,7 @@ def bucket_of(entity: bytes, bits: int) -> int:
     return ((h * _FIB) & _MASK32) >> (32 - bits)
 
 
-def buckets_of(entities: pa.Array, bits: int) -> np.ndarray:
+def buckets_of(entities: pa.Array | pa.ChunkedArray, bits: int) -> np.ndarray:
     """``bucket_of`` for every value of a binary or string array, in numpy (int64).
 
     One pass per byte position of the longest key (decimal ids: at most 20), each over the
@@ -149,6 +149,8 @@ def buckets_of(entities: pa.Array, bits: int) -> np.ndarray:
     import pyarrow as pa
 
     array = entities.cast(pa.large_binary())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
     n = len(array)
     _, offsets_buffer, data_buffer = array.buffers()
     if n == 0 or offsets_buffer is None:

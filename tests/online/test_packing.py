@@ -80,3 +80,35 @@ def test_read_commands_are_one_hmget_per_entity_on_its_bucket() -> None:
     )
     assert wire.startswith(first)
     assert wire.count(b"HMGET") == 2 and wire.endswith(b"$2\r\na\x01\r\n")
+
+
+@pytest.mark.parametrize("part_rows", [10_000, 97], ids=["in-memory", "spilled"])
+def test_rows_regrouped_by_bucket_lose_nothing_and_never_split_a_bucket(part_rows: int) -> None:
+    from nbfeatures.online.bucket_order import by_bucket
+
+    packing = Packing(bits=5, chunks=2)
+    ids = list(range(1000, 1600))
+    source = [
+        pa.RecordBatch.from_pydict(
+            {
+                "id": pa.array(ids[i : i + 70], pa.int64()),
+                "n": pa.array(range(i, min(i + 70, 600)), pa.int64()),
+            }
+        )
+        for i in range(0, 600, 70)
+    ]
+    # A later file storing the key in another integer type is cast to the first's.
+    source[-1] = source[-1].cast(pa.schema([("id", pa.int32()), ("n", pa.int64())]))
+    out = list(by_bucket(iter(source), "id", packing, 600, batch_rows=50, part_rows=part_rows))
+
+    rows = [
+        (i, n) for b in out for i, n in zip(b["id"].to_pylist(), b["n"].to_pylist(), strict=True)
+    ]
+    assert sorted(rows) == [(i, i - 1000) for i in ids]
+    per_batch = [{bucket_of(str(i).encode(), 5) for i in b["id"].to_pylist()} for b in out]
+    seen: set[int] = set()
+    for buckets in per_batch:
+        assert not buckets & seen, "a bucket was split between batches"
+        seen |= buckets
+    assert seen == {bucket_of(str(i).encode(), 5) for i in ids}
+    assert all(len(b) < 50 + 60 for b in out)
