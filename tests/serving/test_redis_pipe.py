@@ -62,3 +62,34 @@ def test_a_wrong_password_is_a_connection_error_naming_the_refusal(locked_redis:
     assert pipe is not None
     with pytest.raises(redis.ConnectionError, match="Redis refused the connection"):
         asyncio.run(pipe.mget([b"any"]))
+
+
+def test_commands_sent_together_answer_in_order_and_an_error_fails_them_all(
+    locked_redis: int,
+) -> None:
+    """``many``: one write, one future; the next call on the connection is still in step."""
+    pipe = open_pipe(f"redis://:{PASSWORD}@127.0.0.1:{locked_redis}/5", timeout=2.0)
+    assert pipe is not None
+    with redis.Redis(port=locked_redis, password=PASSWORD, db=5) as db:
+        db.hset("h", mapping={"a": "1", "b": "2"})
+        db.set("s", "plain")
+
+    def hmget(key: bytes, *fields: bytes) -> bytes:
+        parts = [b"HMGET", key, *fields]
+        return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%b\r\n" % (len(p), p) for p in parts)
+
+    async def run() -> tuple[list[object], list[bytes | None]]:
+        good = await pipe.many(hmget(b"h", b"a", b"b") + hmget(b"h", b"zz") + hmget(b"h", b"b"), 3)
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            await pipe.many(hmget(b"h", b"a") + hmget(b"s", b"a"), 2)
+        after = await pipe.mget([b"s"])
+        pipe.close()  # on the loop that owns the connection
+        return good, after
+
+    try:
+        good, after = asyncio.run(run())
+        assert good == [[b"1", b"2"], [None], [b"2"]]
+        assert after == [b"plain"]
+    finally:
+        with redis.Redis(port=locked_redis, password=PASSWORD, db=5) as db:
+            db.flushdb()
