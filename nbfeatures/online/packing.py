@@ -15,9 +15,10 @@ multiplicative (Fibonacci) step, top ``bits`` bits. The record is cut into chunk
 bytes and it holds at most ``hash-max-listpack-entries`` (128) fields: then an entity costs
 its bytes plus a few per entry, and the bucket's bookkeeping is shared by ~10 entities.
 ``bits`` is chosen once per version from its entity count (``bits_for``), so a bucket holds
-6-12 entities on average and stays far below 128 fields even when incremental runs add
-entities. A bucket that outgrows the limits is converted by Redis to a plain hash table:
-still correct, only larger.
+6-12 entities on average; with two chunks per record (up to 126 bytes: ten 8-byte features)
+the fullest buckets stay under 128 fields even after incremental runs double the entities.
+A bucket that outgrows the limits is converted by Redis to a plain hash table: still
+correct, only larger.
 
 Every chunk of an entity is written by one command and read by one ``HMGET``, so a reader
 never sees half a record. With a ttl, a bucket expires at the newest expiry of its members
