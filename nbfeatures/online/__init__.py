@@ -1,13 +1,14 @@
 """The online store: Redis keys and values per family version, the live pointer, embedded Redis.
 
 ``OnlineStore`` talks to Redis (standalone, TLS/AUTH, or Cluster; see ``connect``); values are
-encoded by ``codec``; keys are laid out as ``layout`` documents; with no ``redis_url`` the
+encoded by ``codec``; keys are laid out as ``layout`` documents (a family without strings
+packed several entities to a Redis hash, as ``packing`` documents); with no ``redis_url`` the
 workspace runs its own server (``embedded``). Spark writes into it with ``materialize``.
 """
 
 from __future__ import annotations
 
 from nbfeatures.online.layout import FamilyLayout, KeySpace
-from nbfeatures.online.store import OnlineRows, OnlineStore
+from nbfeatures.online.store import OnlineRows, OnlineStore, WriteTarget
 
-__all__ = ["FamilyLayout", "KeySpace", "OnlineRows", "OnlineStore"]
+__all__ = ["FamilyLayout", "KeySpace", "OnlineRows", "OnlineStore", "WriteTarget"]

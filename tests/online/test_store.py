@@ -306,3 +306,24 @@ def test_deleting_packed_entities_and_versions(store: OnlineStore) -> None:
     assert store.count_keys("user_numbers", 1) == 0
     assert store.packing("user_numbers", 1, fresh=True) is None
     assert store.count_keys("user_numbers", 2) == 30
+
+
+def test_a_version_written_before_packings_is_read_as_one_key_per_entity(
+    store: OnlineStore,
+) -> None:
+    """No packing record (an older nbfeatures wrote it): values are single keys, read by MGET."""
+    from nbfeatures.online import WriteTarget
+
+    old = packed_layout(version=7)
+    key_id = store.key_id("user_numbers", 7, create=True)
+    assert key_id is not None
+    store.write_rows(old, numbers([1, 2, 3], [5, 5, 5]), target=WriteTarget(key_id, None))
+    store.client.set(store.keys.layout("user_numbers", 7), old.to_json())
+
+    assert store.client.exists(store.keys.packing("user_numbers", 7)) == 0
+    assert store.packing("user_numbers", 7) is None
+    got = store.read(old, [1, 2, 3, 4])
+    assert got.present.tolist() == [True, True, True, False]
+    assert got.columns["visits"].to_pylist() == [1, 2, 3, None]
+    assert store.count_keys("user_numbers", 7) == 3
+    assert store.client.type(store.value_key("user_numbers", 7, 2) or "") == b"string"
