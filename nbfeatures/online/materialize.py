@@ -288,9 +288,9 @@ def _entity_estimate(store: OnlineStore, layout: FamilyLayout, frame: DataFrame)
     """
     from pyspark.sql import functions as F
 
-    from nbfeatures.definitions import FeatureType
+    from nbfeatures.online.packing import packable
 
-    if FeatureType.STRING in layout.feature_types:
+    if not packable(layout):
         return None
     if store.client.exists(store.keys.packing(layout.family, layout.version)):
         return None

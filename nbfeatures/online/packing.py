@@ -37,10 +37,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nbfeatures.definitions import FeatureType
+from nbfeatures.errors import OnlineStoreError
+from nbfeatures.online.codec import arrow_of, binary_scalar, dense_numpy
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import pyarrow as pa
+
+    from nbfeatures.online.layout import FamilyLayout
 
 # A value of 64 bytes needs a 2-byte entry header in a listpack; 63 bytes needs one.
 CHUNK = 63
@@ -79,6 +85,11 @@ WRITE_SCRIPT_SHA = hashlib.sha1(WRITE_SCRIPT.encode()).hexdigest()
 # What every packed write answers per bucket, and what SCRIPT LOAD answers first.
 WRITE_REPLY = b":1\r\n"
 LOAD_REPLY = b"$40\r\n" + WRITE_SCRIPT_SHA.encode() + b"\r\n"
+# Sent first in every packed batch, so the script is there even after a restart or a flush.
+LOAD_COMMAND = b"*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n$%d\r\n%b\r\n" % (
+    len(WRITE_SCRIPT),
+    WRITE_SCRIPT.encode(),
+)
 KEYED = "keyed"
 
 
@@ -106,13 +117,21 @@ class Packing:
         return json.dumps({"bits": self.bits, "chunks": self.chunks, "chunk": self.chunk})
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> Packing | None:
-        """The recorded packing; ``None`` for a version recorded as one key per entity."""
-        raw = text.decode() if isinstance(text, bytes) else text
+    def from_json(cls, text: str | bytes, where: str = "packing") -> Packing | None:
+        """The recorded packing; ``None`` for a version recorded as one key per entity.
+
+        ``where`` names the record in the error raised when it cannot be read.
+        """
+        raw = text.decode(errors="replace") if isinstance(text, bytes) else text
         if raw == KEYED:
             return None
-        data: dict[str, Any] = json.loads(raw)
-        return cls(bits=int(data["bits"]), chunks=int(data["chunks"]), chunk=int(data["chunk"]))
+        try:
+            data: dict[str, Any] = json.loads(raw)
+            return cls(bits=int(data["bits"]), chunks=int(data["chunks"]), chunk=int(data["chunk"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise OnlineStoreError(
+                where, f"the packing record {raw[:80]!r} is not readable ({exc})"
+            ) from None
 
     def fields(self, entity: bytes) -> list[bytes]:
         """The hash fields holding ``entity``'s chunks, in order."""
@@ -120,6 +139,11 @@ class Packing:
 
     def bucket_key(self, tag: bytes, entity: bytes) -> bytes:
         return tag + b"%d" % bucket_of(entity, self.bits)
+
+
+def packable(layout: FamilyLayout) -> bool:
+    """Whether a layout's records have one width (no string features), so they can be packed."""
+    return FeatureType.STRING not in layout.feature_types
 
 
 def bits_for(entities: int | None) -> int:
@@ -233,8 +257,6 @@ def write_commands(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from nbfeatures.online.codec import arrow_of, binary_scalar
-
     piece = binary_scalar
     n = len(entities)
     bucket = buckets_of(entities, packing.bits)
@@ -272,7 +294,7 @@ def write_commands(
         expiry = text(np.repeat(newest, sizes))
         header += bulk(expiry, text(pc.binary_length(expiry)))
     heads = pc.if_else(arrow_of(first), pc.binary_join_element_wise(*header, empty), empty)
-    field_length = text(pc.add(pc.binary_length(entities), piece_one()))
+    field_length = text(dense_numpy(pc.binary_length(entities)).astype(np.int64) + 1)
     body: list[Any] = []
     for c in range(packing.chunks):
         field = pc.binary_join_element_wise(entities, piece(bytes((c,))), empty)
@@ -280,19 +302,7 @@ def write_commands(
         chunk = pc.binary_slice(values, start, stop)
         body += bulk(field, field_length) + bulk(chunk, piece(b"%d" % (stop - start)))
     commands = pc.binary_join_element_wise(heads, *body, empty)
-    load = b"*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n$%d\r\n%b\r\n" % (
-        len(WRITE_SCRIPT),
-        WRITE_SCRIPT.encode(),
-    )
     offsets = np.frombuffer(commands.buffers()[1], dtype=np.int32)
     begin, end = int(offsets[commands.offset]), int(offsets[commands.offset + n])
     body_bytes = memoryview(commands.buffers()[2])[begin:end]
-    return PackedCommands([load, body_bytes], int(starts.size), keys[0].as_py(), commands)
-
-
-def piece_one() -> pa.Scalar:
-    """The int32 scalar 1, built from a buffer (``pa.scalar`` loads pandas)."""
-    import pyarrow as pa
-
-    array = pa.Array.from_buffers(pa.int32(), 1, [None, pa.py_buffer(np.ones(1, np.int32))])
-    return array[0]
+    return PackedCommands([LOAD_COMMAND, body_bytes], int(starts.size), keys[0].as_py(), commands)

@@ -426,7 +426,8 @@ class AsyncFeatureLookup:
             if key_id is None:
                 return None
             tag = self._keys.value_tag(_text(key_id) or "").encode()
-            found = (tag, None if packing is None else Packing.from_json(packing))
+            where_text = f"{layout.family} v{layout.version}"
+            found = (tag, None if packing is None else Packing.from_json(packing, where_text))
             self._tags[where] = found
         return found
 
