@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -91,14 +92,7 @@ def test_rows_past_the_ttl_are_not_written(spark: Any, store: OnlineStore) -> No
 
 
 def test_ties_on_event_time_still_write_one_whole_row(spark: Any, store: OnlineStore) -> None:
-    fixed = FamilyLayout(
-        family="txn_pairs",
-        version=1,
-        hash="h2",
-        entity_key="user_id",
-        timestamp="ts",
-        features=(("total", "float64"), ("count", "int64")),
-    )
+    fixed = replace(PACKED, hash="h2", ttl_seconds=None)
     # Per entity: four rows at the same newest time (total == count in each) and an older one.
     data = [(u, BASE, float(k), k, None) for u in range(40) for k in range(4)]
     data += [(u, BASE - dt.timedelta(hours=1), -5.0, 7, None) for u in range(40)]

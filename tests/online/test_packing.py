@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nbfeatures.errors import OnlineStoreError
 from nbfeatures.online.packing import (
     CHUNK,
     KEYED,
@@ -59,6 +60,10 @@ def test_a_packing_round_trips_and_keyed_reads_as_none() -> None:
     assert Packing.from_json(KEYED) is None
     with pytest.raises(ValueError, match="not a valid packing"):
         Packing(bits=3, chunks=0)
+    with pytest.raises(OnlineStoreError, match=r"users v2: the packing record '\{\"bits\": 3\}'"):
+        Packing.from_json('{"bits": 3}', "users v2")
+    with pytest.raises(OnlineStoreError, match="not readable"):
+        Packing.from_json(b"garbage", "users v2")
 
 
 def test_records_are_put_back_together_and_missing_chunks_mean_absent() -> None:

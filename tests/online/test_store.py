@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -199,15 +200,7 @@ NUMBERS = (("spend", "float64"), ("visits", "int32"), ("active", "bool"), ("scor
 
 
 def packed_layout(version: int = 1, ttl: int | None = 3600) -> FamilyLayout:
-    return FamilyLayout(
-        family="user_numbers",
-        version=version,
-        hash="p",
-        entity_key="user_id",
-        timestamp="ts",
-        features=NUMBERS,
-        ttl_seconds=ttl,
-    )
+    return replace(layout(version, ttl), family="user_numbers", hash="p", features=NUMBERS)
 
 
 def numbers(ids: list[int], ages_s: list[int], spend: float = 1.5) -> pa.RecordBatch:
@@ -327,3 +320,11 @@ def test_a_version_written_before_packings_is_read_as_one_key_per_entity(
     assert got.columns["visits"].to_pylist() == [1, 2, 3, None]
     assert store.count_keys("user_numbers", 7) == 3
     assert store.client.type(store.value_key("user_numbers", 7, 2) or "") == b"string"
+
+
+def test_an_unreadable_packing_record_is_named(store: OnlineStore) -> None:
+    store.write_layout(packed_layout(version=8), entities=10)
+    store.client.set(store.keys.packing("user_numbers", 8), "not json")
+    fresh = OnlineStore(store.client, store.prefix)  # nothing cached
+    with pytest.raises(OnlineStoreError, match="user_numbers v8: the packing record 'not json'"):
+        fresh.read(packed_layout(version=8), [1])
