@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
 from nbfeatures.definitions import FeatureRef, parse_refs
+from nbfeatures.engine.join_index import MAX_ROWS
 from nbfeatures.errors import DefinitionError, SpineError
 
 if TYPE_CHECKING:
@@ -39,8 +40,9 @@ if TYPE_CHECKING:
 DEFAULT_TIMESTAMP = "event_timestamp"
 ENGINES = ("auto", "spark", "arrow")
 # ``engine="auto"`` joins in this process up to this many stored feature rows in all (about
-# 1 GB per 10M rows of ten float64 features, plus sort arrays); beyond it, on Spark.
-ARROW_MAX_ROWS = 30_000_000
+# 1 GB per 10M rows of ten float64 features, plus sort arrays); beyond it, on Spark. Versions
+# up to it get a join index when computed.
+ARROW_MAX_ROWS = MAX_ROWS
 _ROW = "__nbf_row"
 _ONE_MICROSECOND = dt.timedelta(microseconds=1)
 

@@ -14,14 +14,21 @@ workspace (a registered family whose offline data was computed from the benchmar
 file) is built once per size under ``bench/.data/``, untimed.
 
 With ``--arrow`` the timed run is the in-process join ``training_set`` uses by default for a
-pandas spine on local Spark (``engine.local_pit``; no Spark is started), timed the way Feast
-is: the spine is read into pandas before the clock; the clock covers reading the feature file
-with pyarrow, the join and the complete pandas result (every row), and nothing is written.
-The same steps as ``training_set``'s Arrow path: spine normalized to UTC, converted to Arrow,
-joined, converted back with the same pandas types as the Spark path.
+pandas spine on local Spark (``engine.local_pit``; no Spark is started), on the benchmark
+family's offline set as ``compute_offline`` stored it (the ``--training-set`` workspace): its
+join index (``engine.join_index``), memory-mapped. Timed the way Feast is: the spine is read
+into pandas before the clock; the clock covers opening the stored rows, the join and the
+complete pandas result (every row), and nothing is written. The same steps as
+``training_set``'s Arrow path: spine normalized to UTC, converted to Arrow, joined, converted
+back with the same pandas types as the Spark path. ``--arrow-parquet`` is the same join on
+the same offline set's date-partitioned Parquet, the index ignored (what versions computed
+before the index, and ``gs://`` roots, are joined from).
 
-Usage: ``python -m bench.offline.nbf_side SIZE [SAVE] [--training-set] [--arrow]``; prints one
-JSON line.
+``--prepare`` builds the workspaces of the small size and of SIZE (Spark computes the family
+once; untimed by the rounds) and prints the time one more build of SIZE's join index takes.
+
+Usage: ``python -m bench.offline.nbf_side SIZE [SAVE] [--training-set] [--arrow]
+[--arrow-parquet] [--prepare]``; prints one JSON line.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -75,6 +83,8 @@ def training_workspace(spark: object, size: Size) -> Path:
     done = root / "ready"
     if done.exists():
         return root
+    if root.exists():  # a build that died: start over
+        shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
     settings = load_settings(root, environ={}, owner="bench", spark_memory="8g")
     features_path, _ = paths(size)
@@ -115,20 +125,36 @@ def via_training_set(spark: object, size: Size, out: str) -> float:
     return time.perf_counter() - started
 
 
-def arrow_join(size: Size) -> tuple[float, Any]:
+def workspace_settings(size: Size) -> Any:
+    from nbfeatures.config import load_settings
+
+    root = WORKSPACES / f"nbf_workspace_{size.name}"
+    if not (root / "ready").exists():
+        raise SystemExit(f"no workspace for {size.name}: run with --prepare first")
+    return load_settings(root, environ={}, owner="bench", spark_memory="8g")
+
+
+def arrow_join(size: Size, use_index: bool) -> tuple[float, Any]:
     """Seconds from the spine in pandas to the complete pandas result, and that result."""
     import pandas as pd
     import pyarrow as pa
 
-    from nbfeatures.engine.arrow_rows import ParquetRows
+    from nbfeatures.engine.arrow_rows import read_offline_table
+    from nbfeatures.engine.join_index import JoinIndex
     from nbfeatures.engine.local_pit import ArrowFeatures, point_in_time_join_arrow, to_pandas
     from nbfeatures.training import _normalize_pandas
 
-    features_path, spine_path = paths(size)
+    settings = workspace_settings(size)
+    _, spine_path = paths(size)
     spine = pd.read_parquet(spine_path)
     started = time.perf_counter()
     normalized = _normalize_pandas(spine, "event_timestamp", tuple(spine.columns))
-    rows = ParquetRows.from_paths([str(features_path)])
+    times = normalized["event_timestamp"]
+    rows = read_offline_table(settings, "bench", 1, times.min() - TTL, times.max())
+    if isinstance(rows, JoinIndex) != use_index:
+        if use_index:
+            raise SystemExit(f"the {size.name} workspace has no join index: run --prepare")
+        rows = rows.fallback
     family = ArrowFeatures("bench", rows, "entity_id", "event_timestamp", FEATURES, TTL)
     joined = point_in_time_join_arrow(
         pa.Table.from_pandas(normalized.drop(columns=["__nbf_row"]), preserve_index=False),
@@ -139,10 +165,10 @@ def arrow_join(size: Size) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def main_arrow(size_name: str, save: str | None) -> None:
+def main_arrow(size_name: str, save: str | None, use_index: bool) -> None:
     size = SIZES[size_name]
-    warmup, _ = arrow_join(SIZES["small"])
-    seconds, result = arrow_join(size)
+    warmup, _ = arrow_join(SIZES["small"], use_index)
+    seconds, result = arrow_join(size, use_index)
     if save:
         result.to_parquet(save)
     print(
@@ -152,6 +178,42 @@ def main_arrow(size_name: str, save: str | None) -> None:
                 "warmup_seconds": warmup,
                 "rows": len(result),
                 "non_null_f0": int(result["bench__f0"].notna().sum()),
+                "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            }
+        )
+    )
+
+
+def main_prepare(size_name: str) -> None:
+    """Both workspaces computed (once); one more timed build of SIZE's join index."""
+    from nbfeatures.config import load_settings
+    from nbfeatures.engine.join_index import build_index
+    from nbfeatures.engine.offline import read_manifest, version_path
+    from nbfeatures.engine.session import get_spark, stop_spark
+
+    size = SIZES[size_name]
+    with tempfile.TemporaryDirectory(prefix="nbf-pit-") as tmp:
+        spark = get_spark(load_settings(Path(tmp), environ={}, spark_memory="8g"))
+        for each in {SIZES["small"], size}:
+            training_workspace(spark, each)
+        stop_spark()
+    settings = workspace_settings(size)
+    manifest = read_manifest(settings, "bench", 1)
+    assert manifest is not None
+    path = version_path(settings, "bench", 1)
+    started = time.perf_counter()
+    folder = build_index(manifest, path, FEATURES)
+    seconds = time.perf_counter() - started
+    assert folder is not None
+    size_bytes = sum(f.stat().st_size for f in folder.iterdir())
+    parquet_bytes = sum(f.stat().st_size for f in Path(path).glob("event_date=*/*.parquet"))
+    print(
+        json.dumps(
+            {
+                "index_build_seconds": seconds,
+                "index_bytes": size_bytes,
+                "parquet_bytes": parquet_bytes,
+                "rows": manifest.rows,
                 "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             }
         )
@@ -195,7 +257,9 @@ if __name__ == "__main__":
     flags = [a for a in sys.argv[1:] if a.startswith("--")]
     positional = [a for a in sys.argv[1:] if not a.startswith("--")]
     save_to = positional[1] if len(positional) > 1 else None
-    if "--arrow" in flags:
-        main_arrow(positional[0], save_to)
+    if "--prepare" in flags:
+        main_prepare(positional[0])
+    elif "--arrow" in flags or "--arrow-parquet" in flags:
+        main_arrow(positional[0], save_to, use_index="--arrow" in flags)
     else:
         main(positional[0], save_to, "--training-set" in flags)

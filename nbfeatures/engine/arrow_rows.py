@@ -5,7 +5,8 @@ per spine row. The sources here give both without holding a table in memory: Par
 groups (local files memory-mapped, ``gs://`` through pyarrow) or slices of an in-memory
 table, each read in record batches of ``_BATCH_ROWS`` rows; ``take_rows`` reads only the
 groups holding chosen rows and keeps only those rows, writing fixed-width values straight
-into the answer's buffers. ``read_offline_table`` opens a family version's offline set.
+into the answer's buffers. ``read_offline_table`` opens a family version's offline set
+(or its join index).
 """
 
 from __future__ import annotations
@@ -349,17 +350,22 @@ def read_offline_table(
     version: int,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
-) -> ParquetRows:
-    """The stored rows of a family version on the UTC dates of ``[start, end]``, for pyarrow.
+) -> Any:
+    """The stored rows of a family version for the in-process join: its join index
+    (``engine.join_index``) when one matches the manifest, else its Parquet on the UTC dates
+    of ``[start, end]``.
 
     Local roots and ``gs://`` alike (``engine.gcs``); nothing is read until the join asks.
     Only the dates are pruned: rows outside the exact bounds can never be chosen by the join,
-    which drops them itself.
+    which drops them itself (so the index, which holds every date, gives the same answer).
     """
+    from nbfeatures.engine.join_index import open_index
     from nbfeatures.engine.offline import arrow_dataset, date_filter, read_manifest, version_path
 
-    if read_manifest(settings, family, version) is None:
+    manifest = read_manifest(settings, family, version)
+    if manifest is None:
         now = dt.datetime.now(dt.UTC)
         raise OfflineDataMissing(family, version, start or now, end or now)
-    dataset = arrow_dataset(version_path(settings, family, version))
-    return ParquetRows.from_dataset(dataset, date_filter(start, end))
+    path = version_path(settings, family, version)
+    rows = ParquetRows.from_dataset(arrow_dataset(path), date_filter(start, end))
+    return open_index(manifest, path, rows) or rows

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
 from nbfeatures.engine.arrow_rows import RowSource, as_source, map_threads, take_rows
+from nbfeatures.engine.join_index import JoinIndex
 from nbfeatures.engine.pit import OutputColumns, check_columns, group_by_key
 from nbfeatures.errors import DefinitionError
 
@@ -70,7 +71,7 @@ class ArrowFeatures(OutputColumns):
     """One family's rows as an Arrow table, with its key, time and feature columns."""
 
     name: str
-    table: Any  # a pyarrow.Table, ParquetRows or another RowSource (``arrow_rows``)
+    table: Any  # a pyarrow.Table, ParquetRows, another RowSource (``arrow_rows``), JoinIndex
     join_key: str
     timestamp: str
     features: tuple[str, ...]
@@ -110,10 +111,8 @@ def point_in_time_join_arrow(
     for key, group in group_by_key(families).items():
         key_type = spine[key].type
         for family in group:
-            source = as_source(family.table)
-            rows, event_us = _match(spine[key], spine_time, family, source, workers)
-            key_type = _wider(key_type, source.schema.field(family.join_key).type)
-            values = take_rows(source, rows, family.features, workers)
+            rows, event_us, values, stored = _join_family(spine[key], spine_time, family, workers)
+            key_type = _wider(key_type, stored.field(family.join_key).type)
             for feature in family.features:
                 names.append(family.column(feature))
                 columns.append(values[feature])
@@ -125,6 +124,24 @@ def point_in_time_join_arrow(
         # Spark unions spine and feature rows, so the spine's key takes the wider type.
         columns[names.index(key)] = columns[names.index(key)].cast(key_type)
     return pa.table(columns, names=names)
+
+
+def _join_family(
+    spine_key: Any, spine_time: tuple[Ints, Bools | None], family: ArrowFeatures, threads: int
+) -> tuple[Ints, Ints, dict[str, Any], Any]:
+    """One family's chosen rows (``-1``: none), their event times (µs), the features at
+    them and the schema the rows are stored with; from a join index when it takes this
+    spine's key, else by pruning, sorting and searching the rows here."""
+    table = family.table
+    if isinstance(table, JoinIndex) and not table.accepts(spine_key.type):
+        table = table.fallback
+    if isinstance(table, JoinIndex):
+        rows, event_us = table.match(spine_key, spine_time, family, threads)
+        return rows, event_us, table.take(rows, family.features, threads), table.schema
+    source = as_source(table)
+    rows, event_us = _match(spine_key, spine_time, family, source, threads)
+    values = take_rows(source, rows, family.features, threads)
+    return rows, event_us, values, source.schema
 
 
 def _wider(left: Any, right: Any) -> Any:
@@ -391,7 +408,7 @@ def _search(
     picked = order[found]
     tied = (found > 0) & (ordered[found - 1] == ordered[found])
     if tied.any():
-        picked[tied] = _break_ties(family, source, kept.rows, order, ordered, found[tied])
+        picked[tied] = break_ties(family, source, kept.rows, order, ordered, found[tied])
     return _Found(where, kept.rows[picked], kept.times[picked])
 
 
@@ -458,14 +475,20 @@ def _match(
     return chosen, event
 
 
-def _break_ties(
-    family: ArrowFeatures, source: RowSource, rows: Ints, order: Ints, ordered: Ints, ends: Ints
+def break_ties(
+    family: ArrowFeatures,
+    source: RowSource,
+    rows: Ints | None,
+    order: Ints | None,
+    ordered: Ints,
+    ends: Ints,
 ) -> Ints:
     """For runs of equal (entity, time) ending at ``ends``: the row whose features sort last.
 
     Spark orders the carried struct (time, features in order) ascending with nulls first,
     NaN greater than every number and ``-0.0`` equal to ``0.0``; the last row wins.
     Returns, for each entry of ``ends``, an index into ``rows`` (like ``order``'s values).
+    ``None`` for ``order`` or ``rows``: the rows are already sorted, or are the source's own.
     """
     np = require("numpy", "spark")
     pa = require("pyarrow", "spark")
@@ -475,8 +498,10 @@ def _break_ties(
     lengths = runs - starts + 1
     run_of = np.repeat(np.arange(len(runs)), lengths)
     offsets = np.arange(len(run_of)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    members = order[np.repeat(starts, lengths) + offsets]
-    values = take_rows(source, rows[members], family.features)
+    members = np.repeat(starts, lengths) + offsets
+    if order is not None:
+        members = order[members]
+    values = take_rows(source, members if rows is None else rows[members], family.features)
     keys: dict[str, Any] = {"__run": pa.array(run_of)}
     for i, feature in enumerate(family.features):
         column = values[feature]

@@ -4,6 +4,7 @@ Layout under ``settings.offline`` (a local path or ``gs://bucket/prefix``)::
 
     {family}/v{N}/event_date=YYYY-MM-DD/part-*.parquet
     {family}/v{N}/_manifest.json
+    {family}/v{N}/_join_index/{fingerprint}/   (local roots: ``engine.join_index``)
 
 ``compute_offline`` runs a version's transformation on its full sources, keeps the rows whose
 event time falls in the requested range and replaces only the UTC dates of that range: a date
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +34,7 @@ from nbfeatures._deps import require
 from nbfeatures.definitions import FeatureFamily, Source, SourceFormat
 from nbfeatures.engine import ranges
 from nbfeatures.engine.gcs import arrow_filesystem, is_gcs, join
+from nbfeatures.engine.join_index import build_index
 from nbfeatures.engine.spark_api import functions
 from nbfeatures.errors import ConfigError, DefinitionError, OfflineDataMissing, SchemaError
 
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from nbfeatures.config import Settings
+
+log = logging.getLogger(__name__)
 
 MANIFEST_FILE = "_manifest.json"
 PARTITION_COLUMN = "event_date"
@@ -319,6 +324,13 @@ def write_offline(
         }
     )
     _write_manifest(settings, manifest)
+    # After the manifest, which names it. The Parquet and the manifest are the offline set;
+    # the index only speeds joins up, so a failed build is reported, not raised: without a
+    # matching index, joins read the Parquet.
+    try:
+        build_index(manifest, path, family.feature_names)
+    except Exception as error:
+        log.warning("join index of %s v%s not built: %s", family.name, fv.version, error)
     return manifest
 
 

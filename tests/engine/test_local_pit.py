@@ -1,15 +1,19 @@
 """The in-process Arrow join and the Spark join give equal pandas frames on the same data.
 
-Both are compared as ``training_set`` returns them for a pandas spine: same columns, order,
-dtypes (nullable integers and booleans, UTC timestamps) and values, row for row. The data has
-what separates careful joins from careless ones: several rows of one entity at one time with
-features differing only by null, NaN or sign of zero, integer, boolean and text features,
-two families on one key and one on another, a ttl, null keys and times, repeated spine rows.
+The Arrow join runs on the tables themselves and on their join indexes
+(``engine.join_index``). All are compared as ``training_set`` returns them for a pandas
+spine: same columns, order, dtypes (nullable integers and booleans, UTC timestamps) and
+values, row for row. The data has what separates careful joins from careless ones: several
+rows of one entity at one time with features differing only by null, NaN or sign of zero,
+integer, boolean and text features, two families on one key and one on another, a ttl, null
+keys and times, repeated spine rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +22,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from index_helpers import indexed
 
 from nbfeatures.engine.local_pit import ArrowFeatures, point_in_time_join_arrow, to_pandas
 from nbfeatures.engine.pit import FeatureFrame, point_in_time_join
@@ -38,7 +43,11 @@ def both(
     spine: pd.DataFrame,
     families: list[tuple[str, pa.Table, str, tuple[str, ...], dt.timedelta | None]],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(Spark path, Arrow path) results as ``training_set`` builds them for a pandas spine."""
+    """(Spark path, Arrow path) results as ``training_set`` builds them for a pandas spine.
+
+    The Arrow path is also run on each family's join index (stored and memory-mapped as
+    ``compute_offline`` leaves it) and must give the same frame.
+    """
     normalized = _normalize_pandas(spine, "event_timestamp", tuple(spine.columns))
     frames = [
         FeatureFrame(name, spark_frame(spark, table), key, "ts", features, ttl)
@@ -55,12 +64,31 @@ def both(
         ArrowFeatures(name, table, key, "ts", features, ttl)
         for name, table, key, features, ttl in families
     ]
+    arrow_spine = pa.Table.from_pandas(normalized.drop(columns=["__nbf_row"]), preserve_index=False)
     local = point_in_time_join_arrow(
-        pa.Table.from_pandas(normalized.drop(columns=["__nbf_row"]), preserve_index=False),
-        arrow_families,
-        timestamp_column="event_timestamp",
-        include_event_times=True,
+        arrow_spine, arrow_families, timestamp_column="event_timestamp", include_event_times=True
     )
+    with tempfile.TemporaryDirectory(prefix="nbf-index-") as tmp:
+        index_families = [
+            ArrowFeatures(
+                name,
+                indexed(table, Path(tmp) / name, features, key, "ts"),
+                key,
+                "ts",
+                features,
+                ttl,
+            )
+            for name, table, key, features, ttl in families
+        ]
+        via_index = to_pandas(
+            point_in_time_join_arrow(
+                arrow_spine,
+                index_families,
+                timestamp_column="event_timestamp",
+                include_event_times=True,
+            )
+        )
+    pd.testing.assert_frame_equal(via_index, to_pandas(local))
     return on_spark, to_pandas(local)
 
 

@@ -1,5 +1,6 @@
 """Offline store: compute through the real transformation, replace only the range's dates,
-keep a manifest, name missing ranges; on local Spark, through Spark Connect, and on gs://."""
+keep a manifest and (locally) a current join index, name missing ranges; on local Spark,
+through Spark Connect, and on gs://."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import pytest
 from nbfeatures.catalog import Catalog, FamilyVersion
 from nbfeatures.config import Settings, load_settings
 from nbfeatures.definitions import Entity, Feature, FeatureFamily, Source, Transformation
-from nbfeatures.engine.gcs import arrow_filesystem
+from nbfeatures.engine.arrow_rows import ParquetRows, read_offline_table
+from nbfeatures.engine.gcs import arrow_filesystem, is_gcs
+from nbfeatures.engine.join_index import INDEX_DIR, JoinIndex, fingerprint
 from nbfeatures.engine.offline import (
     check_offline,
     compute_offline,
@@ -113,6 +116,15 @@ def run_compute_cycle(spark: Any, settings: Settings, catalog: Catalog, tmp: Pat
     assert stored.covered == [(DAY1, DAY1 + 3 * DAY)]
     assert stored.rows == 12 and len(stored.runs) == 2
     assert stored.partitions["2024-05-02"] == {"rows": 4, "entities": 2}
+    # Locally the in-process join reads the join index of what is stored now (the first
+    # computation's is gone); on gs:// it reads the Parquet.
+    rows = read_offline_table(settings, fv.family.name, fv.version)
+    path = version_path(settings, fv.family.name, fv.version)
+    if is_gcs(path):
+        assert isinstance(rows, ParquetRows)
+    else:
+        assert isinstance(rows, JoinIndex) and rows.rows.num_rows == 12
+        assert [p.name for p in (Path(path) / INDEX_DIR).iterdir()] == [fingerprint(stored)]
 
     with pytest.raises(OfflineDataMissing) as caught:
         check_offline(settings, fv.family.name, fv.version, DAY1, DAY1 + 5 * DAY)
