@@ -154,7 +154,7 @@ def arrow_join(size: Size, use_index: bool) -> tuple[float, Any]:
     if isinstance(rows, JoinIndex) != use_index:
         if use_index:
             raise SystemExit(f"the {size.name} workspace has no join index: run --prepare")
-        rows = rows.fallback
+        rows = rows.fallback()
     family = ArrowFeatures("bench", rows, "entity_id", "event_timestamp", FEATURES, TTL)
     joined = point_in_time_join_arrow(
         pa.Table.from_pandas(normalized.drop(columns=["__nbf_row"]), preserve_index=False),

@@ -367,5 +367,8 @@ def read_offline_table(
         now = dt.datetime.now(dt.UTC)
         raise OfflineDataMissing(family, version, start or now, end or now)
     path = version_path(settings, family, version)
-    rows = ParquetRows.from_dataset(arrow_dataset(path), date_filter(start, end))
-    return open_index(manifest, path, rows) or rows
+
+    def parquet() -> ParquetRows:
+        return ParquetRows.from_dataset(arrow_dataset(path), date_filter(start, end))
+
+    return open_index(manifest, path, parquet) or parquet()

@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,21 +92,33 @@ def index_root(version_path: str) -> Path:
 
 
 @dataclass(frozen=True)
+class Matched:
+    """What a spine asked of an index: per spine row the chosen row (``-1``: none) and its
+    event time (µs); and the spine rows that found one, in the index's row order."""
+
+    rows: Ints
+    event_us: Ints
+    in_file_order: Ints
+
+
+@dataclass(frozen=True)
 class JoinIndex:
     """One version's join-ordered rows, memory-mapped (see the module docstring).
 
-    ``fallback`` is the same version's Parquet, joined instead when the spine's key cannot be
-    looked up in ``keys`` (a key type other than the family's, but for integers of another
-    width), so that such spines get the Parquet join's casts and errors.
+    ``fallback()`` opens the same version's Parquet, joined instead when the spine's key
+    cannot be looked up in ``keys`` (a key type other than the family's, but for integers of
+    another width), so that such spines get the Parquet join's casts and errors.
     """
 
     rows: Any  # pyarrow.Table: __nbf_order, __nbf_time, features
-    keys: Any  # pyarrow.Array, ascending
+    keys: Any  # pyarrow.Array, ascending, of the stored key's type
     times: Ints | None  # distinct times in "rank" mode
     base: int
     span: int
-    schema: Any  # the stored Parquet's schema (key, timestamp, features)
-    fallback: ParquetRows
+    open_parquet: Callable[[], ParquetRows]
+
+    def fallback(self) -> ParquetRows:
+        return self.open_parquet()
 
     def accepts(self, spine_key_type: Any) -> bool:
         """Whether a spine key column of this type can be looked up here."""
@@ -120,8 +133,9 @@ class JoinIndex:
         spine_time: tuple[Ints, Bools | None],
         family: ArrowFeatures,
         threads: int,
-    ) -> tuple[Ints, Ints]:
-        """For each spine row, the chosen row here (``-1``: none) and its event time (µs)."""
+    ) -> Matched:
+        """For each spine row, the latest row of its entity at or before its time (within
+        the family's ttl), ties broken on ``family.features`` as Spark breaks them."""
         np = require("numpy", "spark")
         from nbfeatures.engine.arrow_rows import TableRows
         from nbfeatures.engine.local_pit import break_ties
@@ -137,42 +151,47 @@ class JoinIndex:
             asking &= s_valid
         where = np.flatnonzero(asking)
         if not where.size or not self.rows.num_rows:
-            return chosen, event
+            return Matched(chosen, event, np.zeros(0, np.int64))
+        # By entity (a cheap sort of small integers): each search starts where the last
+        # ended, and the rows are read in file order.
+        where = where[sort_with_index(ranks[where])[1]]
         times = s_time[where]
         if self.times is None:
             position = np.clip(times - self.base, -1, self.span - 1)
         else:
             position = np.searchsorted(self.times, times, side="right") - 1
-        wanted = ranks[where] * self.span + position
-        # Ascending keys: each search starts where the last ended and the rows are read in
-        # file order.
-        order = np.argsort(wanted)
+        firsts = ranks[where] * self.span  # each entity's first possible key
+        wanted = firsts + position
         order_column = self._column(ORDER_COLUMN).to_numpy()
         time_column = self._column(TIME_COLUMN).to_numpy()
 
-        def search(part: Ints) -> tuple[Ints, Ints, Ints]:
-            at, keys = where[part], wanted[part]
-            found = np.searchsorted(order_column, keys, side="right") - 1
+        def search(part: slice) -> tuple[Ints, Ints, Ints, Bools]:
+            found = np.searchsorted(order_column, wanted[part], side="right") - 1
             hit = found >= 0
             found[~hit] = 0
-            # The same entity: at or after its first possible key (position -1 is before).
-            hit &= order_column[found] > keys - position[part] - 1
+            hit &= order_column[found] >= firsts[part]  # the same entity
             used = time_column[found]
             if ttl_us is not None:
                 hit &= used >= times[part] - ttl_us
-            return at[hit], found[hit], used[hit]
+            found, used = found[hit], used[hit]
+            previous = order_column[np.maximum(found - 1, 0)]
+            tied = (found > 0) & (previous == order_column[found])
+            return where[part][hit], found, used, tied
 
-        parts = np.array_split(order, max(1, threads)) if threads > 1 else [order]
-        for at, found, used in map_threads(search, parts, threads):
-            chosen[at] = found
-            event[at] = used
-        picked = np.flatnonzero(chosen >= 0)
-        ends = chosen[picked]
-        tied = (ends > 0) & (order_column[np.maximum(ends - 1, 0)] == order_column[ends])
+        bounds = np.linspace(0, len(where), max(1, threads) + 1).astype(np.int64)
+        parts = [slice(a, b) for a, b in itertools.pairwise(bounds)]
+        results = map_threads(search, parts, threads)
+        at = np.concatenate([r[0] for r in results])
+        found = np.concatenate([r[1] for r in results])
+        tied = np.concatenate([r[3] for r in results])
+        chosen[at] = found
+        event[at] = np.concatenate([r[2] for r in results])
         if tied.any():
             ties = TableRows(self.rows)
-            chosen[picked[tied]] = break_ties(family, ties, None, None, order_column, ends[tied])
-        return chosen, event
+            winners = break_ties(family, ties, None, None, order_column, found[tied])
+            # A winner may sit a few rows before its run's end: still file order enough.
+            chosen[at[tied]] = winners
+        return Matched(chosen, event, at)
 
     def _column(self, name: str) -> Any:
         """A column as one array: the mapped batch itself, no copy (an empty file has none)."""
@@ -213,21 +232,20 @@ class JoinIndex:
         looked_up = pc.fill_null(pc.index_in(spine_key, value_set=self.keys), -1)
         return looked_up.cast(pa.int64()).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
 
-    def take(self, rows: Ints, features: Sequence[str], threads: int) -> dict[str, Any]:
-        """These features at ``rows`` (``-1``: null), as Arrow arrays in that order."""
+    def take(self, matched: Matched, features: Sequence[str], threads: int) -> dict[str, Any]:
+        """These features at the matched rows (null where none), in spine order."""
         np = require("numpy", "spark")
         pa = require("pyarrow", "spark")
         pc = require("pyarrow.compute", "spark")
+        rows = matched.rows
         missing = rows < 0
         fixed = [f for f in features if _fixed_width(self.rows.schema.field(f).type)]
         out: dict[str, Any] = {}
         if fixed:
             batch = pa.RecordBatch.from_arrays([self._column(f) for f in fixed], names=fixed)
             target = _Scatter.empty([batch.schema.field(f).type for f in fixed], len(rows))
-            asked_at = np.flatnonzero(~missing)
             # In file order: the gathers walk the mapped pages forward.
-            asked_at = asked_at[sort_with_index(rows[asked_at])[1]]
-            parts = np.array_split(asked_at, max(1, threads))
+            parts = np.array_split(matched.in_file_order, max(1, threads))
             map_threads(lambda at: target.put(batch, rows[at], at), parts, threads)
             out.update(zip(fixed, target.arrays(missing), strict=True))
         others = [f for f in features if f not in out]
@@ -238,8 +256,13 @@ class JoinIndex:
         return {f: out[f] for f in features}
 
 
-def open_index(manifest: Manifest, version_path: str, fallback: ParquetRows) -> JoinIndex | None:
-    """The version's index if one matching ``manifest`` was built, else ``None``."""
+def open_index(
+    manifest: Manifest, version_path: str, open_parquet: Callable[[], ParquetRows]
+) -> JoinIndex | None:
+    """The version's index if one matching ``manifest`` was built, else ``None``.
+
+    ``open_parquet`` opens the version's Parquet (for spines the index cannot take).
+    """
     if is_gcs(version_path):
         return None
     folder = index_root(version_path) / fingerprint(manifest)
@@ -263,8 +286,7 @@ def open_index(manifest: Manifest, version_path: str, fallback: ParquetRows) -> 
         times=times,
         base=int(meta["base"]),
         span=int(meta["span"]),
-        schema=fallback.schema,
-        fallback=fallback,
+        open_parquet=open_parquet,
     )
 
 

@@ -112,7 +112,7 @@ def point_in_time_join_arrow(
         key_type = spine[key].type
         for family in group:
             rows, event_us, values, stored = _join_family(spine[key], spine_time, family, workers)
-            key_type = _wider(key_type, stored.field(family.join_key).type)
+            key_type = _wider(key_type, stored)
             for feature in family.features:
                 names.append(family.column(feature))
                 columns.append(values[feature])
@@ -130,18 +130,19 @@ def _join_family(
     spine_key: Any, spine_time: tuple[Ints, Bools | None], family: ArrowFeatures, threads: int
 ) -> tuple[Ints, Ints, dict[str, Any], Any]:
     """One family's chosen rows (``-1``: none), their event times (µs), the features at
-    them and the schema the rows are stored with; from a join index when it takes this
+    them and the Arrow type its key is stored with; from a join index when it takes this
     spine's key, else by pruning, sorting and searching the rows here."""
     table = family.table
     if isinstance(table, JoinIndex) and not table.accepts(spine_key.type):
-        table = table.fallback
+        table = table.fallback()
     if isinstance(table, JoinIndex):
-        rows, event_us = table.match(spine_key, spine_time, family, threads)
-        return rows, event_us, table.take(rows, family.features, threads), table.schema
+        matched = table.match(spine_key, spine_time, family, threads)
+        values = table.take(matched, family.features, threads)
+        return matched.rows, matched.event_us, values, table.keys.type
     source = as_source(table)
     rows, event_us = _match(spine_key, spine_time, family, source, threads)
     values = take_rows(source, rows, family.features, threads)
-    return rows, event_us, values, source.schema
+    return rows, event_us, values, source.schema.field(family.join_key).type
 
 
 def _wider(left: Any, right: Any) -> Any:

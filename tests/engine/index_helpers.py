@@ -53,6 +53,6 @@ def indexed(
     """The memory-mapped join index of ``table`` stored under ``root``."""
     manifest, path = offline_folder(table, root, key, timestamp)
     assert build_index(manifest, path, features) is not None
-    index = open_index(manifest, path, ParquetRows.from_dataset(arrow_dataset(path)))
+    index = open_index(manifest, path, lambda: ParquetRows.from_dataset(arrow_dataset(path)))
     assert index is not None
     return index

@@ -128,7 +128,10 @@ def test_an_index_is_read_only_while_its_manifest_is_current(tmp_path: Path) -> 
     first = build_index(manifest, path, FEATURES)
     assert first is not None and first.name == fingerprint(manifest)
     assert json.loads((first / "index.json").read_text())["rows"] > 0
-    fallback = ParquetRows.from_dataset(arrow_dataset(path))
+
+    def fallback() -> ParquetRows:
+        return ParquetRows.from_dataset(arrow_dataset(path))
+
     # Computed again: another fingerprint, the old index is not read, then replaced.
     later = dataclasses.replace(manifest, updated_at=NOW + dt.timedelta(hours=1))
     assert fingerprint(later) != fingerprint(manifest)
