@@ -51,6 +51,9 @@ class Settings:
     preview_limit: int = 100_000
     preview_rows: int = 20
     registered_model_prefix: str = "nbf."
+    # Spark has Google's GCS connector: it writes and reads gs:// offline sets itself (a
+    # local session loads the connector jar of the ``gcs`` extra). Otherwise pyarrow does.
+    gcs_connector: bool = False
 
     @property
     def home(self) -> Path:
@@ -80,11 +83,21 @@ class Settings:
 
 
 _INT_FIELDS = {"preview_limit", "preview_rows"}
+_BOOL_FIELDS = {"gcs_connector"}
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
 
 
 def _coerce(key: str, value: Any) -> Any:
     if value is None:
         return None
+    if key in _BOOL_FIELDS:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise ConfigError(key, f"{value!r} is not true or false")
     if key in _INT_FIELDS:
         try:
             number = int(value)

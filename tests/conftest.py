@@ -16,9 +16,13 @@ from nbfeatures.config import Settings, load_settings
 
 @pytest.fixture(scope="session")
 def spark_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings for a throwaway workspace, used by every Spark test."""
+    """Settings for a throwaway workspace, used by every Spark test.
+
+    The shared session loads Google's GCS connector, so gs:// tests can run Spark's own
+    reads and writes too; a workspace uses it only when its settings say ``gcs_connector``.
+    """
     root: Path = tmp_path_factory.mktemp("spark-workspace")
-    return load_settings(root, environ={}, owner="tests", spark_memory="2g")
+    return load_settings(root, environ={}, owner="tests", spark_memory="2g", gcs_connector=True)
 
 
 @pytest.fixture(scope="session")

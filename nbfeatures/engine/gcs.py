@@ -1,15 +1,21 @@
-"""Files of the offline store through pyarrow: the local disk, or ``gs://`` without Spark.
+"""Files of the offline store: the local disk or ``gs://``, through pyarrow or Spark's connector.
 
-Spark here has no GCS connector, so every ``gs://`` read and write of the offline store goes
-through ``pyarrow.fs.GcsFileSystem``. With ``STORAGE_EMULATOR_HOST`` set (tests, local
-development) the filesystem talks to that emulator anonymously over plain HTTP; otherwise it
-uses the machine's Google credentials. Local paths use pyarrow's local filesystem, so the
-manifest and source-snapshot code is one code path for both.
+Manifests, source snapshots and the in-process join go through pyarrow (``GcsFileSystem`` for
+``gs://``, the local filesystem otherwise: one code path for both). The rows themselves are
+written and read by Spark when Spark can reach them: always for local paths, and for
+``gs://`` when ``settings.gcs_connector`` says Spark has Google's Hadoop GCS connector (a
+cluster that ships it, or a local session, which loads the connector jar that the
+``pyspark-gcs`` package carries: ``connector_jar``). Without the connector, ``gs://`` rows
+pass through the driver as Arrow and pyarrow writes them.
+
+With ``STORAGE_EMULATOR_HOST`` set (tests, local development) both talk to that emulator
+anonymously over plain HTTP; otherwise they use the machine's Google credentials.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from nbfeatures._deps import require
@@ -18,6 +24,7 @@ GCS_SCHEME = "gs://"
 EMULATOR_VARIABLE = "STORAGE_EMULATOR_HOST"
 # The emulator's project: GCS needs one to create buckets, the emulator accepts any.
 _EMULATOR_PROJECT = "nbfeatures-test"
+CONNECTOR_JAR = "gcs-connector-hadoop3-2.2.6-shaded.jar"
 
 
 def is_gcs(uri: str) -> bool:
@@ -52,3 +59,55 @@ def arrow_filesystem(uri: str) -> tuple[Any, str]:
 def join(root: str, *parts: str) -> str:
     """Join path parts with ``/`` (also right for ``gs://`` URIs, unlike ``os.path.join``)."""
     return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def connector_jar() -> str | None:
+    """The GCS connector jar the ``pyspark-gcs`` package ships, if it is installed."""
+    try:
+        import pyspark_gcs
+    except ImportError:
+        return None
+    jar = Path(pyspark_gcs.__file__).parent / "jars" / CONNECTOR_JAR
+    return str(jar) if jar.is_file() else None
+
+
+def connector_conf(emulator: str | None) -> dict[str, str]:
+    """Hadoop settings for Google's GCS connector (2.x), pointed at ``emulator`` if given."""
+    conf = {
+        "fs.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem",
+        "fs.AbstractFileSystem.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS",
+        # Hadoop 3.4+ ships defaults for its own gs:// client written with units ("64m");
+        # connector 2.x reads these keys as plain numbers and fails on them.
+        "fs.gs.block.size": str(64 << 20),
+        "fs.gs.rewrite.max.chunk.size": str(512 << 20),
+        "fs.gs.outputstream.buffer.size": str(8 << 20),
+        "fs.gs.inputstream.inplace.seek.limit": str(8 << 20),
+        "fs.gs.inputstream.min.range.request.size": str(2 << 20),
+    }
+    if emulator:
+        conf.update(
+            {
+                "fs.gs.storage.root.url": emulator.rstrip("/") + "/",
+                "fs.gs.auth.service.account.enable": "false",
+                "fs.gs.auth.null.enable": "true",
+                "fs.gs.project.id": _EMULATOR_PROJECT,
+            }
+        )
+    return conf
+
+
+def configure_connector(spark: Any) -> None:
+    """Set a local session's connector settings now, with the emulator configured now.
+
+    The session may have been built by settings without ``gcs_connector``, or before the
+    emulator started (tests, notebooks); Hadoop reads these settings when Spark first opens
+    a ``gs://`` path. The connector's jar must be on the session's classpath (loaded when a
+    session is built with ``gcs_connector``). A Spark Connect cluster configures its own.
+    """
+    from nbfeatures.engine.spark_api import is_connect
+
+    if is_connect(spark):
+        return
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in connector_conf(os.environ.get(EMULATOR_VARIABLE)).items():
+        hadoop.set(key, value)

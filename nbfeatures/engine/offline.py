@@ -16,9 +16,10 @@ counts, the merged covered event-time ranges, the definition hash, the Spark ver
 each run, the snapshot facts of every source read (file names, sizes, modification times for
 paths; the table name for tables). Every time is UTC.
 
-Local roots are written by Spark (dynamic partition overwrite). ``gs://`` roots are written
-and read through pyarrow's GCS filesystem, since Spark here has no GCS connector: Spark
-computes, the result is collected as Arrow and pyarrow writes the partitions.
+Local roots are written by Spark (dynamic partition overwrite), and so are ``gs://`` roots
+when ``settings.gcs_connector`` says Spark has Google's GCS connector. Without it, ``gs://``
+roots are written and read through pyarrow's GCS filesystem: Spark computes, the result is
+collected as Arrow and pyarrow writes the partitions. Manifests always go through pyarrow.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nbfeatures._deps import require
 from nbfeatures.definitions import FeatureFamily, Source, SourceFormat
 from nbfeatures.engine import ranges
-from nbfeatures.engine.gcs import arrow_filesystem, is_gcs, join
+from nbfeatures.engine.gcs import arrow_filesystem, configure_connector, is_gcs, join
 from nbfeatures.engine.join_index import build_index
 from nbfeatures.engine.spark_api import functions
 from nbfeatures.errors import ConfigError, DefinitionError, OfflineDataMissing, SchemaError
@@ -288,10 +289,11 @@ def write_offline(
         .withColumn(PARTITION_COLUMN, F.date_format(ts, "yyyy-MM-dd"))
     )
     path = version_path(settings, family.name, fv.version)
-    if is_gcs(path):
-        written = _write_arrow(rows, path, family.entity.join_key)
-    else:
+    through_spark = spark_reaches(settings, spark)
+    if through_spark:
         written = _write_spark(spark, rows, path, family.entity.join_key, (day_start, day_end))
+    else:
+        written = _write_arrow(rows, path, family.entity.join_key)
     stale = {d.isoformat() for d in ranges.days_in(day_start, day_end)} - set(written)
     _delete_partitions(path, stale)
 
@@ -310,7 +312,7 @@ def write_offline(
         manifest.partitions.pop(date, None)
     manifest.partitions.update(written)
     manifest.covered = ranges.merge([*manifest.covered, (day_start, day_end)])
-    manifest.entities = _count_entities(spark, path, family.entity.join_key)
+    manifest.entities = _count_entities(spark, path, family.entity.join_key, through_spark)
     manifest.spark_version = str(spark.version)
     manifest.updated_at = now
     manifest.runs.append(
@@ -332,6 +334,17 @@ def write_offline(
     except Exception as error:
         log.warning("join index of %s v%s not built: %s", family.name, fv.version, error)
     return manifest
+
+
+def spark_reaches(settings: Settings, spark: SparkSession) -> bool:
+    """Whether Spark itself writes and reads this workspace's offline rows (``engine.gcs``):
+    local roots always, ``gs://`` with the GCS connector."""
+    if not is_gcs(settings.offline):
+        return True
+    if settings.gcs_connector:
+        configure_connector(spark)
+        return True
+    return False
 
 
 def _write_spark(
@@ -415,9 +428,9 @@ def _delete_partitions(path: str, dates: set[str]) -> None:
             fs.delete_dir(info.path)
 
 
-def _count_entities(spark: SparkSession, path: str, key: str) -> int:
+def _count_entities(spark: SparkSession, path: str, key: str, through_spark: bool) -> int:
     """Distinct entities over everything stored (only the key column is read)."""
-    if is_gcs(path):
+    if not through_spark:
         pc = require("pyarrow.compute", "spark")
         table = arrow_dataset(path).to_table(columns=[key])
         return int(pc.count_distinct(table[key]).as_py())
@@ -477,7 +490,7 @@ def read_offline(
     start = ranges.to_utc(start, "start") if start is not None else None
     end = ranges.to_utc(end, "end") if end is not None else None
     path = version_path(settings, family, version)
-    if is_gcs(path):
+    if not spark_reaches(settings, spark):
         frame = spark.createDataFrame(_read_arrow(path, manifest.timestamp, start, end))
     else:
         frame = spark.read.parquet(path)

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
 from nbfeatures.config import Settings
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()
 _session: SparkSession | None = None
-_session_key: tuple[str, str] | None = None
+_session_key: tuple[str, str, bool] | None = None
 
 
 def check_java() -> None:
@@ -45,7 +45,7 @@ def check_java() -> None:
 def get_spark(settings: Settings) -> SparkSession:
     """The process-wide session for ``settings``; built on first use, reused after."""
     global _session, _session_key
-    key = (settings.spark_master, settings.spark_driver_memory)
+    key = (settings.spark_master, settings.spark_driver_memory, settings.gcs_connector)
     with _lock:
         if _session is not None and _session_key == key and _is_alive(_session):
             return _session
@@ -69,6 +69,8 @@ def get_spark(settings: Settings) -> SparkSession:
                 .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
                 .config("spark.sql.warehouse.dir", str(settings.home / "spark-warehouse"))
             )
+            if settings.gcs_connector:
+                builder = _with_gcs_connector(builder)
         session: SparkSession = builder.getOrCreate()
         # PySpark logs every failed query with its JVM stack trace before raising; we turn
         # those errors into one clear message, so the dump would only bury it.
@@ -84,6 +86,24 @@ def get_spark(settings: Settings) -> SparkSession:
                 session.sparkContext.pythonExec = sys.executable
         _session, _session_key = session, key
         return session
+
+
+def _with_gcs_connector(builder: Any) -> Any:
+    """A local session that reads and writes ``gs://`` with Google's connector jar."""
+    from nbfeatures.engine.gcs import EMULATOR_VARIABLE, connector_conf, connector_jar
+
+    jar = connector_jar()
+    if jar is None:
+        raise ConfigError(
+            "gcs_connector",
+            "a local Spark session needs the GCS connector jar: pip install 'nbfeatures[gcs]' "
+            "(the pyspark-gcs package ships it), or set gcs_connector: false to write gs:// "
+            "through pyarrow",
+        )
+    builder = builder.config("spark.jars", jar)
+    for key, value in connector_conf(os.environ.get(EMULATOR_VARIABLE)).items():
+        builder = builder.config(f"spark.hadoop.{key}", value)
+    return builder
 
 
 def _is_alive(session: SparkSession) -> bool:

@@ -103,15 +103,19 @@ def connect_url() -> str:
 
 
 def gcs_emulator() -> str:
-    """Start (once) a real in-memory GCS emulator; return its ``http://host:port``."""
+    """Start (once) a real in-memory GCS emulator; return its ``http://host:port``.
+
+    Through ``gcs_emulator.py``, which gives its missing-object answers GCS's error body
+    (Spark's GCS connector needs it).
+    """
     if "gcs" in _servers:
         return _servers["gcs"][1]
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="nbf-gcs-")) / "emulator.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(_BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1",
-             "--port", str(port), "--in-memory"],
+            [sys.executable, str(Path(__file__).with_name("gcs_emulator.py")), "start",
+             "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     atexit.register(_stop, process)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from pyarrow.fs import FileSelector
 
 from nbfeatures.catalog import Catalog, FamilyVersion
 from nbfeatures.config import Settings, load_settings
@@ -147,12 +148,30 @@ def test_compute_replaces_only_the_range_and_keeps_a_manifest(
     assert data["spark_version"].startswith("4.")
 
 
-def test_compute_on_gcs_through_pyarrow(
-    spark: Any, workspace: tuple[Settings, Catalog], tmp_path: Path, gcs_root: str
+@pytest.mark.parametrize("connector", [False, True], ids=["pyarrow", "spark-gcs-connector"])
+def test_compute_on_gcs(
+    spark: Any,
+    workspace: tuple[Settings, Catalog],
+    tmp_path: Path,
+    gcs_root: str,
+    connector: bool,
 ) -> None:
+    # Without the connector, pyarrow writes the rows (part-<uuid>-<i>.parquet); with it,
+    # Spark's executors write them through Google's Hadoop connector (Spark's part files).
     settings, catalog = workspace
-    on_gcs = dataclasses.replace(settings, offline_root=f"{gcs_root}/{uuid.uuid4().hex[:8]}")
+    on_gcs = dataclasses.replace(
+        settings, offline_root=f"{gcs_root}/{uuid.uuid4().hex[:8]}", gcs_connector=connector
+    )
     run_compute_cycle(spark, on_gcs, catalog, tmp_path)
+    fs, root = arrow_filesystem(on_gcs.offline)
+    parts = [
+        info.base_name
+        for info in fs.get_file_info(FileSelector(root, recursive=True))
+        if info.base_name.endswith(".parquet")
+    ]
+    assert parts
+    by_spark = [name.endswith(".snappy.parquet") for name in parts]
+    assert all(by_spark) if connector else not any(by_spark)
 
 
 def test_nothing_computed_is_missing(workspace: tuple[Settings, Catalog], tmp_path: Path) -> None:

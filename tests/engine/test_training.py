@@ -256,8 +256,17 @@ def test_unknown_engine_is_refused(world: World, spark: Any) -> None:
         build(world, spine_frame(), spark, engine="duck")
 
 
-def test_engines_agree_on_a_gcs_offline_store(world: World, spark: Any, gcs_root: str) -> None:
-    on_gcs = dataclasses.replace(world.settings, offline_root=f"{gcs_root}/{uuid.uuid4().hex[:8]}")
+@pytest.mark.parametrize("connector", [False, True], ids=["pyarrow", "spark-gcs-connector"])
+def test_engines_agree_on_a_gcs_offline_store(
+    world: World, spark: Any, gcs_root: str, connector: bool
+) -> None:
+    # Stored through pyarrow, or by Spark itself through the GCS connector (then the Spark
+    # engine reads it through the connector too); the Arrow engine reads with pyarrow.
+    on_gcs = dataclasses.replace(
+        world.settings,
+        offline_root=f"{gcs_root}/{uuid.uuid4().hex[:8]}",
+        gcs_connector=connector,
+    )
     compute_offline(spark, on_gcs, world.spend, DAY1, DAY1 + 3 * DAY)
     compute_offline(spark, on_gcs, world.doubled, DAY1, DAY1 + 3 * DAY)
     gcs_world = dataclasses.replace(world, settings=on_gcs)

@@ -50,3 +50,13 @@ def test_bad_files_say_what_and_where(tmp_path: Path, text: str, message: str) -
     with pytest.raises(ConfigError, match=message) as raised:
         load_settings(tmp_path, environ={})
     assert "nbfeatures.yaml" in str(raised.value) or raised.value.key == "preview_rows"
+
+
+def test_the_gcs_connector_switch_reads_yes_and_no(tmp_path: Path) -> None:
+    assert load_settings(tmp_path, environ={}).gcs_connector is False
+    (tmp_path / "nbfeatures.yaml").write_text("gcs_connector: true\n")
+    assert load_settings(tmp_path, environ={}).gcs_connector is True
+    assert load_settings(tmp_path, environ={"NBF_GCS_CONNECTOR": "no"}).gcs_connector is False
+    with pytest.raises(ConfigError, match="'maybe' is not true or false") as raised:
+        load_settings(tmp_path, environ={"NBF_GCS_CONNECTOR": "maybe"})
+    assert raised.value.key == "gcs_connector"
