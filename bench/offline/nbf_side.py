@@ -168,7 +168,9 @@ def arrow_join(size: Size, use_index: bool) -> tuple[float, Any]:
 def main_arrow(size_name: str, save: str | None, use_index: bool) -> None:
     size = SIZES[size_name]
     warmup, _ = arrow_join(SIZES["small"], use_index)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     seconds, result = arrow_join(size, use_index)
+    after = resource.getrusage(resource.RUSAGE_SELF)
     if save:
         result.to_parquet(save)
     print(
@@ -179,6 +181,12 @@ def main_arrow(size_name: str, save: str | None, use_index: bool) -> None:
                 "rows": len(result),
                 "non_null_f0": int(result["bench__f0"].notna().sum()),
                 "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                # Of the timed run: CPU in the process and in the kernel (page faults on
+                # mapped and fresh memory), and faults that had to read the disk.
+                "user_seconds": after.ru_utime - before.ru_utime,
+                "system_seconds": after.ru_stime - before.ru_stime,
+                "minor_faults": after.ru_minflt - before.ru_minflt,
+                "major_faults": after.ru_majflt - before.ru_majflt,
             }
         )
     )
