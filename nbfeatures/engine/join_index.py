@@ -88,7 +88,10 @@ def fingerprint(manifest: Manifest) -> str:
 
 
 def index_root(version_path: str) -> Path:
-    return Path(version_path) / INDEX_DIR
+    """The index folder of a local version (``file://`` roots included)."""
+    from nbfeatures.engine.gcs import arrow_filesystem
+
+    return Path(arrow_filesystem(version_path)[1]) / INDEX_DIR
 
 
 @dataclass(frozen=True)
@@ -266,20 +269,25 @@ def open_index(
     if is_gcs(version_path):
         return None
     folder = index_root(version_path) / fingerprint(manifest)
-    try:
-        meta = json.loads((folder / "index.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if meta.get("format") != INDEX_FORMAT:
-        return None
     pa = require("pyarrow", "spark")
     ipc = require("pyarrow.ipc", "spark")
-    rows = ipc.open_file(pa.memory_map(str(folder / "rows.arrow"))).read_all()
-    keys = ipc.open_file(pa.memory_map(str(folder / "keys.arrow"))).read_all().column(0)
-    times = None
-    if meta["mode"] == "rank":
-        table = ipc.open_file(pa.memory_map(str(folder / "times.arrow"))).read_all()
-        times = table.column(0).combine_chunks().to_numpy()
+
+    def mapped(name: str) -> Any:
+        return ipc.open_file(pa.memory_map(str(folder / name))).read_all()
+
+    # Missing or half there (a computation replacing it right now, an older format): the
+    # Parquet is read instead. Once mapped, files removed later stay readable.
+    try:
+        meta = json.loads((folder / "index.json").read_text())
+        if meta.get("format") != INDEX_FORMAT:
+            return None
+        rows = mapped("rows.arrow")
+        keys = mapped("keys.arrow").column(0)
+        times = None
+        if meta["mode"] == "rank":
+            times = mapped("times.arrow").column(0).combine_chunks().to_numpy()
+    except (OSError, ValueError, KeyError, pa.ArrowInvalid):
+        return None
     return JoinIndex(
         rows=rows,
         keys=keys.combine_chunks(),

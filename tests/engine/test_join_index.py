@@ -142,3 +142,14 @@ def test_an_index_is_read_only_while_its_manifest_is_current(tmp_path: Path) -> 
     assert open_index(later, path, fallback) is not None
     # The Parquet reader never sees the index's files.
     assert arrow_dataset(path).count_rows() == features.num_rows
+
+
+def test_a_half_present_index_is_not_read(tmp_path: Path) -> None:
+    # A computation replacing the index, or a damaged folder: the Parquet is read instead.
+    manifest, path = offline_folder(feature_table(24, 100, 10), tmp_path)
+    folder = build_index(manifest, path, FEATURES)
+    assert folder is not None
+    (folder / "rows.arrow").unlink()
+    assert open_index(manifest, path, lambda: ParquetRows.from_dataset(arrow_dataset(path))) is None
+    (folder / "index.json").write_text("{not json")
+    assert open_index(manifest, path, lambda: ParquetRows.from_dataset(arrow_dataset(path))) is None
