@@ -8,7 +8,7 @@
     nbfeatures status                       the online store: embedded server, live versions;
                                             repairs what killed promotions left
     nbfeatures stop                         stop the workspace's embedded Redis server
-    nbfeatures compute NAME [--version N] [--start T] [--end T]
+    nbfeatures compute NAME [--version N] [--start T] [--end T] [--index-only]
                                             write the version's offline feature set
     nbfeatures promote NAME [--version N] [--engine auto|arrow|spark]
                                             compute, materialize, verify, make it live
@@ -107,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     compute.add_argument(
         "--end", type=dt.datetime.fromisoformat, help="end of the range, exclusive (ISO 8601)"
+    )
+    compute.add_argument(
+        "--index-only",
+        action="store_true",
+        help="only (re)write the join index of what is stored (no Spark)",
     )
 
     commands.add_parser("status", help="the online store: embedded server and live versions")
@@ -219,6 +224,11 @@ def run(argv: Sequence[str] | None = None) -> int:
             args.name, args.reason, replacement=args.replacement, sunset=args.sunset
         )
         print(f"{done.name} deprecated" + (f", sunset {args.sunset}" if args.sunset else ""))
+    elif args.command == "compute" and args.index_only:
+        from nbfeatures.compute import build_join_index
+
+        folder = build_join_index(args.name, args.version, settings=settings, catalog=catalog)
+        print(f"join index: {folder}" if folder else "no join index for this version's root")
     elif args.command == "compute":
         from nbfeatures.compute import compute
 

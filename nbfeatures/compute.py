@@ -6,7 +6,8 @@
 Spark runs the version's transformation on its full sources and writes Parquet under
 ``{offline_root}/{family}/v{N}/event_date=YYYY-MM-DD/`` with a manifest. Re-running a range
 replaces those days only. Without a range, every event time up to the end of today (UTC)
-is computed.
+is computed. Locally, computing also writes the version's join index; ``build_join_index``
+writes it from what is stored, without Spark (for versions computed before indexes existed).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from nbfeatures.config import Settings, active_settings
 from nbfeatures.definitions import FeatureRef
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from nbfeatures.catalog import Catalog
     from nbfeatures.engine.offline import Manifest
 
@@ -60,3 +63,31 @@ def compute(
     spark = spark or get_spark(settings)
     with spark_progress(spark, f"computing {fv.ref}", enabled=progress):
         return compute_offline(spark, settings, fv, low, high)
+
+
+def build_join_index(
+    name: str,
+    version: int | None = None,
+    *,
+    settings: Settings | None = None,
+    catalog: Catalog | None = None,
+) -> Path | None:
+    """Write the join index of ``name``'s stored rows (``version``, else production, else
+    latest); ``None`` where versions get none (``gs://``, over 30M rows). No Spark runs.
+
+    Raises ``OfflineDataMissing`` when nothing was computed for the version.
+    """
+    from nbfeatures.catalog import Catalog
+    from nbfeatures.engine.join_index import build_index
+    from nbfeatures.engine.offline import read_manifest, version_path
+    from nbfeatures.errors import OfflineDataMissing
+
+    settings = settings or active_settings()
+    catalog = catalog or Catalog.from_settings(settings)
+    fv = catalog.resolve(FeatureRef(family=name, feature="*", version=version), purpose="read")
+    manifest = read_manifest(settings, fv.family.name, fv.version)
+    if manifest is None:
+        now = dt.datetime.now(dt.UTC)
+        raise OfflineDataMissing(fv.family.name, fv.version, now, now)
+    path = version_path(settings, fv.family.name, fv.version)
+    return build_index(manifest, path, fv.family.feature_names)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from pyarrow.fs import FileSelector
 
 from nbfeatures.catalog import Catalog, FamilyVersion
+from nbfeatures.cli import run
 from nbfeatures.config import Settings, load_settings
 from nbfeatures.definitions import Entity, Feature, FeatureFamily, Source, Transformation
 from nbfeatures.engine.arrow_rows import ParquetRows, read_offline_table
@@ -179,3 +181,25 @@ def test_nothing_computed_is_missing(workspace: tuple[Settings, Catalog], tmp_pa
     local = dataclasses.replace(settings, offline_root=str(tmp_path / "empty"))
     with pytest.raises(OfflineDataMissing, match=r"nope v3 has no offline data for 2024-05-01"):
         check_offline(local, "nope", 3, DAY1, DAY1 + DAY)
+
+
+def test_the_join_index_is_rebuilt_from_what_is_stored(
+    spark: Any,
+    workspace: tuple[Settings, Catalog],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A version computed before indexes existed: the CLI writes its index without Spark.
+    settings, catalog = workspace
+    source = tmp_path / "tx.parquet"
+    write_source(source)
+    fv = register_family(catalog, source)
+    compute_offline(spark, settings, fv, DAY1, DAY1 + 3 * DAY)
+    name, version = fv.family.name, fv.version
+    shutil.rmtree(Path(version_path(settings, name, version)) / INDEX_DIR)
+    assert isinstance(read_offline_table(settings, name, version), ParquetRows)
+    argv = ["--workspace", str(settings.workspace), "compute", name, "--version", str(version)]
+    assert run([*argv, "--index-only"]) == 0
+    assert "join index:" in capsys.readouterr().out
+    rows = read_offline_table(settings, name, version)
+    assert isinstance(rows, JoinIndex) and rows.rows.num_rows == 12
