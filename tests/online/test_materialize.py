@@ -237,24 +237,9 @@ def test_arrow_and_spark_write_the_same_bytes(
             store.close()
 
 
-PACKED = FamilyLayout(
-    family="txn_pairs",
-    version=1,
-    hash="h3",
-    entity_key="user_id",
-    timestamp="ts",
-    features=(("total", "float64"), ("count", "int64")),
-    ttl_seconds=24 * 3600,
-)
-LAYOUT_V2 = FamilyLayout(
-    family="txn_stats",
-    version=2,
-    hash="h1",
-    entity_key="user_id",
-    timestamp="ts",
-    features=LAYOUT.features,
-    ttl_seconds=None,
-)
+# No string feature: stored packed, several entities to a bucket.
+PACKED = replace(LAYOUT, family="txn_pairs", hash="h3", features=LAYOUT.features[:2])
+LAYOUT_V2 = replace(LAYOUT, version=2, ttl_seconds=None)
 
 
 def test_arrow_engine_writes_on_each_backend(store: OnlineStore, tmp_path: Any) -> None:
