@@ -228,7 +228,15 @@ def run(argv: Sequence[str] | None = None) -> int:
         from nbfeatures.compute import build_join_index
 
         folder = build_join_index(args.name, args.version, settings=settings, catalog=catalog)
-        print(f"join index: {folder}" if folder else "no join index for this version's root")
+        if folder is None:
+            from nbfeatures.engine.join_index import MAX_ROWS
+
+            print(
+                f"no join index for {args.name}: indexes are kept for local offline roots up "
+                f"to {MAX_ROWS:,} rows; its training sets read the Parquet"
+            )
+        else:
+            print(f"join index: {folder}")
     elif args.command == "compute":
         from nbfeatures.compute import compute
 

@@ -86,8 +86,7 @@ def build_join_index(
     catalog = catalog or Catalog.from_settings(settings)
     fv = catalog.resolve(FeatureRef(family=name, feature="*", version=version), purpose="read")
     manifest = read_manifest(settings, fv.family.name, fv.version)
-    if manifest is None:
-        now = dt.datetime.now(dt.UTC)
-        raise OfflineDataMissing(fv.family.name, fv.version, now, now)
+    if manifest is None:  # nothing computed at all: name the whole default range
+        raise OfflineDataMissing(fv.family.name, fv.version, EARLIEST, default_end())
     path = version_path(settings, fv.family.name, fv.version)
     return build_index(manifest, path, fv.family.feature_names)

@@ -46,18 +46,26 @@ from typing import TYPE_CHECKING, Any
 from nbfeatures._deps import require
 from nbfeatures.engine.arrow_rows import (
     ParquetRows,
+    TableRows,
     _fixed_width,
     _Scatter,
     map_threads,
     sort_with_index,
 )
-from nbfeatures.engine.gcs import is_gcs
+from nbfeatures.engine.gcs import arrow_filesystem, is_gcs
+from nbfeatures.engine.local_pit import (
+    _DENSE_FACTOR,
+    _DENSE_FLOOR,
+    ArrowFeatures,
+    _int64,
+    break_ties,
+    to_micros,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from nbfeatures.engine.local_pit import ArrowFeatures
     from nbfeatures.engine.offline import Manifest
 
     Ints = npt.NDArray[np.int64]
@@ -71,10 +79,6 @@ MAX_ROWS = 30_000_000
 ORDER_COLUMN = "__nbf_order"
 TIME_COLUMN = "__nbf_time"
 _MAX_ORDER = (1 << 62) - 1
-# Integer keys spanning at most this many times their count (or under _DENSE_FLOOR) are
-# looked up in a table by offset; others by binary search. As in ``local_pit``.
-_DENSE_FACTOR = 8
-_DENSE_FLOOR = 1 << 22
 
 
 def fingerprint(manifest: Manifest) -> str:
@@ -89,8 +93,6 @@ def fingerprint(manifest: Manifest) -> str:
 
 def index_root(version_path: str) -> Path:
     """The index folder of a local version (``file://`` roots included)."""
-    from nbfeatures.engine.gcs import arrow_filesystem
-
     return Path(arrow_filesystem(version_path)[1]) / INDEX_DIR
 
 
@@ -140,9 +142,6 @@ class JoinIndex:
         """For each spine row, the latest row of its entity at or before its time (within
         the family's ttl), ties broken on ``family.features`` as Spark breaks them."""
         np = require("numpy", "spark")
-        from nbfeatures.engine.arrow_rows import TableRows
-        from nbfeatures.engine.local_pit import break_ties
-
         ttl_us = None if family.ttl is None else family.ttl // dt.timedelta(microseconds=1)
         s_time, s_valid = spine_time
         n = len(s_time)
@@ -206,8 +205,6 @@ class JoinIndex:
         np = require("numpy", "spark")
         pa = require("pyarrow", "spark")
         pc = require("pyarrow.compute", "spark")
-        from nbfeatures.engine.local_pit import _int64
-
         if pa.types.is_integer(self.keys.type):
             known = _int64(self.keys)[0]
             keys, valid = _int64(spine_key)
@@ -304,7 +301,10 @@ def build_index(manifest: Manifest, version_path: str, features: Sequence[str]) 
     ``None`` (and no index) for ``gs://`` roots and versions over ``MAX_ROWS`` rows: the
     join reads their Parquet instead. Older indexes of the version are removed.
     """
-    if is_gcs(version_path) or manifest.rows > MAX_ROWS:
+    if is_gcs(version_path):
+        return None
+    if manifest.rows > MAX_ROWS:
+        _remove_others(index_root(version_path), keep=None)  # grown past it: none stays
         return None
     from nbfeatures.engine.offline import arrow_dataset
 
@@ -371,8 +371,6 @@ def _join_order(table: Any, key: str, timestamp: str) -> tuple[Any, Any, Ints | 
     np = require("numpy", "spark")
     pa = require("pyarrow", "spark")
     pc = require("pyarrow.compute", "spark")
-    from nbfeatures.engine.local_pit import to_micros
-
     micros, valid_time = to_micros(table[timestamp])
     usable = np.asarray(pc.is_valid(table[key]))
     if valid_time is not None:

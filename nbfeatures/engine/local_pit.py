@@ -48,7 +48,6 @@ from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
 from nbfeatures.engine.arrow_rows import RowSource, as_source, map_threads, take_rows
-from nbfeatures.engine.join_index import JoinIndex
 from nbfeatures.engine.pit import OutputColumns, check_columns, group_by_key
 from nbfeatures.errors import DefinitionError
 
@@ -59,8 +58,9 @@ if TYPE_CHECKING:
     Ints = npt.NDArray[np.int64]
     Bools = npt.NDArray[np.bool_]
 
-# Integer keys whose spine range is at most this many times the spine's rows (or under
-# _DENSE_FLOOR) are coded by offset, through a lookup table of that size; others are hashed.
+# Integer keys whose range is at most this many times their count (or under _DENSE_FLOOR)
+# are coded by offset, through a lookup table of that size; others are hashed or searched.
+# Spine keys here, a join index's keys in ``join_index``.
 _DENSE_FACTOR = 8
 _DENSE_FLOOR = 1 << 22
 _MAX_COMPOUND = (1 << 62) - 1
@@ -132,6 +132,8 @@ def _join_family(
     """One family's chosen rows (``-1``: none), their event times (µs), the features at
     them and the Arrow type its key is stored with; from a join index when it takes this
     spine's key, else by pruning, sorting and searching the rows here."""
+    from nbfeatures.engine.join_index import JoinIndex  # it builds on this module
+
     table = family.table
     if isinstance(table, JoinIndex) and not table.accepts(spine_key.type):
         table = table.fallback()

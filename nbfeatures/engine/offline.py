@@ -338,7 +338,12 @@ def write_offline(
 
 def spark_reaches(settings: Settings, spark: SparkSession) -> bool:
     """Whether Spark itself writes and reads this workspace's offline rows (``engine.gcs``):
-    local roots always, ``gs://`` with the GCS connector."""
+    local roots always, ``gs://`` with the GCS connector.
+
+    Called right before Spark touches the rows: with the connector it also points a local
+    session at the emulator configured now (``configure_connector``), which may have started
+    after the session.
+    """
     if not is_gcs(settings.offline):
         return True
     if settings.gcs_connector:

@@ -153,3 +153,14 @@ def test_a_half_present_index_is_not_read(tmp_path: Path) -> None:
     assert open_index(manifest, path, lambda: ParquetRows.from_dataset(arrow_dataset(path))) is None
     (folder / "index.json").write_text("{not json")
     assert open_index(manifest, path, lambda: ParquetRows.from_dataset(arrow_dataset(path))) is None
+
+
+def test_a_version_grown_past_the_limit_keeps_no_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest, path = offline_folder(feature_table(25, 100, 10), tmp_path)
+    assert build_index(manifest, path, FEATURES) is not None
+    monkeypatch.setattr("nbfeatures.engine.join_index.MAX_ROWS", 50)
+    later = dataclasses.replace(manifest, updated_at=NOW + dt.timedelta(hours=1))
+    assert build_index(later, path, FEATURES) is None
+    assert list((Path(path) / INDEX_DIR).iterdir()) == []

@@ -194,11 +194,13 @@ def test_the_join_index_is_rebuilt_from_what_is_stored(
     source = tmp_path / "tx.parquet"
     write_source(source)
     fv = register_family(catalog, source)
-    compute_offline(spark, settings, fv, DAY1, DAY1 + 3 * DAY)
     name, version = fv.family.name, fv.version
+    argv = ["--workspace", str(settings.workspace), "compute", name, "--version", str(version)]
+    with pytest.raises(OfflineDataMissing, match=rf"{name} v{version} has no offline data"):
+        run([*argv, "--index-only"])  # nothing computed yet
+    compute_offline(spark, settings, fv, DAY1, DAY1 + 3 * DAY)
     shutil.rmtree(Path(version_path(settings, name, version)) / INDEX_DIR)
     assert isinstance(read_offline_table(settings, name, version), ParquetRows)
-    argv = ["--workspace", str(settings.workspace), "compute", name, "--version", str(version)]
     assert run([*argv, "--index-only"]) == 0
     assert "join index:" in capsys.readouterr().out
     rows = read_offline_table(settings, name, version)
