@@ -14,7 +14,7 @@
                                             compute, materialize, verify, make it live
     nbfeatures rollback NAME                back to the previous production version
     nbfeatures materialize --incremental (NAME... | --all) [--force] [--engine auto|arrow|spark]
-    nbfeatures serve [--config serving.yaml] [--port P] [--processes N]
+    nbfeatures serve [--config serving.yaml] [--port P] [--processes N] [--data-plane native]
                                             serve online features over gRPC
     nbfeatures logs flush [--config serving.yaml]
                                             served-vector log to Parquet in the offline store
@@ -125,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--processes", type=int, help="server processes sharing the port (default 1)"
     )
+    serve.add_argument(
+        "--data-plane",
+        choices=["python", "native"],
+        help="python (default) or native: the C++ front built by `make native`",
+    )
 
     logs = commands.add_parser("logs", help="the served-vector log")
     logs.add_argument("action", choices=["flush"], help="flush: write it to Parquet and trim it")
@@ -197,7 +202,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         overrides = vars(args) if args.command == "serve" else {}
         config = load_server_config(
             args.config,
-            **{k: overrides.get(k) for k in ("host", "port", "metrics_port", "processes")},
+            **{k: overrides.get(k) for k in ("host", "port", "metrics_port", "processes", "data_plane")},
         )
         return serve(settings, config) if args.command == "serve" else flush_logs(settings, config)
     from nbfeatures.catalog import Catalog

@@ -53,11 +53,20 @@ class ServerConfig:
     log_max_entries: int = 1_000_000
     log_queue_size: int = 10_000
     key_prefix: str = "nbf:"
+    # "python": this package's grpc.aio server; "native": the C++ front (nbfeatures.serving
+    # .native) answering materialized reads, with the Python server behind it for the rest.
+    data_plane: str = "python"
+    # The native front's binary; by default nbf-serve-native on PATH or native/build/.
+    native_binary: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("workers", "processes", "max_entities", "max_features", "max_request_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"serve.{name}", "must be positive")
+        if self.data_plane not in ("python", "native"):
+            raise ConfigError(
+                "serve.data_plane", f"{self.data_plane!r} is not one of: python, native"
+            )
         if not 0.0 <= self.log_sample_rate <= 1.0:
             raise ConfigError("serve.log_sample_rate", "must be between 0 and 1")
         if (self.tls_cert is None) != (self.tls_key is None):

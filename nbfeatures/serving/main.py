@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from nbfeatures.config import Settings
     from nbfeatures.online import OnlineStore
     from nbfeatures.serving.config import ServerConfig
+    from nbfeatures.serving.native import NativeServer
     from nbfeatures.serving.server import ServingServer
 
 
@@ -46,6 +47,11 @@ def serve(settings: Settings, config: ServerConfig) -> int:
     (``SO_REUSEPORT``: the kernel spreads connections over them), forwards SIGTERM/SIGINT to
     them and exits 0 once every one has stopped gracefully.
     """
+    if config.processes > 1 and config.data_plane == "native":
+        raise ConfigError(
+            "serve.processes",
+            "the native data plane uses every core from one process; leave processes at 1",
+        )
     if config.processes > 1:
         return _serve_processes(settings, config)
     stop_requested = threading.Event()
@@ -67,7 +73,9 @@ def serve(settings: Settings, config: ServerConfig) -> int:
     return 0
 
 
-def _start(settings: Settings, config: ServerConfig) -> tuple[ServingServer, OnlineStore]:
+def _start(
+    settings: Settings, config: ServerConfig
+) -> tuple[ServingServer | NativeServer, OnlineStore]:
     from nbfeatures.serving.server import create_server
 
     store = open_store(settings, config)

@@ -54,11 +54,14 @@ if TYPE_CHECKING:
     from nbfeatures.on_demand.publish import OnDemandLayout
     from nbfeatures.online import OnlineStore
     from nbfeatures.serving.config import ServerConfig
+    from nbfeatures.serving.native import NativeServer
 
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError)
 _STATUSES = tuple(Status)
 _DEADLINE_MARGIN = 0.05
 _PRESENT, _STALE = int(Status.PRESENT), int(Status.STALE)
+# Metadata the native front adds to the calls it sampled for the served-vector log.
+_LOG_MARK = "nbf-log-sample"
 
 
 class _Aborted(Exception):
@@ -194,9 +197,15 @@ class FeatureServicer:
                 "request", f"{served} features (wildcards expanded) is over {config.max_features}"
             )
         self._account(results, now_us)
-        if self._server.vector_log is not None:
+        if self._server.vector_log is not None and self._logs(context):
             self._server.vector_log.offer(query, results, micros_to_datetime(now_us))
         return convert.results_to_response(query, results, now_us)
+
+    def _logs(self, context: grpc.aio.ServicerContext) -> bool:
+        """Whether this call may be logged: behind the native front, only calls it sampled."""
+        if not self._server.log_marked_only:
+            return True
+        return any(key == _LOG_MARK for key, _ in context.invocation_metadata() or ())
 
     async def _read(self, query: OnlineQuery, now_us: int) -> list[FamilyResult]:
         plans = await self._lookup.resolve(query.refs)
@@ -290,9 +299,13 @@ def _code_of(exc: NbfeaturesError) -> grpc.StatusCode:
 class ServingServer:
     """A gRPC server with health, reflection, metrics, the vector log and a Redis watcher."""
 
-    def __init__(self, config: ServerConfig, store: OnlineStore) -> None:
+    def __init__(
+        self, config: ServerConfig, store: OnlineStore, *, log_marked_only: bool = False
+    ) -> None:
         self.config = config
         self.store = store
+        # Behind the native front: log only the calls it marked as sampled.
+        self.log_marked_only = log_marked_only
         self.sync_lookup = FeatureLookup(store, config.live_cache_seconds)
         self.on_demand = OnDemandServing(self.sync_lookup)
         self.metrics = ServingMetrics()
@@ -357,7 +370,9 @@ class ServingServer:
         reflection.enable_server_reflection(
             (convert.SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
         )
-        address = f"{config.host}:{config.port}"
+        # A "unix:/path" host is a unix socket (the native front's private backend).
+        unix = config.host.startswith("unix:")
+        address = config.host if unix else f"{config.host}:{config.port}"
         if config.tls_cert and config.tls_key:
             credentials = server_credentials(config.tls_cert, config.tls_key, config.tls_client_ca)
             return int(self.grpc.add_secure_port(address, credentials))
@@ -369,9 +384,11 @@ class ServingServer:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, metrics_host: str | None = None) -> None:
+        """Serve; metrics on ``metrics_host`` (default: the server's host) when configured."""
         if self.config.metrics_port is not None:
-            self.metrics_port = self.metrics.serve(self.config.host, self.config.metrics_port)
+            host = metrics_host or self.config.host
+            self.metrics_port = self.metrics.serve(host, self.config.metrics_port)
         self._on_loop(self._start())
 
     async def _start(self) -> None:
@@ -480,7 +497,17 @@ class ServingServer:
         return found
 
 
-def create_server(config: ServerConfig, store: OnlineStore) -> tuple[ServingServer, int]:
-    """A server for ``store`` bound as ``config`` says (not started); returns it and its port."""
+def create_server(
+    config: ServerConfig, store: OnlineStore
+) -> tuple[ServingServer | NativeServer, int]:
+    """A server for ``store`` bound as ``config`` says (not started); returns it and its port.
+
+    With ``data_plane: native`` the port is the native front's (``nbfeatures.serving.native``).
+    """
+    if config.data_plane == "native":
+        from nbfeatures.serving.native import NativeServer
+
+        native = NativeServer(config, store)
+        return native, native.port
     server = ServingServer(config, store)
     return server, server.port
