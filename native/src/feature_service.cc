@@ -465,7 +465,7 @@ FeatureServiceImpl::Outcome FeatureServiceImpl::TryAnswer(
 grpc::Status FeatureServiceImpl::Forward(grpc::ServerContext* context,
                                          const pb::GetOnlineFeaturesRequest& request,
                                          pb::GetOnlineFeaturesResponse& response, bool sampled) {
-  forwarded_.fetch_add(1, std::memory_order_relaxed);
+  metrics_.Backend("GetOnlineFeatures");
   grpc::ClientContext client;
   ClientDeadline(context, client);
   // The backend logs exactly the calls sampled here, so the sample rate holds for all calls.
@@ -501,6 +501,7 @@ grpc::Status FeatureServiceImpl::ListFeatures(grpc::ServerContext* context,
   Timer timer;
   grpc::ClientContext client;
   ClientDeadline(context, client);
+  metrics_.Backend("ListFeatures");
   status = backend_->ListFeatures(&client, *request, response);
   metrics_.Call("ListFeatures", CodeName(status.error_code()), timer.seconds());
   return status;
@@ -515,6 +516,7 @@ grpc::Status FeatureServiceImpl::DescribeFamily(grpc::ServerContext* context,
   Timer timer;
   grpc::ClientContext client;
   ClientDeadline(context, client);
+  metrics_.Backend("DescribeFamily");
   status = backend_->DescribeFamily(&client, *request, response);
   metrics_.Call("DescribeFamily", CodeName(status.error_code()), timer.seconds());
   return status;

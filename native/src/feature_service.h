@@ -50,10 +50,6 @@ class FeatureServiceImpl final : public pb::FeatureService::Service {
                               const pb::DescribeFamilyRequest* request,
                               pb::DescribeFamilyResponse* response) override;
 
-  // How many GetOnlineFeatures calls went to the backend (for the startup self-check and
-  // tests through the log).
-  uint64_t forwarded() const { return forwarded_.load(); }
-
  private:
   enum class Outcome { kAnswered, kForward };
 
@@ -73,7 +69,6 @@ class FeatureServiceImpl final : public pb::FeatureService::Service {
   std::function<void(bool)> set_health_;
   Catalog catalog_;
   std::string expected_token_;
-  std::atomic<uint64_t> forwarded_{0};
 };
 
 }  // namespace nbf

@@ -107,6 +107,11 @@ void Metrics::Values(const std::string& family, const std::array<uint64_t, 5>& c
   }
 }
 
+void Metrics::Backend(const std::string& method) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++backend_[method];
+}
+
 void Metrics::Staleness(const std::string& family, double seconds) {
   std::lock_guard<std::mutex> lock(mutex_);
   staleness_[family] = seconds;
@@ -128,8 +133,9 @@ std::string Metrics::Render() const {
   out += "# HELP nbf_serving_requests_total Calls by status code\n";
   out += "# TYPE nbf_serving_requests_total counter\n";
   for (const auto& [key, count] : requests_) {
-    out += "nbf_serving_requests_total{method=\"" + Escape(key.first) + "\",code=\"" +
-           key.second + "\"} " + Number(static_cast<double>(count)) + "\n";
+    // Labels in the order the Python client writes them (sorted), so scrapes compare equal.
+    out += "nbf_serving_requests_total{code=\"" + key.second + "\",method=\"" +
+           Escape(key.first) + "\"} " + Number(static_cast<double>(count)) + "\n";
   }
   out += "# HELP nbf_serving_values_total Values served by status\n";
   out += "# TYPE nbf_serving_values_total counter\n";
@@ -150,6 +156,13 @@ std::string Metrics::Render() const {
   for (const auto& [family, seconds] : staleness_) {
     out += "nbf_serving_staleness_seconds{family=\"" + Escape(family) + "\"} " +
            Number(seconds) + "\n";
+  }
+  out += "# HELP nbf_serving_backend_calls_total Calls the native front passed to the Python "
+         "server\n";
+  out += "# TYPE nbf_serving_backend_calls_total counter\n";
+  for (const auto& [method, count] : backend_) {
+    out += "nbf_serving_backend_calls_total{method=\"" + Escape(method) + "\"} " +
+           Number(static_cast<double>(count)) + "\n";
   }
   return out;
 }
@@ -198,7 +211,10 @@ int Metrics::Serve(const std::string& host, int port, std::string extra_from) {
         std::istringstream lines(Fetch(extra_from_));
         std::string line;
         while (std::getline(lines, line)) {
-          if (line.find("nbf_serving_log_") != std::string::npos) body += line + "\n";
+          if (line.find("nbf_serving_log_") != std::string::npos &&
+              line.find("_created") == std::string::npos) {
+            body += line + "\n";
+          }
         }
       }
       std::string answer = "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; "

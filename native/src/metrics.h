@@ -38,6 +38,8 @@ class Metrics {
   // `counts` indexed by status number; `width` features per row.
   void Values(const std::string& family, const std::array<uint64_t, 5>& counts, size_t width);
   void Staleness(const std::string& family, double seconds);
+  // A call the native front passed to the Python backend.
+  void Backend(const std::string& method);
   void RedisError() { redis_errors_.fetch_add(1, std::memory_order_relaxed); }
   std::atomic<int64_t>& in_flight() { return in_flight_; }
 
@@ -55,6 +57,7 @@ class Metrics {
   std::map<std::pair<std::string, std::string>, uint64_t> requests_;
   std::map<std::pair<std::string, std::string>, uint64_t> values_;
   std::map<std::string, double> staleness_;
+  std::map<std::string, uint64_t> backend_;
   std::atomic<uint64_t> redis_errors_{0};
   std::atomic<int64_t> in_flight_{0};
   std::string extra_from_;

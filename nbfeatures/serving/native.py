@@ -170,7 +170,7 @@ class NativeServer:
             str(self.binary),
             f"--listen={config.host}:{self.port}",
             f"--backend=unix:{self._socket}",
-            f"--prefix={config.key_prefix}",
+            f"--prefix={self.store.prefix}",
             f"--redis-timeout={config.redis_timeout_seconds}",
             f"--live-cache={config.live_cache_seconds}",
             f"--health-interval={config.health_interval_seconds}",

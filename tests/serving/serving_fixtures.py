@@ -6,6 +6,8 @@
 - ``put_family``: writes a family version's layout and rows (``write_rows``, no Spark) and can
   make it live.
 - ``running_server``: starts ``create_server`` on port 0 and stops it at the end.
+- ``data_plane``: runs a test once per data plane (the Python server, the native front);
+  ``running_server`` and ``plane_env`` follow it.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ import redis
 from nbfeatures.online import FamilyLayout, OnlineStore
 from nbfeatures.online.connect import client_from_url
 from nbfeatures.serving.config import ServerConfig
+from nbfeatures.serving.native import NativeServer
 from nbfeatures.serving.server import ServingServer, create_server
 
 NOW = dt.datetime.now(dt.UTC)
+# The data plane ``running_server`` starts unless told otherwise (set by ``data_plane``).
+_PLANE = {"name": "python"}
 
 
 def free_port() -> int:
@@ -72,6 +77,18 @@ class RedisProcess:
             self.proc.terminate()
             self.proc.wait(timeout=30)
             self.proc = None
+
+
+@pytest.fixture(params=["python", "native"])
+def data_plane(request: pytest.FixtureRequest) -> Iterator[str]:
+    _PLANE["name"] = request.param
+    yield request.param
+    _PLANE["name"] = "python"
+
+
+def plane_env() -> dict[str, str]:
+    """The environment that gives ``nbfeatures serve`` this test's data plane."""
+    return {"NBF_SERVE_DATA_PLANE": _PLANE["name"]}
 
 
 @pytest.fixture(scope="session")
@@ -140,7 +157,10 @@ def put_family(
 
 
 @contextmanager
-def running_server(store: OnlineStore, **settings: Any) -> Iterator[ServingServer]:
+def running_server(
+    store: OnlineStore, **settings: Any
+) -> Iterator[ServingServer | NativeServer]:
+    settings.setdefault("data_plane", _PLANE["name"])
     config = ServerConfig(
         port=0, metrics_port=0, live_cache_seconds=0.2, health_interval_seconds=0.1, **settings
     )

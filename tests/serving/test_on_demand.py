@@ -13,7 +13,7 @@ from nbfeatures.client import FeatureClient
 from nbfeatures.errors import InvalidRequest, TransformationError
 from nbfeatures.on_demand import apply_on_demand, define_on_demand, publish_on_demand
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 
 BODY = """
 def txn_risk(df):

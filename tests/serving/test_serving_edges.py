@@ -20,6 +20,7 @@ from serving_fixtures import (
     free_port,
     layout,
     open_store,
+    plane_env,
     put_family,
     running_server,
     self_signed_cert,
@@ -70,6 +71,7 @@ def test_server_imports_no_spark_mlflow_or_jupyter():
     assert out.stdout.strip() == ""
 
 
+@pytest.mark.usefixtures("data_plane")
 def test_reflection_generic_client_without_generated_code(users):
     from google.protobuf import descriptor_pool, message_factory
     from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
@@ -107,6 +109,7 @@ def test_reflection_generic_client_without_generated_code(users):
     assert list(columns["tier"].values.string_values.values) == ["gold", ""]
 
 
+@pytest.mark.usefixtures("data_plane")
 def test_bearer_token(users):
     with running_server(users, token="s3cret") as server:
         target = f"127.0.0.1:{server.port}"
@@ -123,6 +126,7 @@ def test_bearer_token(users):
         assert health_status(server.port) == health_pb2.HealthCheckResponse.SERVING
 
 
+@pytest.mark.usefixtures("data_plane")
 def test_tls(users, tmp_path):
     cert, key = self_signed_cert(tmp_path)
     with running_server(users, tls_cert=str(cert), tls_key=str(key)) as server:
@@ -134,6 +138,7 @@ def test_tls(users, tmp_path):
             plain.get_online_features({"user_id": 1}, ["users:tier"])
 
 
+@pytest.mark.usefixtures("data_plane")
 def test_metrics_endpoint(users):
     with running_server(users) as server:
         with FeatureClient(f"127.0.0.1:{server.port}") as client:
@@ -150,6 +155,7 @@ def test_metrics_endpoint(users):
     assert "nbf_serving_redis_errors_total 0.0" in text
 
 
+@pytest.mark.usefixtures("data_plane")
 def test_served_vector_log_and_flush(users, tmp_path):
     stream = f"{users.prefix}served"
     with running_server(users, log_sample_rate=1.0, log_stream=stream) as server:
@@ -171,6 +177,7 @@ def test_served_vector_log_and_flush(users, tmp_path):
     assert users.client.xlen(stream) == 0
 
 
+@pytest.mark.usefixtures("data_plane")
 def test_redis_outage_and_recovery():
     own = RedisProcess()
     own.start()
@@ -204,6 +211,7 @@ def test_redis_outage_and_recovery():
         own.stop()
 
 
+@pytest.mark.usefixtures("data_plane")
 def test_serve_command_stops_gracefully_on_sigterm(redis_server, tmp_path):
     port = free_port()
     env = {**os.environ, "NBF_REDIS_URL": redis_server.url, "NBF_SERVE_METRICS_PORT": ""}

@@ -12,7 +12,7 @@ from serving_fixtures import NOW, layout, put_family, running_server
 from nbfeatures.client import AsyncFeatureClient, FeatureClient
 from nbfeatures.errors import FeatureNotFound, InvalidRequest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 
 OLD = NOW - dt.timedelta(hours=5)
 SEEN = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)

@@ -18,6 +18,7 @@ from serving_fixtures import (
     free_port,
     layout,
     open_store,
+    plane_env,
     put_family,
     running_server,
     self_signed_cert,
@@ -27,7 +28,7 @@ from nbfeatures.client import FeatureClient
 from nbfeatures.errors import ConfigError, ServingUnavailable
 from nbfeatures.online import OnlineStore
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 
 
 @pytest.fixture
@@ -98,6 +99,7 @@ def test_sigterm_finishes_the_call_in_flight_and_refuses_new_ones(users, own_red
         **os.environ,
         "NBF_REDIS_URL": own_redis.url,
         "NBF_SERVE_KEY_PREFIX": users.prefix,
+        **plane_env(),
         "NBF_SERVE_METRICS_PORT": str(metrics_port),
         # Longer than the pause below, so the paused read waits rather than fails.
         "NBF_SERVE_REDIS_TIMEOUT_SECONDS": "20",

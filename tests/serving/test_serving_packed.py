@@ -18,7 +18,7 @@ from nbfeatures.online import FamilyLayout, OnlineStore
 from nbfeatures.serving.lookup import AsyncFeatureLookup, FeatureLookup, OnlineQuery
 from nbfeatures.serving.redis_pipe import RedisPipe
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 
 OLD = NOW - dt.timedelta(hours=5)
 USERS = 150
