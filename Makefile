@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit check format protos lab bench clean java
+.PHONY: help setup demo test test-unit check format protos lab bench clean java native native-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,7 +30,24 @@ setup: $(STAMP) ## create .venv with every extra and the dev tools
 demo: $(STAMP) ## run the whole path on the embedded defaults, in ./demo-workspace
 	$(BIN)/python -m nbfeatures.demo demo-workspace
 
-test: $(STAMP) ## unit and integration tests against real Spark, MLflow, PostgreSQL, Redis
+# The native data plane's build tools, from Debian (installed when missing and run as root).
+NATIVE_DEBS := g++ make pkg-config libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler nlohmann-json3-dev
+
+native-deps: ## install the native data plane's build tools from Debian when missing
+	@if pkg-config --exists grpc++ protobuf 2>/dev/null && command -v grpc_cpp_plugin >/dev/null \
+	   && [ -f /usr/include/nlohmann/json.hpp ]; then exit 0; fi; \
+	 if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	   echo "installing the native data plane's build tools: $(NATIVE_DEBS)"; \
+	   apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	     --no-install-recommends $(NATIVE_DEBS) >/dev/null; \
+	 else \
+	   echo "the native data plane needs: apt-get install -y $(NATIVE_DEBS)" >&2; exit 1; \
+	 fi
+
+native: native-deps ## build the native data plane, native/build/nbf-serve-native
+	@$(MAKE) --no-print-directory -C native
+
+test: $(STAMP) native ## unit and integration tests against real Spark, MLflow, PostgreSQL, Redis
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## the tests that need no services
@@ -54,5 +71,5 @@ lab: $(STAMP) ## JupyterLab on this workspace with the quickstart notebook
 bench: $(STAMP) ## the %%feature benchmark; bench/README.md gives the command of each other one
 	$(BIN)/python -m bench.notebook_preview
 
-clean: ## remove the environment and workspace state
-	rm -rf $(VENV) .nbfeatures demo-workspace .mypy_cache .ruff_cache .pytest_cache
+clean: ## remove the environment, the native build and workspace state
+	rm -rf $(VENV) native/build .nbfeatures demo-workspace .mypy_cache .ruff_cache .pytest_cache

@@ -267,7 +267,7 @@ class Bench:
         first: bytes = pickle.loads(pool.read_bytes())[0]
         h2t = self.h2_target(kind, target, path, first, record["case"])
         record["answer_bytes"] = h2t.answer_bytes
-        if record["system"] == "nbfeatures":
+        if record["system"] in ("nbfeatures", "nbfeatures_native"):
             self.response_bytes[record["case"]] = h2t.answer_bytes - 5
         h2.warm(h2t, o.h2_warmup, streams=1)
         record["latency"] = h2.latency(h2t, o.h2_latency_seconds)
@@ -299,7 +299,7 @@ class Bench:
                     thr["channels"] = o.channels
                 record["throughput_python"] = thr
 
-    def serial_pairs(self, rnd: int, nbf_target: str) -> None:
+    def serial_pairs(self, rnd: int, nbf_target: str, ours: str = "serial_nbfeatures") -> None:
         """Serial latency of nbfeatures and the aio echo server in alternating runs, 1e_10f.
 
         Both servers are up at once (the idle one costs nothing), so the runs can alternate
@@ -317,8 +317,7 @@ class Bench:
                      self.work / "echo.log", cwd=ROOT) as proc:  # fmt: skip
             wait_grpc(echo_target, proc)
             targets = {
-                "serial_nbfeatures": self.h2_target("grpc", nbf_target, nbf_side.METHOD,
-                                                    nbf_body, name),
+                ours: self.h2_target("grpc", nbf_target, nbf_side.METHOD, nbf_body, name),
                 "serial_grpc_echo_aio": self.h2_target("grpc", echo_target, ECHO_METHOD,
                                                        echo_body, name),
             }  # fmt: skip
@@ -355,22 +354,31 @@ class Bench:
         t0 = time.monotonic()
         rows = nbf_side.load(self.redis_url)
         print(f"  nbfeatures loaded {rows} rows in {time.monotonic() - t0:.1f}s", flush=True)
-        self.nbfeatures_server(rnd, 1)
-        if self.opts.processes > 1:
-            self.nbfeatures_server(rnd, self.opts.processes)
+        if "python" in self.opts.planes:
+            self.nbfeatures_server(rnd, 1)
+            if self.opts.processes > 1:
+                self.nbfeatures_server(rnd, self.opts.processes)
+        if "native" in self.opts.planes:
+            self.nbfeatures_server(rnd, 1, native=True)
         self.redis_benchmark(rnd)
 
-    def nbfeatures_server(self, rnd: int, processes: int) -> None:
-        """``nbfeatures serve`` with 1 process (every case) or N (the throughput cases)."""
+    def nbfeatures_server(self, rnd: int, processes: int, native: bool = False) -> None:
+        """``nbfeatures serve`` with 1 process (every case) or N (the throughput cases).
+
+        ``native``: the native data plane (one process, every case, its own serial pairs).
+        """
         port = free_port()
         config = self.work / "serving.yaml"
         config.write_text("host: 127.0.0.1\nmetrics_port: null\nlog_sample_rate: 0\n"
-                          f"processes: {processes}\n")  # fmt: skip
+                          f"processes: {processes}\n"
+                          f"data_plane: {'native' if native else 'python'}\n")  # fmt: skip
         env = {**os.environ, "NBF_REDIS_URL": self.redis_url}
         command = [str(ROOT / ".venv/bin/nbfeatures"), "serve", "--config", str(config),
                    "--port", str(port)]  # fmt: skip
         target = f"127.0.0.1:{port}"
         system = "nbfeatures" if processes == 1 else f"nbfeatures_{processes}p"
+        if native:
+            system = "nbfeatures_native"
         with started(command, self.work / "nbfeatures.log", env=env, cwd=self.work) as proc:
             wait_grpc(target, proc)
             first = self.sets[case_name(self.cases[-1])][0]
@@ -378,7 +386,9 @@ class Bench:
             self.measure(system, rnd, "grpc", target, nbf_side.METHOD,
                          lambda c: self.pools[("nbf", case_name(c))], "grpc",
                          None if processes == 1 else self.throughput_cases)  # fmt: skip
-            if processes == 1:
+            if native:
+                self.serial_pairs(rnd, target, "serial_nbfeatures_native")
+            elif processes == 1:
                 self.feature_client_latency(rnd, target)
                 self.serial_pairs(rnd, target)
 
@@ -534,6 +544,9 @@ def main() -> None:
     # gRPC channels (TCP connections) the throughput load is spread over, for every system.
     parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--systems", nargs="*", default=["nbfeatures", "echo", "feast"])
+    # nbfeatures' data planes measured: the Python server (1 and --processes processes) and
+    # the native front (`make native` builds it).
+    parser.add_argument("--planes", nargs="*", default=["python", "native"])
     parser.add_argument("--out", default=str(RESULTS))
     opts = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nbf-bench-serving-"))

@@ -202,7 +202,7 @@ class NativeServer:
         ready = self._read_ready()
         if ready is None:
             code = self._proc.wait(timeout=10) if self._proc.poll() is None else self._proc.poll()
-            self.backend.stop(grace=0)
+            self.stop(grace=0)
             raise ConfigError(
                 "serve.data_plane",
                 f"{self.binary.name} did not start (exit code {code}); its error is above",
