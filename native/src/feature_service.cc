@@ -55,6 +55,7 @@ struct Group {
   std::vector<std::string> features;
   std::shared_ptr<const Layout> layout;
   std::vector<size_t> columns;  // feature indices in the layout, in response order
+  std::vector<int> chunks;      // a packed version's chunks holding them (and the header)
   size_t first_reply = 0;
 };
 
@@ -279,6 +280,31 @@ FeatureServiceImpl::Outcome FeatureServiceImpl::TryAnswer(
       }
     }
     served += group.columns.size();
+    if (layout.packing) {
+      // Only the chunks holding the header and the features asked for are read: a 50-feature
+      // record spans 7 chunks, 10 of its features 2, and each field read costs Redis a scan
+      // of the bucket's listpack.
+      const Packing& packing = *layout.packing;
+      std::vector<bool> needed(static_cast<size_t>(packing.chunks), false);
+      needed[0] = true;
+      size_t header = layout.features[0].slot_offset;  // format, event time, null bitmap
+      for (size_t at = 0; at < header; at += static_cast<size_t>(packing.chunk)) {
+        needed[at / static_cast<size_t>(packing.chunk)] = true;
+      }
+      for (size_t index : group.columns) {
+        const Feature& feature = layout.features[index];
+        size_t end = index + 1 < layout.features.size() ? layout.features[index + 1].slot_offset
+                                                        : layout.width;
+        for (size_t at = feature.slot_offset; at < end; ++at) {
+          size_t chunk = at / static_cast<size_t>(packing.chunk);
+          if (chunk >= needed.size()) return Outcome::kForward;  // not this layout's packing
+          needed[chunk] = true;
+        }
+      }
+      for (size_t c = 0; c < needed.size(); ++c) {
+        if (needed[c]) group.chunks.push_back(static_cast<int>(c));
+      }
+    }
     auto column = request.entities().find(layout.entity_key);
     if (column == request.entities().end()) return Outcome::kForward;
     keys_of[g] = &column->second;
@@ -310,13 +336,14 @@ FeatureServiceImpl::Outcome FeatureServiceImpl::TryAnswer(
       replies += 1;
     } else {
       const Packing& packing = *layout.packing;
-      std::vector<std::string> fields(static_cast<size_t>(packing.chunks));
+      const auto& chunks = groups[g].chunks;
+      std::vector<std::string> fields(chunks.size());
       for (const auto& text : texts) {
         std::string bucket = layout.tag + std::to_string(BucketOf(text, packing.bits));
         std::vector<std::string_view> parts{"HMGET", bucket};
-        for (int c = 0; c < packing.chunks; ++c) {
-          fields[static_cast<size_t>(c)] = text + static_cast<char>(c);
-          parts.push_back(fields[static_cast<size_t>(c)]);
+        for (size_t i = 0; i < chunks.size(); ++i) {
+          fields[i] = text + static_cast<char>(chunks[i]);
+          parts.push_back(fields[i]);
         }
         AppendCommand(commands, parts);
       }
@@ -361,14 +388,25 @@ FeatureServiceImpl::Outcome FeatureServiceImpl::TryAnswer(
       bool missing = std::any_of(reply->items.begin(), reply->items.end(),
                                  [](const Reply& r) { return r.type != Reply::Type::kBulk; });
       if (missing) continue;  // every chunk is written by one command: one missing, all are
-      if (reply->items.size() == 1) {
+      if (reply->items.size() != group.chunks.size()) return Outcome::kForward;
+      if (layout.packing->chunks == 1) {
         payloads[row] = reply->items[0].text;
-      } else {
-        joined.clear();
-        for (const auto& chunk : reply->items) joined += chunk.text;
-        owned.push_back(joined);
-        payloads[row] = owned.back();
+        continue;
       }
+      // The record at full width, the chunks read in place and zeros where none was read
+      // (no feature asked for lives there).
+      size_t step = static_cast<size_t>(layout.packing->chunk);
+      joined.assign(layout.width, '\0');
+      for (size_t i = 0; i < group.chunks.size(); ++i) {
+        size_t at = static_cast<size_t>(group.chunks[i]) * step;
+        const std::string& chunk = reply->items[i].text;
+        if (at + chunk.size() > layout.width || chunk.size() != std::min(step, layout.width - at)) {
+          return Outcome::kForward;  // not a chunk of this layout: the Python path reports it
+        }
+        joined.replace(at, chunk.size(), chunk);
+      }
+      owned.push_back(joined);
+      payloads[row] = owned.back();
     }
 
     std::vector<Record> records(static_cast<size_t>(rows));

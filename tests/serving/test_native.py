@@ -63,6 +63,21 @@ def families(store: OnlineStore) -> OnlineStore:
     )
     store.write_rows(replace(numbers, ttl_seconds=None), batch, target=target)
     store.flip("scores", 1, None)
+    # Twenty float64 features: 172-byte records in three chunks, so a read of a few features
+    # fetches only the chunks holding them.
+    wide = replace(
+        layout("wide", 1, ttl=3600), features=tuple((f"f{i}", "float64") for i in range(20))
+    )
+    target = store.write_layout(wide, entities=len(ids))
+    assert target.packing is not None and target.packing.chunks == 3
+    columns: dict[str, Any] = {
+        f"f{i}": pa.array([u * 100 + i if (u + i) % 7 else None for u in ids], pa.float64())
+        for i in range(20)
+    }
+    columns["user_id"] = pa.array(ids, pa.int64())
+    columns["ts"] = pa.array([NOW] * len(ids), pa.timestamp("us", "UTC"))
+    store.write_rows(wide, pa.RecordBatch.from_pydict(columns), target=target)
+    store.flip("wide", 1, None)
     return store
 
 
@@ -94,6 +109,10 @@ READS = [
     ({"user_id": ["1", "3"]}, ["users:tier", "scores:score", "users@v2:seen"]),
     ({"user_id": list(range(-2, 45))}, ["scores:*"]),
     ({"user_id": [0, 5, 39]}, ["scores:clicks", "scores@v1:active", "users:active"]),
+    ({"user_id": [0, 6, 13, 99]}, ["wide:f0"]),
+    ({"user_id": [1, 6, 7, 8]}, ["wide:f19", "wide:f7"]),
+    ({"user_id": list(range(42))}, ["wide:*", "scores:seen"]),
+    ({"user_id": [3]}, ["wide@v1:f12", "wide:f13"]),
 ]
 
 
@@ -136,7 +155,7 @@ def test_everything_else_reaches_the_python_server_with_its_answers(families):
         grpc.StatusCode.NOT_FOUND,
     ]  # fmt: skip
     assert got == expected
-    assert sorted(d.family for d in listed.families) == ["scores", "users"]
+    assert sorted(d.family for d in listed.families) == ["scores", "users", "wide"]
     assert described.family.version == 1 and list(described.family.versions) == [1, 2]
 
 
