@@ -202,7 +202,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         overrides = vars(args) if args.command == "serve" else {}
         config = load_server_config(
             args.config,
-            **{k: overrides.get(k) for k in ("host", "port", "metrics_port", "processes", "data_plane")},
+            **{
+                k: overrides.get(k)
+                for k in ("host", "port", "metrics_port", "processes", "data_plane")
+            },
         )
         return serve(settings, config) if args.command == "serve" else flush_logs(settings, config)
     from nbfeatures.catalog import Catalog

@@ -181,15 +181,15 @@ def threading_wait(seconds: float) -> None:
 
 
 def test_configuration_errors_name_the_setting(families, tmp_path, monkeypatch):
-    with pytest.raises(ConfigError, match="data_plane.*'rust' is not one of: python, native"):
+    with pytest.raises(ConfigError, match=r"data_plane.*'rust' is not one of: python, native"):
         ServerConfig(data_plane="rust")
     config = ServerConfig(port=0, data_plane="native")
-    with pytest.raises(ConfigError, match="processes.*leave processes at 1"):
+    with pytest.raises(ConfigError, match=r"processes.*leave processes at 1"):
         NativeServer(replace(config, processes=2), families)
     tls_store = OnlineStore(families.client, families.prefix, url="rediss://127.0.0.1:6380/0")
     with pytest.raises(ConfigError, match="not rediss://; use data_plane: python"):
         NativeServer(config, tls_store)
-    with pytest.raises(ConfigError, match="native_binary.*is not an executable file"):
+    with pytest.raises(ConfigError, match=r"native_binary.*is not an executable file"):
         NativeServer(replace(config, native_binary=str(tmp_path / "missing")), families)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(native, "_SOURCE_BUILD", tmp_path / "missing")

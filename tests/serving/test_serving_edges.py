@@ -20,7 +20,6 @@ from serving_fixtures import (
     free_port,
     layout,
     open_store,
-    plane_env,
     put_family,
     running_server,
     self_signed_cert,
