@@ -9,10 +9,20 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace nbf {
 namespace {
+
+// A reply's integer; false for anything else (a damaged stream must not throw in a handler).
+bool ParseInteger(const std::string& text, long long& out) {
+  if (text.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  out = std::strtoll(text.c_str(), &end, 10);
+  return errno == 0 && end == text.c_str() + text.size();
+}
 
 void AppendBulk(std::string& out, std::string_view part) {
   out += '$';
@@ -223,6 +233,12 @@ bool RedisConnection::ParseOne(Reply& reply, std::chrono::steady_clock::time_poi
   }
   char kind = line[0];
   std::string rest = line.substr(1);
+  long long number = 0;
+  if ((kind == ':' || kind == '$' || kind == '*') && !ParseInteger(rest, number)) {
+    failure = Failure::kConnection;
+    error = "an unreadable reply from Redis";
+    return false;
+  }
   switch (kind) {
     case '+':
       reply.type = Reply::Type::kStatus;
@@ -234,10 +250,10 @@ bool RedisConnection::ParseOne(Reply& reply, std::chrono::steady_clock::time_poi
       return true;
     case ':':
       reply.type = Reply::Type::kInteger;
-      reply.integer = std::stoll(rest);
+      reply.integer = number;
       return true;
     case '$': {
-      long long size = std::stoll(rest);
+      long long size = number;
       if (size < 0) {
         reply.type = Reply::Type::kNil;
         return true;
@@ -252,7 +268,7 @@ bool RedisConnection::ParseOne(Reply& reply, std::chrono::steady_clock::time_poi
       return true;
     }
     case '*': {
-      long long count = std::stoll(rest);
+      long long count = number;
       if (count < 0) {
         reply.type = Reply::Type::kNil;
         return true;

@@ -174,6 +174,20 @@ def test_a_flip_reaches_the_front_within_the_live_cache(families):
         assert backend_calls(front) == 0.0
 
 
+def test_the_sampled_calls_and_only_they_are_logged_by_the_backend(families):
+    stream = f"{families.prefix}served"
+    request = convert.build_request({"user_id": [1, 2]}, ["scores:clicks"])
+    with running_server(
+        families, data_plane="native", log_sample_rate=0.5, log_stream=stream
+    ) as front:
+        answers = [call(front, request) for _ in range(200)]
+        sampled = backend_calls(front)
+    assert all(a.families[0].statuses == answers[0].families[0].statuses for a in answers)
+    # stop() drained the backend's log queue: one entry per call the front sampled.
+    assert 0 < sampled < 200  # at a rate of 0.5, never none or all of 200 in practice
+    assert families.client.xlen(stream) == sampled
+
+
 def threading_wait(seconds: float) -> None:
     import threading
 
