@@ -3,7 +3,9 @@
 ``serve`` is an edge: it receives the workspace settings and a ``ServerConfig`` read by the CLI,
 connects to Redis, runs the server and stops it gracefully on SIGTERM or SIGINT (no new calls;
 in-flight ones get ``grace_seconds`` to finish). ``processes`` > 1 runs that many servers on
-the same port, one event loop each: the way to use more than one core.
+the same port, one event loop each: the way to use more than one core. ``data_plane: native``
+puts the C++ front of ``nbfeatures.serving.native`` on the port instead (one process, every
+core).
 """
 
 from __future__ import annotations
