@@ -313,17 +313,20 @@ FeatureServiceImpl::Outcome FeatureServiceImpl::TryAnswer(
 
   // Every family's reads in one round trip: an MGET per keyed version, an HMGET per entity of
   // a packed one.
-  std::vector<std::string> entity_texts;
-  std::vector<std::vector<std::string>> texts_of(groups.size());
+  // Entity keys as text, once per entity column (families sharing a join key share it).
+  std::unordered_map<const pb::EntityColumn*, std::vector<std::string>> texts_of;
   for (size_t g = 0; g < groups.size(); ++g) {
     const Layout& layout = *groups[g].layout;
     const pb::EntityColumn& column = *keys_of[g];
-    auto& texts = texts_of[g];
-    texts.reserve(static_cast<size_t>(rows));
-    if (column.has_int64_values()) {
-      for (auto value : column.int64_values().values()) texts.push_back(std::to_string(value));
-    } else {
-      for (const auto& value : column.string_values().values()) texts.push_back(value);
+    auto [found, fresh] = texts_of.try_emplace(&column);
+    auto& texts = found->second;
+    if (fresh) {
+      texts.reserve(static_cast<size_t>(rows));
+      if (column.has_int64_values()) {
+        for (auto value : column.int64_values().values()) texts.push_back(std::to_string(value));
+      } else {
+        for (const auto& value : column.string_values().values()) texts.push_back(value);
+      }
     }
     groups[g].first_reply = replies;
     if (!layout.packing) {
@@ -530,34 +533,35 @@ void FeatureServiceImpl::Account(const pb::GetOnlineFeaturesResponse& response) 
   }
 }
 
-grpc::Status FeatureServiceImpl::ListFeatures(grpc::ServerContext* context,
-                                              const pb::ListFeaturesRequest* request,
-                                              pb::ListFeaturesResponse* response) {
+template <typename Call>
+grpc::Status FeatureServiceImpl::Relay(const char* method, grpc::ServerContext* context,
+                                       Call call) {
   grpc::Status status = Authorize(context);
   if (!status.ok()) return status;
   InFlight in_flight(metrics_.in_flight());
   Timer timer;
   grpc::ClientContext client;
   ClientDeadline(context, client);
-  metrics_.Backend("ListFeatures");
-  status = backend_->ListFeatures(&client, *request, response);
-  metrics_.Call("ListFeatures", CodeName(status.error_code()), timer.seconds());
+  metrics_.Backend(method);
+  status = call(client);
+  metrics_.Call(method, CodeName(status.error_code()), timer.seconds());
   return status;
+}
+
+grpc::Status FeatureServiceImpl::ListFeatures(grpc::ServerContext* context,
+                                              const pb::ListFeaturesRequest* request,
+                                              pb::ListFeaturesResponse* response) {
+  return Relay("ListFeatures", context, [&](grpc::ClientContext& client) {
+    return backend_->ListFeatures(&client, *request, response);
+  });
 }
 
 grpc::Status FeatureServiceImpl::DescribeFamily(grpc::ServerContext* context,
                                                 const pb::DescribeFamilyRequest* request,
                                                 pb::DescribeFamilyResponse* response) {
-  grpc::Status status = Authorize(context);
-  if (!status.ok()) return status;
-  InFlight in_flight(metrics_.in_flight());
-  Timer timer;
-  grpc::ClientContext client;
-  ClientDeadline(context, client);
-  metrics_.Backend("DescribeFamily");
-  status = backend_->DescribeFamily(&client, *request, response);
-  metrics_.Call("DescribeFamily", CodeName(status.error_code()), timer.seconds());
-  return status;
+  return Relay("DescribeFamily", context, [&](grpc::ClientContext& client) {
+    return backend_->DescribeFamily(&client, *request, response);
+  });
 }
 
 }  // namespace nbf

@@ -59,6 +59,9 @@ class FeatureServiceImpl final : public pb::FeatureService::Service {
   grpc::Status Forward(grpc::ServerContext* context, const pb::GetOnlineFeaturesRequest& request,
                        pb::GetOnlineFeaturesResponse& response, bool sampled);
   void Account(const pb::GetOnlineFeaturesResponse& response);
+  // A call answered by the backend alone (listing, describing): token, metrics, deadline.
+  template <typename Call>
+  grpc::Status Relay(const char* method, grpc::ServerContext* context, Call call);
   grpc::Status Unreachable(const std::string& error);
   RedisConnection& Connection();
   bool Sampled();

@@ -62,13 +62,15 @@ std::optional<Layout> ParseLayout(const std::string& json, std::string& error) {
     const auto& features = data.at("features");
     layout.null_bytes = (features.size() + 7) / 8;
     size_t offset = kHeader + layout.null_bytes;
+    int strings = 0;
     for (const auto& pair : features) {
       auto kind = KindOf(pair.at(1).get<std::string>());
       if (!kind) {
         error = "unknown feature type " + pair.at(1).get<std::string>();
         return std::nullopt;
       }
-      layout.features.push_back({pair.at(0).get<std::string>(), *kind, offset});
+      int string_index = *kind == Kind::kString ? strings++ : -1;
+      layout.features.push_back({pair.at(0).get<std::string>(), *kind, offset, string_index});
       layout.has_strings |= *kind == Kind::kString;
       offset += SlotWidth(*kind);
     }
@@ -157,11 +159,7 @@ bool Record::Bool(size_t feature) const {
 
 std::string_view Record::Text(size_t feature) const {
   if (IsNull(feature)) return {};
-  size_t index = 0;
-  for (size_t i = 0; i < feature; ++i) {
-    if (layout_->features[i].kind == Kind::kString) ++index;
-  }
-  return strings_[index];
+  return strings_[static_cast<size_t>(layout_->features[feature].string_index)];
 }
 
 }  // namespace nbf

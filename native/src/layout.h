@@ -16,6 +16,7 @@ struct Feature {
   std::string name;
   Kind kind;
   size_t slot_offset;  // from the record's start
+  int string_index;    // its place among the layout's string features; -1 for the others
 };
 
 struct Packing {

@@ -32,20 +32,22 @@ void AppendBulk(std::string& out, std::string_view part) {
   out += "\r\n";
 }
 
+template <typename Parts>
+void AppendParts(std::string& out, const Parts& parts) {
+  out += '*';
+  out += std::to_string(parts.size());
+  out += "\r\n";
+  for (std::string_view part : parts) AppendBulk(out, part);
+}
+
 }  // namespace
 
 void AppendCommand(std::string& out, std::initializer_list<std::string_view> parts) {
-  out += '*';
-  out += std::to_string(parts.size());
-  out += "\r\n";
-  for (auto part : parts) AppendBulk(out, part);
+  AppendParts(out, parts);
 }
 
 void AppendCommand(std::string& out, const std::vector<std::string_view>& parts) {
-  out += '*';
-  out += std::to_string(parts.size());
-  out += "\r\n";
-  for (auto part : parts) AppendBulk(out, part);
+  AppendParts(out, parts);
 }
 
 RedisConnection::RedisConnection(RedisTarget target, std::chrono::milliseconds timeout)
@@ -253,28 +255,26 @@ bool RedisConnection::ParseOne(Reply& reply, std::chrono::steady_clock::time_poi
       reply.integer = number;
       return true;
     case '$': {
-      long long size = number;
-      if (size < 0) {
+      if (number < 0) {
         reply.type = Reply::Type::kNil;
         return true;
       }
-      size_t need = static_cast<size_t>(size) + 2;
+      size_t need = static_cast<size_t>(number) + 2;
       while (buffer_.size() - pos_ < need) {
         if (!Fill(deadline, failure, error)) return false;
       }
       reply.type = Reply::Type::kBulk;
-      reply.text.assign(buffer_, pos_, static_cast<size_t>(size));
+      reply.text.assign(buffer_, pos_, static_cast<size_t>(number));
       pos_ += need;
       return true;
     }
     case '*': {
-      long long count = number;
-      if (count < 0) {
+      if (number < 0) {
         reply.type = Reply::Type::kNil;
         return true;
       }
       reply.type = Reply::Type::kArray;
-      reply.items.resize(static_cast<size_t>(count));
+      reply.items.resize(static_cast<size_t>(number));
       for (auto& item : reply.items) {
         if (!ParseOne(item, deadline, failure, error)) return false;
       }

@@ -17,6 +17,7 @@ then ``native/build/`` of a source checkout (``make native`` builds it there).
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import socket
@@ -212,13 +213,10 @@ class NativeServer:
         self.metrics_port = metrics_port or None
 
     def _read_ready(self) -> tuple[int, int] | None:
+        """The front's "ready <port> <metrics port>" line; ``None`` (front killed) without it."""
         assert self._proc is not None and self._proc.stdout is not None
-        got: list[str] = []
-        reader = threading.Thread(target=lambda: got.append(self._proc.stdout.readline()))  # type: ignore[union-attr]
-        reader.start()
-        reader.join(_STARTUP_SECONDS)
-        line = got[0] if got else ""
-        parts = line.split()
+        readable, _, _ = select.select([self._proc.stdout], [], [], _STARTUP_SECONDS)
+        parts = self._proc.stdout.readline().split() if readable else []
         if len(parts) != 3 or parts[0] != "ready":
             if self._proc.poll() is None:
                 self._proc.kill()
@@ -246,7 +244,3 @@ class NativeServer:
 
     def wait(self) -> None:
         self._stopped.wait()
-
-    def exited(self) -> int | None:
-        """The front's exit code once it has exited on its own, else ``None``."""
-        return None if self._proc is None else self._proc.poll()
