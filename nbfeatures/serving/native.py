@@ -71,6 +71,10 @@ def redis_flags(url: str) -> tuple[list[str], dict[str, str]]:
     """
     from redis.connection import parse_url
 
+    if not url:
+        raise ConfigError(
+            "serve.redis_url", "the native data plane needs the online store's URL (NBF_REDIS_URL)"
+        )
     scheme = url.partition("://")[0].lower()
     if scheme not in ("redis", "unix"):
         raise ConfigError(

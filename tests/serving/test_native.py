@@ -232,3 +232,5 @@ def test_redis_addresses_become_the_fronts_flags():
     assert env == {"NBF_NATIVE_REDIS_PASSWORD": "s3cret"}
     flags, env = native.redis_flags("unix:///run/redis.sock?db=2")
     assert flags == ["--redis-db=2", "--redis-unix=/run/redis.sock"] and env == {}
+    with pytest.raises(ConfigError, match=r"serve\.redis_url.*needs the online store's URL"):
+        native.redis_flags("")
