@@ -1,6 +1,12 @@
 // What the read path needs to know about families, read from Redis and cached: each
-// family's live version (trusted for `live_cache` like the Python server's) and each
-// version's layout, key tag and packing (never changed once written, so kept).
+// family's live version and each version's layout, key tag and packing. None is trusted for
+// ever: Redis may lose its data (the key id counter then starts again at 1, so a cached key
+// id may come to name another version's values) and a layout may be rewritten (a new ttl).
+// Once a family's entry is `live_cache` old, the next request re-reads the live pointer and
+// the key id, packing and layout of every version cached for the family in one MGET (they
+// share the {family} hash tag), keeps a version whose records are byte for byte the same,
+// rebuilds one whose records changed and forgets one whose records vanished: as the Python
+// server does (nbfeatures/serving/records.py).
 #pragma once
 
 #include <chrono>
@@ -32,12 +38,35 @@ class Catalog {
                                         Failure& failure, std::string& error);
 
  private:
+  // A version's key id, packing and layout records as read (nullopt: absent).
+  struct Records {
+    std::optional<std::string> key_id, packing, layout;
+    bool operator==(const Records& other) const {
+      return key_id == other.key_id && packing == other.packing && layout == other.layout;
+    }
+  };
+  struct Cached {
+    Records records;
+    std::shared_ptr<const Layout> layout;
+  };
+  struct Family {
+    int64_t live = 0;
+    std::chrono::steady_clock::time_point checked;
+    bool ever_checked = false;
+    std::unordered_map<int64_t, Cached> versions;
+  };
+
+  // Re-reads the family's live pointer and cached versions' records if they are due.
+  void Check(RedisConnection& redis, const std::string& family,
+             std::chrono::steady_clock::time_point deadline, Failure& failure,
+             std::string& error);
+  std::shared_ptr<const Layout> Build(const std::string& family, int64_t version,
+                                      const Records& records, bool on_demand) const;
+
   std::string prefix_;
   std::chrono::milliseconds live_cache_;
   std::mutex mutex_;
-  std::unordered_map<std::string, std::pair<int64_t, std::chrono::steady_clock::time_point>>
-      live_;
-  std::unordered_map<std::string, std::shared_ptr<const Layout>> versions_;
+  std::unordered_map<std::string, Family> families_;
 };
 
 }  // namespace nbf

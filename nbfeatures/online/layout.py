@@ -12,7 +12,9 @@ Key layout (``prefix`` defaults to ``nbf:``; a ``{...}`` part is a Redis Cluster
                                  of several entities (``nbfeatures.online.packing``), read with
                                  one ``HMGET`` per entity in one pipeline on that node.
     nbf:kid:{family}:vN          the version's key id: a base-36 number drawn once from
-                                 ``nbf:kid:next`` and never reused or removed
+                                 ``nbf:kid:next`` and never removed. The counter starts
+                                 again at 1 when Redis loses its data, so an id can come to
+                                 name another version: readers re-check the ids they cache
     nbf:kid:next                 the key id counter
     nbf:pack:{family}:vN         how the version's values are packed: ``keyed`` (one key per
                                  entity, as above) or the JSON of a
@@ -166,6 +168,19 @@ class KeySpace:
 
     def layout(self, family: str, version: int) -> str:
         return f"{self.prefix}layout:{{{family}}}:v{version}"
+
+    def version_records(self, family: str, version: int) -> tuple[str, str, str]:
+        """What a reader needs of a version, in one slot: its key id, packing and layout.
+
+        Readers cache them and re-read them together (``nbfeatures.serving.records``): after
+        a data loss the key id counter starts again, so a cached key id may come to name
+        another version's values.
+        """
+        return (
+            self.key_id(family, version),
+            self.packing(family, version),
+            self.layout(family, version),
+        )
 
     def watermark(self, family: str, version: int) -> str:
         return f"{self.prefix}wm:{{{family}}}:v{version}"

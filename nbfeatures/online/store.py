@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 __all__ = ["FamilyLayout", "OnlineRows", "OnlineStore", "WriteTarget"]
 
 _SCAN_COUNT = 1000
+# How long a key id or packing read for reads is trusted (the servers' default live cache).
+_RECORDS_MAX_AGE = 0.5
 _HISTORY_KEPT = 100
 # KEYS: live pointer, history list, layout of the target version.
 # ARGV: expected current version ("" for none), target version, history length kept.
@@ -136,9 +138,11 @@ class OnlineStore:
         self.prefix = prefix
         # How executors reconnect (materialization ships the URL, never the client).
         self.url = url
-        # Key ids and packings never change once recorded, so each is read once per store.
-        self._key_ids: dict[tuple[str, int], str] = {}
-        self._packings: dict[tuple[str, int], Packing | None] = {}
+        # Key ids and packings read for reads, with when (monotonic): trusted for
+        # ``_RECORDS_MAX_AGE`` seconds only, since Redis may lose its data and hand a
+        # version's key id to another version (the counter starts again at 1).
+        self._key_ids: dict[tuple[str, int], tuple[str, float]] = {}
+        self._packings: dict[tuple[str, int], tuple[Packing | None, float]] = {}
 
     @classmethod
     def from_url(cls, url: str, prefix: str = DEFAULT_PREFIX) -> OnlineStore:
@@ -178,18 +182,22 @@ class OnlineStore:
 
         Two writers racing to create it agree: only the first ``SET NX`` wins and the other
         reads the winner's id (the counter value it drew is simply skipped). Ids are cached per
-        store for reads; writers ask with ``fresh`` so that a flushed database, whose counter
-        starts over, can never make them write under another version's id.
+        store for reads, for ``_RECORDS_MAX_AGE`` seconds; writers ask with ``fresh`` so that a
+        flushed database, whose counter starts over, can never make them write under another
+        version's id.
         """
         cached = self._key_ids.get((family, version))
-        if cached is not None and not fresh:
-            return cached
+        now = time.monotonic()
+        if cached is not None and not fresh and now - cached[1] < _RECORDS_MAX_AGE:
+            return cached[0]
         name = self.keys.key_id(family, version)
         found = _text(self.client.get(name))
         if found is None and create:
             found = self._draw_key_id(name, f"{family} v{version}")
-        if found is not None:
-            self._key_ids[(family, version)] = found
+        if found is None:
+            self._key_ids.pop((family, version), None)
+        else:
+            self._key_ids[(family, version)] = (found, now)
         return found
 
     def _draw_key_id(self, name: str, where: str) -> str | None:
@@ -207,18 +215,21 @@ class OnlineStore:
         """How a version's values are packed; ``None``: one key per entity.
 
         A version recorded before packings were (or not yet materialized) has one key per
-        entity. Recorded packings never change, so they are cached per store; writers ask
-        with ``fresh``.
+        entity. Cached per store like key ids (``key_id``); writers ask with ``fresh``.
         """
         where = (family, version)
-        if where in self._packings and not fresh:
-            return self._packings[where]
+        cached = self._packings.get(where)
+        if cached is not None and not fresh and time.monotonic() - cached[1] < _RECORDS_MAX_AGE:
+            return cached[0]
         raw = self.client.get(self.keys.packing(family, version))
-        return None if raw is None else self._remember_packing(where, raw)
+        if raw is None:
+            self._packings.pop(where, None)
+            return None
+        return self._remember_packing(where, raw)
 
     def _remember_packing(self, where: tuple[str, int], raw: bytes | str) -> Packing | None:
         packing = Packing.from_json(raw, f"{where[0]} v{where[1]}")
-        self._packings[where] = packing
+        self._packings[where] = (packing, time.monotonic())
         return packing
 
     def write_target(self, layout: FamilyLayout, entities: int | None = None) -> WriteTarget:
@@ -406,15 +417,22 @@ class OnlineStore:
         key_id = self.key_id(layout.family, layout.version) if entities else None
         if key_id is None:
             return [None] * len(entities)
-        tag = self.keys.value_tag(key_id)
-        packing = self.packing(layout.family, layout.version)
+        tag = self.keys.value_tag(key_id).encode()
+        return self.payloads_at(tag, self.packing(layout.family, layout.version), entities)
+
+    def payloads_at(
+        self, tag: bytes, packing: Packing | None, entities: Sequence[str]
+    ) -> list[bytes | None]:
+        """``payloads`` of the version whose value keys start with ``tag``, packed so."""
+        if not entities:
+            return []
         if packing is None:
-            found: list[bytes | None] = self.client.mget([tag + k for k in entities])
+            found: list[bytes | None] = self.client.mget([tag + k.encode() for k in entities])
             return found
         pipe = self.client.pipeline(transaction=False)
         for entity in entities:
             text = entity.encode()
-            pipe.hmget(packing.bucket_key(tag.encode(), text), packing.fields(text))
+            pipe.hmget(packing.bucket_key(tag, text), packing.fields(text))
         return joined(pipe.execute())
 
     # -- live pointer ----------------------------------------------------------------------

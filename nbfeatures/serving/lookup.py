@@ -1,10 +1,12 @@
 """Answer a feature request from the online store, without any gRPC: the server's core.
 
 A request names entity rows (join key -> one value per row) and feature references. References
-are grouped per family version: production references follow the family's live pointer (cached
-for ``live_cache_seconds`` so a flip is seen within that time), pinned ones name their version.
-Each group is read in one round trip: one ``MGET``, or for a packed version one ``HMGET`` per
-entity in one pipeline. Layouts never change once written, so they are cached.
+are grouped per family version: production references follow the family's live pointer, pinned
+ones name their version. Each group is read in one round trip: one ``MGET``, or for a packed
+version one ``HMGET`` per entity in one pipeline. The live pointer and each version's key id,
+packing and layout are cached and re-checked, one ``MGET`` per family, once
+``live_cache_seconds`` old (``nbfeatures.serving.records``): a flip, a rewritten layout or
+records lost with Redis' data are seen within that time.
 
 Two lookups share this logic: ``AsyncFeatureLookup`` is the server's (``redis.asyncio``, one
 event loop); ``FeatureLookup`` is blocking, for on-demand inputs and the rare calls that run
@@ -14,6 +16,7 @@ filled from directly: no Arrow array is built for a served value.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 import threading
@@ -29,6 +32,7 @@ from nbfeatures.errors import FeatureNotFound, InvalidRequest, OnlineStoreError
 from nbfeatures.online.codec import RecordShape, decode_columns
 from nbfeatures.online.layout import FamilyLayout
 from nbfeatures.online.packing import Packing, joined, read_commands
+from nbfeatures.serving.records import FamilyRecords, VersionRecords
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -304,51 +308,49 @@ def _plans(
     return plans
 
 
-def _text(raw: bytes | str | None) -> str | None:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
-class LiveVersions:
-    """Each family's live version, re-read from Redis once ``max_age`` seconds have passed."""
-
-    def __init__(self, store: OnlineStore, max_age: float) -> None:
-        self._store = store
-        self._max_age = max_age
-        self._cache: dict[str, tuple[int | None, float]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, family: str) -> int | None:
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(family)
-        if cached is not None and now - cached[1] < self._max_age:
-            return cached[0]
-        version = self._store.live_version(family)
-        with self._lock:
-            self._cache[family] = (version, now)
-        return version
-
-
 class FeatureLookup:
-    """Blocking: resolves references and reads values; raises the library's errors."""
+    """Blocking: resolves references and reads values; raises the library's errors.
+
+    Live versions and version records are cached and re-checked as ``AsyncFeatureLookup``'s
+    are (``nbfeatures.serving.records``).
+    """
 
     def __init__(self, store: OnlineStore, live_cache_seconds: float = 0.5) -> None:
         self.store = store
-        self.live = LiveVersions(store, live_cache_seconds)
-        self._layouts: dict[tuple[str, int], FamilyLayout] = {}
+        self._records = FamilyRecords(store.keys, live_cache_seconds)
+        self._lock = threading.Lock()
+
+    def _check(self, family: str) -> None:
+        """Re-read the family's live pointer and cached versions' records if they are due."""
+        with self._lock:
+            if self._records.current(family, time.monotonic()):
+                return
+            keys, versions = self._records.check_keys(family)
+            replies = self.store.client.mget(keys)
+            self._records.checked(family, versions, replies, time.monotonic())
+
+    def live(self, family: str) -> int | None:
+        self._check(family)
+        with self._lock:
+            return self._records.live(family)
+
+    def records(self, family: str, version: int) -> VersionRecords | None:
+        self._check(family)
+        with self._lock:
+            found = self._records.version(family, version)
+            if found is None:
+                replies = self.store.client.mget(self.store.keys.version_records(family, version))
+                found = self._records.remember(family, version, replies, time.monotonic())
+        return found
 
     def layout(self, family: str, version: int) -> FamilyLayout | None:
-        cached = self._layouts.get((family, version))
-        if cached is None:
-            cached = self.store.layout(family, version)
-            if cached is not None:
-                self._layouts[(family, version)] = cached
-        return cached
+        found = self.records(family, version)
+        return None if found is None else found.layout
 
     def resolve(self, refs: Sequence[FeatureRef]) -> list[ReadPlan]:
         """Each group's plan; every unknown family, version or feature is named in one error."""
         groups = group_refs(refs)
-        versions = [g.version if g.version is not None else self.live.get(g.family) for g in groups]
+        versions = [g.version if g.version is not None else self.live(g.family) for g in groups]
         layouts = [
             None if v is None else self.layout(g.family, v)
             for g, v in zip(groups, versions, strict=True)
@@ -361,7 +363,13 @@ class FeatureLookup:
 
     def read_one(self, query: OnlineQuery, plan: ReadPlan, now: dt.datetime) -> FamilyResult:
         """One family version for every entity row of ``query``, in one round trip."""
-        payloads = self.store.payloads(plan.layout, plan.entity_keys(query))
+        layout = plan.layout
+        found = self.records(layout.family, layout.version)
+        keys = plan.entity_keys(query)
+        if found is None or found.tag is None:
+            payloads: list[bytes | None] = [None] * len(keys)
+        else:
+            payloads = self.store.payloads_at(found.tag, found.packing, keys)
         return plan.result(payloads, (now - _EPOCH) // dt.timedelta(microseconds=1))
 
 
@@ -369,7 +377,9 @@ class AsyncFeatureLookup:
     """The server's lookup on ``redis.asyncio``: the same answers as ``FeatureLookup``.
 
     Parsed plans are cached per (references, versions), so a repeated request pays for a few
-    dict lookups before its ``MGET``; live versions are re-read after ``live_cache_seconds``.
+    dict lookups before its ``MGET``. Live versions and version records are re-checked once
+    ``live_cache_seconds`` old (``nbfeatures.serving.records``); plans are dropped whenever a
+    version's records changed (a rewritten layout, a key id lost with Redis' data).
     """
 
     def __init__(
@@ -384,79 +394,80 @@ class AsyncFeatureLookup:
         # MGETs go through the pipelined connection when there is one (plain TCP or unix).
         self.pipe = pipe
         self._keys = store.keys
-        self._max_age = live_cache_seconds
-        self._live: dict[str, tuple[int | None, float]] = {}
-        self._layouts: dict[tuple[str, int], FamilyLayout] = {}
-        self._tags: dict[tuple[str, int], tuple[bytes, Packing | None]] = {}
+        self._records = FamilyRecords(store.keys, live_cache_seconds)
+        # One check per family at a time: requests arriving meanwhile wait for it.
+        self._checks: dict[str, asyncio.Future[None]] = {}
         self._groups: dict[tuple[FeatureRef, ...], list[_Group]] = {}
         self._plans: dict[tuple[tuple[FeatureRef, ...], tuple[int | None, ...]], list[ReadPlan]]
         self._plans = {}
 
+    async def _check(self, family: str) -> None:
+        while not self._records.current(family, time.monotonic()):
+            running = self._checks.get(family)
+            if running is not None:
+                await asyncio.wait((running,))
+                continue  # checked meanwhile (or that check failed: this one tries itself)
+            running = self._checks[family] = asyncio.get_running_loop().create_future()
+            try:
+                keys, versions = self._records.check_keys(family)
+                replies = await self.client.mget(keys)
+                if self._records.checked(family, versions, replies, time.monotonic()):
+                    self._plans.clear()
+            finally:
+                running.set_result(None)
+                del self._checks[family]
+
     async def live(self, family: str) -> int | None:
-        now = time.monotonic()
-        cached = self._live.get(family)
-        if cached is not None and now - cached[1] < self._max_age:
-            return cached[0]
-        raw = _text(await self.client.get(self._keys.live(family)))
-        version = None if raw is None else int(raw)
-        self._live[family] = (version, now)
-        return version
+        await self._check(family)
+        return self._records.live(family)
+
+    async def records(self, family: str, version: int) -> VersionRecords | None:
+        await self._check(family)
+        found = self._records.version(family, version)
+        if found is None:
+            replies = await self.client.mget(self._keys.version_records(family, version))
+            found = self._records.remember(family, version, replies, time.monotonic())
+        return found
 
     async def layout(self, family: str, version: int) -> FamilyLayout | None:
-        cached = self._layouts.get((family, version))
-        if cached is None:
-            raw = await self.client.get(self._keys.layout(family, version))
-            if raw is None:
-                return None
-            cached = self._layouts[(family, version)] = FamilyLayout.from_json(raw)
-        return cached
-
-    async def value_tag(self, layout: FamilyLayout) -> tuple[bytes, Packing | None] | None:
-        """The prefix of the version's value keys and its packing; ``None``: no key id yet.
-
-        Asked once a layout was found, which is recorded after the packing: a version with a
-        layout and no packing record predates packings and has one key per entity.
-        """
-        where = (layout.family, layout.version)
-        found = self._tags.get(where)
-        if found is None:
-            key_id, packing = await self.client.mget(
-                [self._keys.key_id(*where), self._keys.packing(*where)]
-            )
-            if key_id is None:
-                return None
-            tag = self._keys.value_tag(_text(key_id) or "").encode()
-            where_text = f"{layout.family} v{layout.version}"
-            found = (tag, None if packing is None else Packing.from_json(packing, where_text))
-            self._tags[where] = found
-        return found
+        found = await self.records(family, version)
+        return None if found is None else found.layout
 
     async def resolve(self, refs: tuple[FeatureRef, ...]) -> list[ReadPlan]:
         groups = self._groups.get(refs)
         if groups is None:
             groups = group_refs(refs)
             _bounded(self._groups)[refs] = groups
-        versions = tuple(
-            [g.version if g.version is not None else await self.live(g.family) for g in groups]
-        )
-        plans = self._plans.get((refs, versions))
+        versions: list[int | None] = []
+        for g in groups:
+            await self._check(g.family)
+            versions.append(g.version if g.version is not None else self._records.live(g.family))
+        key = (refs, tuple(versions))
+        plans = self._plans.get(key)
         if plans is None:
             layouts = [
                 None if v is None else await self.layout(g.family, v)
                 for g, v in zip(groups, versions, strict=True)
             ]
             plans = _plans(groups, versions, layouts)
-            _bounded(self._plans)[(refs, versions)] = plans
+            _bounded(self._plans)[key] = plans
         return plans
 
     async def read_one(self, query: OnlineQuery, plan: ReadPlan, now_us: int) -> FamilyResult:
         keys = plan.entity_keys(query)
-        found = await self.value_tag(plan.layout) if keys else None
+        layout = plan.layout
+        # The records checked with the plan (a dict lookup); gone if a check since found the
+        # version's key id or layout vanished: then nothing is read, every value NOT_FOUND.
+        found = None
+        if keys:
+            found = self._records.version(layout.family, layout.version)
+            if found is None:
+                found = await self.records(layout.family, layout.version)
         payloads: list[bytes | None]
-        if found is None:
+        if found is None or found.tag is None:
             payloads = [None] * len(keys)
         else:
-            tag, packing = found
+            tag, packing = found.tag, found.packing
             entities = [k.encode() for k in keys]
             if packing is not None:
                 payloads = joined(await self._hmgets(tag, packing, entities))
