@@ -1,0 +1,151 @@
+"""Running servers after Redis loses its data or a layout is rewritten (both data planes).
+
+After a data loss the key id counter starts again at 1, so re-writing the versions in another
+order hands one family's old key id to another family's values. A server must never serve
+those values under the first family's name; it re-checks what it caches, so it serves each
+version's own values again once they are back, and applies a rewritten layout (a new ttl).
+Each test uses its own redis-server: it flushes or restarts it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import redis
+from serving_fixtures import NOW, RedisProcess, layout, open_store, put_family, running_server
+
+from nbfeatures.client import FeatureClient
+from nbfeatures.errors import FeatureNotFound, ServingUnavailable
+from nbfeatures.online import OnlineStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
+
+ALPHA = [{"user_id": 1, "clicks": 111, "tier": "alpha"}, {"user_id": 2, "clicks": 112}]
+BETA = [{"user_id": 1, "clicks": 222, "tier": "beta"}, {"user_id": 2, "clicks": 223}]
+REFS = ["alpha:clicks", "alpha:tier", "alpha@v1:clicks", "beta:clicks"]
+POLLS = 400  # at 0.05 s: a bound of 20 s on what a live cache of 0.2 s does at once
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[RedisProcess, OnlineStore]]:
+    server = RedisProcess()
+    server.start()
+    store = open_store(server.url)
+    try:
+        yield server, store
+    finally:
+        store.close()
+        server.stop()
+
+
+def poll(client: FeatureClient, refs: list[str], done: Callable[[Any], bool]) -> list[Any]:
+    """Read ``refs`` for users 1 and 2 until ``done(answer)``; every answer seen (or error)."""
+    seen: list[Any] = []
+    for _ in range(POLLS):
+        try:
+            got: Any = client.get_online_features({"user_id": [1, 2]}, refs)
+        except (FeatureNotFound, ServingUnavailable) as exc:
+            got = exc
+        seen.append(got)
+        if done(got):
+            return seen
+        time.sleep(0.05)  # polling: the server re-checks Redis on its own schedule
+    raise AssertionError(f"not reached in {POLLS} reads; last answer: {seen[-1]!r}")
+
+
+def served_as_present(answer: Any, ref: str) -> list[Any]:
+    """The values ``answer`` serves as PRESENT for ``ref`` (none for an error)."""
+    if isinstance(answer, Exception):
+        return []
+    statuses = answer.statuses[ref]
+    return [v for v, s in zip(answer[ref], statuses, strict=True) if s == "PRESENT"]
+
+
+def lose_data(server: RedisProcess, how: str) -> None:
+    if how == "flushall":
+        redis.Redis(port=server.port).flushall()
+    else:  # a restart without persistence: the data is gone
+        server.stop()
+        server.start()
+
+
+@pytest.mark.parametrize("how", ["flushall", "restart"])
+def test_a_lost_key_id_handed_to_another_family_is_never_served_under_the_old_name(own_redis, how):
+    server, store = own_redis
+    put_family(store, layout("alpha", 1), ALPHA)  # key id 1
+    put_family(store, layout("beta", 1), BETA)  # key id 2
+    with running_server(store) as serving, FeatureClient(f"127.0.0.1:{serving.port}") as client:
+        before = client.get_online_features({"user_id": [1, 2]}, REFS)
+        assert before["alpha:clicks"] == [111, 112] and before["beta:clicks"] == [222, 223]
+
+        lose_data(server, how)
+        # The server sees the live pointers gone (its caches are re-checked then).
+        poll(client, ["alpha:clicks"], lambda got: isinstance(got, FeatureNotFound))
+        poll(client, ["beta:clicks"], lambda got: isinstance(got, FeatureNotFound))
+        # Written again in the other order, the counter (restarted at 1) gives beta key id 1,
+        # alpha's old one, and alpha key id 2.
+        put_family(store, layout("beta", 1), BETA)
+        put_family(store, layout("alpha", 1), ALPHA)
+        assert store.key_id("beta", 1, fresh=True) == "1"
+
+        def restored(got: Any) -> bool:
+            return not isinstance(got, Exception) and got["alpha:clicks"] == [111, 112]
+
+        answers = poll(client, REFS, restored)
+    for answer in answers:
+        assert served_as_present(answer, "alpha:clicks") in ([], [111, 112]), answer
+        assert served_as_present(answer, "alpha@v1:clicks") in ([], [111, 112]), answer
+        assert "beta" not in served_as_present(answer, "alpha:tier"), answer
+    last = answers[-1]
+    assert last["alpha:tier"] == ["alpha", None]
+    assert last["alpha@v1:clicks"] == [111, 112]
+    assert last["beta:clicks"] == [222, 223]
+    assert last.statuses["alpha:clicks"] == ["PRESENT", "PRESENT"]
+
+
+def test_a_version_whose_data_vanished_reads_not_found_not_another_versions(own_redis):
+    """Pinned reads of a version whose records vanished: not servable, then its own values."""
+    server, store = own_redis
+    put_family(store, layout("alpha", 1), ALPHA)
+    put_family(store, layout("beta", 1), BETA)
+    refs = ["alpha@v1:clicks"]
+    with running_server(store) as serving, FeatureClient(f"127.0.0.1:{serving.port}") as client:
+        assert client.get_online_features({"user_id": [1, 2]}, refs)["alpha@v1:clicks"] == [
+            111,
+            112,
+        ]
+        lose_data(server, "flushall")
+        poll(client, refs, lambda got: isinstance(got, FeatureNotFound))
+        put_family(store, layout("beta", 1), BETA, live=False)
+        put_family(store, layout("alpha", 1), ALPHA, live=False)
+        answers = poll(
+            client, refs, lambda got: not isinstance(got, Exception) and got[refs[0]][0] == 111
+        )
+    assert all(served_as_present(a, refs[0]) in ([], [111, 112]) for a in answers)
+
+
+def test_a_layout_rewritten_with_another_ttl_is_applied_by_running_servers(own_redis):
+    _, store = own_redis
+    two_hours_old = NOW - dt.timedelta(hours=2)
+    day = layout("gamma", 1, ttl=86400)
+    put_family(store, day, [{"user_id": 1, "clicks": 5, "ts": two_hours_old}])
+    refs = ["gamma:clicks", "gamma@v1:clicks"]
+    with running_server(store) as serving, FeatureClient(f"127.0.0.1:{serving.port}") as client:
+        got = client.get_online_features({"user_id": 1}, refs)
+        assert got.statuses["gamma:clicks"] == ["PRESENT"]
+        # The ttl set to one hour, as changing a family's ttl rewrites the layout's JSON.
+        hour = replace(day, ttl_seconds=3600)
+        store.client.set(store.keys.layout("gamma", 1), hour.to_json())
+
+        def stale(answer: Any) -> bool:
+            statuses = answer.statuses
+            return statuses["gamma:clicks"][0] == statuses["gamma@v1:clicks"][0] == "STALE"
+
+        answers = poll(client, refs, stale)
+    assert answers[-1]["gamma:clicks"] == [5, None]
+    assert answers[-1].event_times["gamma:clicks"][0] is not None
