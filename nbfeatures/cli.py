@@ -167,8 +167,11 @@ def _show(catalog: Catalog, name: str, version: int | None) -> None:
 def _repair(settings: Settings) -> None:
     """``status`` also sets right what killed promotions left (``promotion.repair``)."""
     from nbfeatures.online.store import OnlineStore
+    from nbfeatures.promotion.lost import has_catalog
     from nbfeatures.promotion.repair import repair_all
 
+    if not has_catalog(settings):
+        return  # nor does it create a catalog
     if not settings.redis_url:
         from nbfeatures.online.embedded import running_embedded
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,65 @@ def test_serve_processes_flag_is_checked(workspace: Path) -> None:
     assert done.returncode == 2
     assert "serve.processes" in done.stderr
     assert "must be positive" in done.stderr
+
+
+@pytest.fixture
+def own_redis() -> Iterator[str]:
+    """A redis-server of the test's own (it is flushed), as the serving tests start one."""
+    sys.path.insert(0, str(Path(__file__).parent / "serving"))
+    from serving_fixtures import RedisProcess
+
+    server = RedisProcess()
+    server.start()
+    yield server.url
+    server.stop()
+
+
+def test_status_names_production_data_the_online_store_lost(
+    tmp_path: Path, own_redis: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import redis
+
+    from nbfeatures.catalog import Catalog
+    from nbfeatures.online import FamilyLayout, OnlineStore
+
+    (tmp_path / "nbfeatures.yaml").write_text(f"redis_url: {own_redis}\n")
+    settings = load_settings(tmp_path, environ={})
+    catalog = Catalog.from_settings(settings)
+    orders = FeatureFamily(
+        name="orders",
+        entity=Entity("user", "user_id"),
+        timestamp="ts",
+        features=(Feature("total", "float64"),),
+        transformation=Transformation("sql", "SELECT user_id, ts, total FROM orders"),
+        owner="ana",
+    )
+    catalog.register(orders)
+    catalog.set_alias("orders", "production", 1)
+    store = OnlineStore.from_url(own_redis)
+    store.write_layout(FamilyLayout.of(orders, 1))
+    store.flip("orders", 1, None)
+    status = ["--workspace", str(tmp_path), "status"]
+
+    assert run(status) == 0
+    whole = capsys.readouterr().out
+    assert "live v1" in whole and "data lost" not in whole
+
+    redis.Redis.from_url(own_redis).flushall()
+    assert run(status) == 1
+    lost = capsys.readouterr().out
+    assert (
+        "orders: production v1 in the catalog but not live in the online store (data lost?) "
+        "— restore with: nbfeatures promote orders --restore"
+    ) in lost
+
+    store.client.set(store.keys.live("orders"), "1")  # a pointer whose version is gone
+    assert run(status) == 1
+    assert "orders: production v1 is live but its layout is missing" in capsys.readouterr().out
+    store.close()
+
+
+def test_status_without_a_catalog_creates_none(tmp_path: Path, own_redis: str) -> None:
+    (tmp_path / "nbfeatures.yaml").write_text(f"redis_url: {own_redis}\n")
+    assert run(["--workspace", str(tmp_path), "status"]) == 0
+    assert not (tmp_path / ".nbfeatures" / "mlflow.db").exists()

@@ -266,6 +266,22 @@ class Catalog:
         summaries = [self._summary(m) for m in models if self._family_of(m.name) is not None]
         return sorted((s for s in summaries if s is not None), key=lambda s: s.name)
 
+    def production_versions(self) -> dict[str, int]:
+        """Each family with a ``production`` alias and its version: one paged search, no
+        definition read (``nbfeatures status`` compares them with the live pointers)."""
+        client = self._connection.client
+        models = self._connection.search_all(
+            client.search_registered_models,
+            filter_string=f"name LIKE '{self.model_prefix}%'",
+        )
+        found: dict[str, int] = {}
+        for model in models:
+            family = self._family_of(model.name)
+            production = _aliases(model).get(PRODUCTION_ALIAS)
+            if family is not None and production is not None:
+                found[family] = production
+        return found
+
     def search(
         self,
         text: str | None = None,

@@ -11,7 +11,9 @@ from nbfeatures.online.store import OnlineStore
 def print_status(settings: Settings) -> int:
     """Print the server (embedded: socket, pid, memory, keys) and the live version per family.
 
-    Never starts the embedded server: a status check must not change what it reports.
+    Then each family whose production version (catalog) is not live and whole in Redis, and
+    exit 1 if any is (``nbfeatures.promotion.lost``). Never starts the embedded server, nor
+    creates a catalog: a status check must not change what it reports.
     """
     if settings.redis_url:
         print(f"online store: {redacted(settings.redis_url)}")
@@ -33,8 +35,11 @@ def print_status(settings: Settings) -> int:
         print("no live versions")
     for family, version in sorted(live.items()):
         print(f"{family:<32} live v{version}")
+    from nbfeatures.promotion.lost import print_lost_production  # the catalog's production
+
+    code = print_lost_production(settings, store)
     store.close()
-    return 0
+    return code
 
 
 def stop(settings: Settings) -> int:
