@@ -40,6 +40,8 @@ std::shared_ptr<const Layout> Catalog::Build(const std::string& family, int64_t 
   auto layout = ParseLayout(*records.layout, parse_error);
   if (!layout || layout->family != family || layout->version != version) return nullptr;
   layout->tag = prefix_ + "{" + *records.key_id + "}";
+  layout->owner_key = prefix_ + "own:{" + *records.key_id + "}";
+  layout->owner = family + ":v" + std::to_string(version);
   if (records.packing) {
     bool ok = true;
     layout->packing = ParsePacking(*records.packing, ok);
@@ -107,6 +109,12 @@ void Catalog::Check(RedisConnection& redis, const std::string& family,
       state.versions.erase(cached);  // vanished or unreadable: the next request reads it
     }
   }
+}
+
+void Catalog::Suspect(const std::string& family) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = families_.find(family);
+  if (found != families_.end()) found->second.ever_checked = false;
 }
 
 int64_t Catalog::Live(RedisConnection& redis, const std::string& family,

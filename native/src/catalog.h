@@ -36,6 +36,8 @@ class Catalog {
                                         int64_t version,
                                         std::chrono::steady_clock::time_point deadline,
                                         Failure& failure, std::string& error);
+  // Has the family checked by the next request (values read were not its own).
+  void Suspect(const std::string& family);
 
  private:
   // A version's key id, packing and layout records as read (nullopt: absent).

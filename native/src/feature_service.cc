@@ -328,6 +328,9 @@ FeatureServiceImpl::Outcome FeatureServiceImpl::TryAnswer(
         for (const auto& value : column.string_values().values()) texts.push_back(value);
       }
     }
+    // The key id's owner record first, in the values' slot: read in the same round trip.
+    AppendCommand(commands, {"GET", layout.owner_key});
+    replies += 1;
     groups[g].first_reply = replies;
     if (!layout.packing) {
       std::vector<std::string> keys;
@@ -368,6 +371,16 @@ FeatureServiceImpl::Outcome FeatureServiceImpl::TryAnswer(
   std::string joined;
   for (auto& group : groups) {
     const Layout& layout = *group.layout;
+    // Values whose key id another version drew after a data loss are not this version's:
+    // the Python path, which checks the same, answers (NOT_FOUND) and the catalog re-checks.
+    const Reply& owner = answers[group.first_reply - 1];
+    if (owner.type == Reply::Type::kBulk && owner.text != layout.owner) {
+      catalog_.Suspect(layout.family);
+      return Outcome::kForward;
+    }
+    if (owner.type != Reply::Type::kBulk && owner.type != Reply::Type::kNil) {
+      return Outcome::kForward;
+    }
     std::vector<std::string_view> payloads(static_cast<size_t>(rows));
     std::vector<std::string> owned;  // chunks joined, for packed records over one chunk
     owned.reserve(static_cast<size_t>(rows));

@@ -37,6 +37,10 @@ struct Layout {
   // Where the values live: the key id's tag (prefix{ID}) and the packing, if packed.
   std::string tag;
   std::optional<Packing> packing;
+  // The key id's owner record (nbfeatures.online.layout, nbf:own:{ID}) and the text it must
+  // hold: read with the values, which are this version's only if it does (or is absent).
+  std::string owner_key;
+  std::string owner;
   bool on_demand = false;
 
   int IndexOf(std::string_view name) const;

@@ -15,6 +15,10 @@ Key layout (``prefix`` defaults to ``nbf:``; a ``{...}`` part is a Redis Cluster
                                  ``nbf:kid:next`` and never removed. The counter starts
                                  again at 1 when Redis loses its data, so an id can come to
                                  name another version: readers re-check the ids they cache
+                                 and check ``nbf:own:{ID}`` on every read
+    nbf:own:{ID}                 the version the key id ``ID`` was drawn for (``family:vN``),
+                                 in the slot of its values: read with them, so that values
+                                 are served only under the version they belong to
     nbf:kid:next                 the key id counter
     nbf:pack:{family}:vN         how the version's values are packed: ``keyed`` (one key per
                                  entity, as above) or the JSON of a
@@ -162,6 +166,19 @@ class KeySpace:
     def packing(self, family: str, version: int) -> str:
         """Where a version's packing is recorded (written before its layout, never changed)."""
         return f"{self.prefix}pack:{{{family}}}:v{version}"
+
+    def owner(self, key_id: str) -> str:
+        """Which version a key id was drawn for (``owner_text``), in the slot of its values.
+
+        Written before the version's key id record and values, and read with every read of
+        values: a reader serves them only when it names the version asked for (a data loss
+        restarts the key id counter, so an id cached by a reader may have been drawn again).
+        """
+        return f"{self.prefix}own:{{{key_id}}}"
+
+    @staticmethod
+    def owner_text(family: str, version: int) -> str:
+        return f"{family}:v{version}"
 
     def key_id_counter(self) -> str:
         return f"{self.prefix}kid:next"

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from nbfeatures.config import Settings
     from nbfeatures.online.connect import RedisClient
 
-__all__ = ["FamilyLayout", "OnlineRows", "OnlineStore", "WriteTarget"]
+__all__ = ["FamilyLayout", "OnlineRows", "OnlineStore", "ReadTarget", "WriteTarget"]
 
 _SCAN_COUNT = 1000
 # How long a key id or packing read for reads is trusted (the servers' default live cache).
@@ -117,6 +117,28 @@ class WriteTarget:
     packing: Packing | None
 
 
+@dataclass(frozen=True)
+class ReadTarget:
+    """Where a version's values are read: the start of their keys and their packing, and the
+    owner record of their key id with the text it must hold (``KeySpace.owner``)."""
+
+    tag: bytes
+    packing: Packing | None
+    owner_key: bytes
+    owner: bytes
+
+    @classmethod
+    def of(
+        cls, keys: KeySpace, family: str, version: int, key_id: str, packing: Packing | None
+    ) -> ReadTarget:
+        return cls(
+            tag=keys.value_tag(key_id).encode(),
+            packing=packing,
+            owner_key=keys.owner(key_id).encode(),
+            owner=keys.owner_text(family, version).encode(),
+        )
+
+
 def _utc(when: dt.datetime) -> dt.datetime:
     if when.tzinfo is None:
         return when.replace(tzinfo=dt.UTC)
@@ -125,6 +147,15 @@ def _utc(when: dt.datetime) -> dt.datetime:
 
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def owned(recorded: bytes | None, owner: bytes) -> bool:
+    """Whether values read with the owner record ``recorded`` belong to the version ``owner``.
+
+    No record: a key id drawn before owner records were (a key id drawn since has its record
+    written before any value, so values never lack it).
+    """
+    return recorded is None or recorded == owner
 
 
 class OnlineStore:
@@ -193,22 +224,30 @@ class OnlineStore:
         name = self.keys.key_id(family, version)
         found = _text(self.client.get(name))
         if found is None and create:
-            found = self._draw_key_id(name, f"{family} v{version}")
+            found = self._draw_key_id(family, version)
         if found is None:
             self._key_ids.pop((family, version), None)
         else:
             self._key_ids[(family, version)] = (found, now)
         return found
 
-    def _draw_key_id(self, name: str, where: str) -> str | None:
+    def _draw_key_id(self, family: str, version: int) -> str | None:
+        """Draw a key id; its owner record first, so readers never find values without it.
+
+        A writer that loses the race leaves an owner record for an id no one uses.
+        """
         import redis
 
+        name = self.keys.key_id(family, version)
         try:
             drawn = key_id_text(int(self.client.incr(self.keys.key_id_counter())))
+            self.client.set(self.keys.owner(drawn), self.keys.owner_text(family, version))
             if self.client.set(name, drawn, nx=True):
                 return drawn
         except redis.ResponseError as exc:
-            raise OnlineStoreError(where, f"Redis refused a write: {exc}") from None
+            raise OnlineStoreError(
+                f"{family} v{version}", f"Redis refused a write: {exc}"
+            ) from None
         return _text(self.client.get(name))
 
     def packing(self, family: str, version: int, *, fresh: bool = False) -> Packing | None:
@@ -241,6 +280,9 @@ class OnlineStore:
         import redis
 
         key_id = self.key_id(layout.family, layout.version, create=True, fresh=True) or ""
+        # A key id drawn before owner records were has none: recorded now.
+        owner = self.keys.owner_text(layout.family, layout.version)
+        self.client.set(self.keys.owner(key_id), owner, nx=True)
         name = self.keys.packing(layout.family, layout.version)
         raw = self.client.get(name)
         if raw is None:
@@ -414,26 +456,37 @@ class OnlineStore:
 
         One ``MGET``, or for a packed version one ``HMGET`` per entity in one pipeline.
         """
-        key_id = self.key_id(layout.family, layout.version) if entities else None
+        family, version = layout.family, layout.version
+        key_id = self.key_id(family, version) if entities else None
         if key_id is None:
             return [None] * len(entities)
-        tag = self.keys.value_tag(key_id).encode()
-        return self.payloads_at(tag, self.packing(layout.family, layout.version), entities)
+        packing = self.packing(family, version)
+        return self.payloads_at(
+            ReadTarget.of(self.keys, family, version, key_id, packing), entities
+        )
 
-    def payloads_at(
-        self, tag: bytes, packing: Packing | None, entities: Sequence[str]
-    ) -> list[bytes | None]:
-        """``payloads`` of the version whose value keys start with ``tag``, packed so."""
+    def payloads_at(self, target: ReadTarget, entities: Sequence[str]) -> list[bytes | None]:
+        """``payloads`` at ``target``, read with the key id's owner record: when it names
+        another version (the key id was drawn again after a data loss), all are absent."""
         if not entities:
             return []
+        tag, packing = target.tag, target.packing
         if packing is None:
-            found: list[bytes | None] = self.client.mget([tag + k.encode() for k in entities])
-            return found
-        pipe = self.client.pipeline(transaction=False)
-        for entity in entities:
-            text = entity.encode()
-            pipe.hmget(packing.bucket_key(tag, text), packing.fields(text))
-        return joined(pipe.execute())
+            found: list[bytes | None] = self.client.mget(
+                [target.owner_key, *(tag + k.encode() for k in entities)]
+            )
+            recorded, payloads = found[0], found[1:]
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(target.owner_key)
+            for entity in entities:
+                text = entity.encode()
+                pipe.hmget(packing.bucket_key(tag, text), packing.fields(text))
+            replies = pipe.execute()
+            recorded, payloads = replies[0], joined(replies[1:])
+        if not owned(recorded, target.owner):
+            return [None] * len(entities)
+        return payloads
 
     # -- live pointer ----------------------------------------------------------------------
 

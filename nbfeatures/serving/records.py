@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from nbfeatures.online.layout import FamilyLayout
 from nbfeatures.online.packing import Packing
+from nbfeatures.online.store import ReadTarget
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,14 +45,13 @@ def _bytes(raw: Raw) -> bytes | None:
 class VersionRecords:
     """One version's key id, packing and layout records as read, and what they mean.
 
-    ``tag`` is the common start of the version's value keys (``None``: no key id, so every
-    value reads NOT_FOUND); ``packing`` ``None`` is one key per entity.
+    ``target`` is where its values are read (``None``: no key id, so every value reads
+    NOT_FOUND).
     """
 
     raw: tuple[bytes | None, bytes | None, bytes | None]
     layout: FamilyLayout
-    tag: bytes | None
-    packing: Packing | None
+    target: ReadTarget | None
 
     @classmethod
     def parse(
@@ -61,13 +61,12 @@ class VersionRecords:
         key_id, packing, layout = (_bytes(r) for r in replies)
         if layout is None:
             return None
-        where = f"{family} v{version}"
-        return cls(
-            raw=(key_id, packing, layout),
-            layout=FamilyLayout.from_json(layout),
-            tag=None if key_id is None else keys.value_tag(_text(key_id) or "").encode(),
-            packing=None if packing is None else Packing.from_json(packing, where),
-        )
+        target = None
+        if key_id is not None:
+            where = f"{family} v{version}"
+            packed = None if packing is None else Packing.from_json(packing, where)
+            target = ReadTarget.of(keys, family, version, _text(key_id) or "", packed)
+        return cls((key_id, packing, layout), FamilyLayout.from_json(layout), target)
 
 
 @dataclass
@@ -153,5 +152,8 @@ class FamilyRecords:
             known.versions[version] = found
         return found
 
-    def forget(self) -> None:
-        self._families.clear()
+    def suspect(self, family: str) -> None:
+        """Have ``family`` checked by the next request (its values were not its own)."""
+        known = self._families.get(family)
+        if known is not None:
+            known.checked = float("-inf")

@@ -159,9 +159,8 @@ def put_family(
 @contextmanager
 def running_server(store: OnlineStore, **settings: Any) -> Iterator[ServingServer | NativeServer]:
     settings.setdefault("data_plane", _PLANE["name"])
-    config = ServerConfig(
-        port=0, metrics_port=0, live_cache_seconds=0.2, health_interval_seconds=0.1, **settings
-    )
+    settings.setdefault("live_cache_seconds", 0.2)
+    config = ServerConfig(port=0, metrics_port=0, health_interval_seconds=0.1, **settings)
     server, port = create_server(config, store)
     assert port > 0
     server.start()

@@ -21,9 +21,9 @@ from serving_fixtures import NOW, RedisProcess, layout, open_store, put_family, 
 
 from nbfeatures.client import FeatureClient
 from nbfeatures.errors import FeatureNotFound, ServingUnavailable
-from nbfeatures.online import OnlineStore
+from nbfeatures.online import FamilyLayout, OnlineStore
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
+pytestmark = pytest.mark.integration
 
 ALPHA = [{"user_id": 1, "clicks": 111, "tier": "alpha"}, {"user_id": 2, "clicks": 112}]
 BETA = [{"user_id": 1, "clicks": 222, "tier": "beta"}, {"user_id": 2, "clicks": 223}]
@@ -74,6 +74,7 @@ def lose_data(server: RedisProcess, how: str) -> None:
         server.start()
 
 
+@pytest.mark.usefixtures("data_plane")
 @pytest.mark.parametrize("how", ["flushall", "restart"])
 def test_a_lost_key_id_handed_to_another_family_is_never_served_under_the_old_name(own_redis, how):
     server, store = own_redis
@@ -108,6 +109,7 @@ def test_a_lost_key_id_handed_to_another_family_is_never_served_under_the_old_na
     assert last.statuses["alpha:clicks"] == ["PRESENT", "PRESENT"]
 
 
+@pytest.mark.usefixtures("data_plane")
 def test_a_version_whose_data_vanished_reads_not_found_not_another_versions(own_redis):
     """Pinned reads of a version whose records vanished: not servable, then its own values."""
     server, store = own_redis
@@ -132,6 +134,7 @@ def test_a_version_whose_data_vanished_reads_not_found_not_another_versions(own_
     assert answers[-1].statuses[refs[0]] == ["PRESENT", "PRESENT"]
 
 
+@pytest.mark.usefixtures("data_plane")
 def test_a_layout_rewritten_with_another_ttl_is_applied_by_running_servers(own_redis):
     _, store = own_redis
     two_hours_old = NOW - dt.timedelta(hours=2)
@@ -152,3 +155,60 @@ def test_a_layout_rewritten_with_another_ttl_is_applied_by_running_servers(own_r
         answers = poll(client, refs, stale)
     assert answers[-1]["gamma:clicks"] == [5, None]
     assert answers[-1].event_times["gamma:clicks"][0] is not None
+
+
+def numbers(family: str) -> FamilyLayout:
+    """A layout without strings: packed, several entities to a Redis hash."""
+    base = layout(family, 1)
+    return replace(base, features=tuple(f for f in base.features if f[1] != "string"))
+
+
+@pytest.mark.usefixtures("data_plane")
+@pytest.mark.parametrize("kind", ["keyed", "packed"])
+def test_values_rewritten_at_once_are_not_served_under_a_name_cached_for_a_minute(own_redis, kind):
+    """The server does not re-check its caches in this test (a minute's live cache): the
+    owner record read with the values is what keeps beta's values from alpha's name."""
+    server, store = own_redis
+    shape = layout if kind == "keyed" else lambda family, version: numbers(family)
+    put_family(store, shape("alpha", 1), ALPHA)  # key id 1
+    put_family(store, shape("beta", 1), BETA)  # key id 2
+    refs = ["alpha:clicks", "alpha@v1:clicks"]
+    with (
+        running_server(store, live_cache_seconds=60) as serving,
+        FeatureClient(f"127.0.0.1:{serving.port}") as client,
+    ):
+        assert client.get_online_features({"user_id": [1, 2]}, refs)["alpha:clicks"] == [111, 112]
+        lose_data(server, "flushall")
+        put_family(store, shape("beta", 1), BETA)  # key id 1, alpha's old one
+        put_family(store, shape("alpha", 1), ALPHA)
+        assert store.key_id("beta", 1, fresh=True) == "1"
+
+        def restored(got: Any) -> bool:
+            assert served_as_present(got, "alpha:clicks") in ([], [111, 112]), got
+            assert served_as_present(got, "alpha@v1:clicks") in ([], [111, 112]), got
+            return not isinstance(got, Exception) and got["alpha@v1:clicks"] == [111, 112]
+
+        answers = poll(client, refs, restored)
+    assert answers[-1].statuses["alpha:clicks"] == ["PRESENT", "PRESENT"]
+
+
+def test_a_store_read_never_returns_values_of_the_version_that_drew_its_cached_key_id(
+    own_redis,
+):
+    """``OnlineStore.read`` (verification, notebooks, on-demand inputs) caches key ids too."""
+    server, store = own_redis
+    alpha, beta = layout("alpha", 1), layout("beta", 1)
+    put_family(store, alpha, ALPHA)
+    put_family(store, beta, BETA)
+    assert store.read(alpha, [1, 2]).present.tolist() == [True, True]  # key id 1 cached
+    lose_data(server, "flushall")
+    put_family(store, beta, BETA)  # draws key id 1 again
+    assert store.read(alpha, [1, 2]).present.tolist() == [False, False]
+    put_family(store, alpha, ALPHA)
+    for _ in range(POLLS):  # the cached key id is trusted for half a second
+        got = store.read(alpha, [1, 2])
+        assert got.columns["clicks"].to_pylist() in ([None, None], [111, 112])
+        if got.present.all():
+            break
+        time.sleep(0.05)  # polling: waiting for the store's cache to be re-read
+    assert got.columns["clicks"].to_pylist() == [111, 112]
