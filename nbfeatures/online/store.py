@@ -280,21 +280,23 @@ class OnlineStore:
         import redis
 
         key_id = self.key_id(layout.family, layout.version, create=True, fresh=True) or ""
-        # A key id drawn before owner records were has none: recorded now.
-        owner = self.keys.owner_text(layout.family, layout.version)
-        self.client.set(self.keys.owner(key_id), owner, nx=True)
         name = self.keys.packing(layout.family, layout.version)
         raw = self.client.get(name)
-        if raw is None:
-            record = KEYED
-            if packable(layout):
-                record = Packing.for_width(RecordShape.of(layout).width, entities).to_json()
-            try:
+        try:
+            # A key id drawn before owner records were has none: recorded now.
+            owner_key = self.keys.owner(key_id)
+            if self.client.get(owner_key) is None:
+                owner = self.keys.owner_text(layout.family, layout.version)
+                self.client.set(owner_key, owner, nx=True)
+            if raw is None:
+                record = KEYED
+                if packable(layout):
+                    record = Packing.for_width(RecordShape.of(layout).width, entities).to_json()
                 self.client.set(name, record, nx=True)
-            except redis.ResponseError as exc:
-                where = f"{layout.family} v{layout.version}"
-                raise OnlineStoreError(where, f"Redis refused a write: {exc}") from None
-            raw = self.client.get(name) or record  # another writer's record if it won
+                raw = self.client.get(name) or record  # another writer's record if it won
+        except redis.ResponseError as exc:
+            where = f"{layout.family} v{layout.version}"
+            raise OnlineStoreError(where, f"Redis refused a write: {exc}") from None
         packing = self._remember_packing((layout.family, layout.version), raw)
         return WriteTarget(key_id, packing)
 

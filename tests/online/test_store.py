@@ -328,3 +328,27 @@ def test_an_unreadable_packing_record_is_named(store: OnlineStore) -> None:
     fresh = OnlineStore(store.client, store.prefix)  # nothing cached
     with pytest.raises(OnlineStoreError, match="user_numbers v8: the packing record 'not json'"):
         fresh.read(packed_layout(version=8), [1])
+
+
+@pytest.mark.parametrize("shape", ["keyed", "packed"])
+def test_values_are_read_only_under_the_version_their_key_id_was_drawn_for(
+    store: OnlineStore, shape: str
+) -> None:
+    """The owner record ``nbf:own:{ID}`` names the version, in the slot of its values."""
+    family = layout() if shape == "keyed" else packed_layout()
+    store.write_layout(family, entities=10)
+    store.write_rows(family, rows([1, 2], [5, 5]) if shape == "keyed" else numbers([1, 2], [5, 5]))
+    key_id = store.key_id(family.family, 1)
+    assert key_id is not None
+    owner = store.keys.owner(key_id)
+    assert store.client.get(owner) == store.keys.owner_text(family.family, 1).encode()
+    assert _slot(owner) == _slot(store.keys.value_tag(key_id))
+    assert store.read(family, [1, 2]).present.tolist() == [True, True]
+    # Drawn again for another version (after a data loss): these values are not family's.
+    store.client.set(owner, "other:v3")
+    assert store.read(family, [1, 2]).present.tolist() == [False, False]
+    # An id recorded before owner records were (none) is trusted, and given one by writers.
+    store.client.delete(owner)
+    assert store.read(family, [1, 2]).present.tolist() == [True, True]
+    store.write_target(family)
+    assert store.client.get(owner) == store.keys.owner_text(family.family, 1).encode()
