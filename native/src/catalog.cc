@@ -119,6 +119,14 @@ void Catalog::Suspect(const std::string& family) {
 
 int64_t Catalog::Live(RedisConnection& redis, const std::string& family,
                       Clock::time_point deadline, Failure& failure, std::string& error) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);  // the usual case: one lookup, one lock
+    auto found = families_.find(family);
+    if (found != families_.end() && found->second.ever_checked &&
+        Clock::now() - found->second.checked < live_cache_) {
+      return found->second.live;
+    }
+  }
   Check(redis, family, deadline, failure, error);
   if (failure != Failure::kNone) return 0;
   std::lock_guard<std::mutex> lock(mutex_);
@@ -129,15 +137,20 @@ int64_t Catalog::Live(RedisConnection& redis, const std::string& family,
 std::shared_ptr<const Layout> Catalog::Version(RedisConnection& redis, const std::string& family,
                                                int64_t version, Clock::time_point deadline,
                                                Failure& failure, std::string& error) {
-  Check(redis, family, deadline, failure, error);
-  if (failure != Failure::kNone) return nullptr;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto found = families_.find(family);
-    if (found != families_.end()) {
-      auto cached = found->second.versions.find(version);
-      if (cached != found->second.versions.end()) return cached->second.layout;
+  for (bool checked = false;; checked = true) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);  // the usual case: one lookup, one lock
+      auto found = families_.find(family);
+      if (found != families_.end() && found->second.ever_checked &&
+          (checked || Clock::now() - found->second.checked < live_cache_)) {
+        auto cached = found->second.versions.find(version);
+        if (cached != found->second.versions.end()) return cached->second.layout;
+        break;  // current, without this version: read it below
+      }
     }
+    if (checked) break;
+    Check(redis, family, deadline, failure, error);
+    if (failure != Failure::kNone) return nullptr;
   }
   auto keys = VersionKeys(prefix_, family, version);
   std::string on_demand_key = OnDemandKey(prefix_, family, version);
