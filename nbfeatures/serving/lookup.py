@@ -6,7 +6,9 @@ ones name their version. Each group is read in one round trip: one ``MGET``, or 
 version one ``HMGET`` per entity in one pipeline. The live pointer and each version's key id,
 packing and layout are cached and re-checked, one ``MGET`` per family, once
 ``live_cache_seconds`` old (``nbfeatures.serving.records``): a flip, a rewritten layout or
-records lost with Redis' data are seen within that time.
+records lost with Redis' data are seen within that time. Every read of values also reads the
+key id's owner record (``KeySpace.owner``, same slot, same round trip), so values whose key id
+was drawn again for another version after a data loss are never served under this one.
 
 Two lookups share this logic: ``AsyncFeatureLookup`` is the server's (``redis.asyncio``, one
 event loop); ``FeatureLookup`` is blocking, for on-demand inputs and the rare calls that run
