@@ -147,7 +147,11 @@ def test_kill_between_pointer_and_alias_is_repaired_by_status(
              "status"],
             capture_output=True, text=True, timeout=300, env=env,
         )  # fmt: skip
-        assert status.returncode == 0, status.stderr
+        # Families of other tests in this workspace, whose keys they deleted, are reported
+        # as production data lost (exit 1); this one is not.
+        lost = [line for line in status.stdout.splitlines() if "(data lost?)" in line]
+        assert status.returncode == (1 if lost else 0), status.stdout + status.stderr
+        assert not [line for line in lost if line.startswith(f"{name}:")]
         assert f"repaired {name}: production alias moved from v2 to v1" in status.stdout
         assert Catalog.from_settings(workspace).get(name, alias="production").version == 1
         assert "retired" in KeyspaceAges(store.client, store.prefix, name).all()[2]
