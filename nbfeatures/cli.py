@@ -11,7 +11,7 @@
     nbfeatures stop                         stop the workspace's embedded Redis server
     nbfeatures compute NAME [--version N] [--start T] [--end T] [--index-only]
                                             write the version's offline feature set
-    nbfeatures promote NAME [--version N] [--engine auto|arrow|spark]
+    nbfeatures promote NAME [--version N] [--engine auto|arrow|spark] [--allow-expired]
                                             compute, materialize, verify, make it live
     nbfeatures rollback NAME                back to the previous production version
     nbfeatures materialize --incremental (NAME... | --all) [--force] [--engine auto|arrow|spark]
@@ -88,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=("auto", "arrow", "spark"),
         default="auto",
         help="writer: arrow (no JVM) or spark (executors); auto: arrow when Spark is local",
+    )
+    promote.add_argument(
+        "--allow-expired",
+        action="store_true",
+        help="make it live even if its keyspace is empty or mostly past the ttl",
     )
 
     rollback = commands.add_parser("rollback", help="serve the previous production version")
