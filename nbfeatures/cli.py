@@ -242,9 +242,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             f"{field} {format_duration(getattr(family, field)) or '-'}"
             for field in ("ttl", "retention", "freshness")
         )
-        print(
-            f"{updated.ref}: owner {family.owner}, tags {','.join(family.tags)}, {durations}"
-        )
+        print(f"{updated.ref}: owner {family.owner}, tags {','.join(family.tags)}, {durations}")
         if rewritten:
             shown = ", ".join(f"v{v}" for v in rewritten)
             print(f"online layouts rewritten: {shown} (servers apply the new ttl on read)")

@@ -483,8 +483,12 @@ class FeatureFamily:
             description=self.description if description is None else description,
             tags=self.tags if tags is None else tuple(tags),
             ttl=self.ttl if ttl is None else parse_duration(ttl, "ttl"),
-            retention=self.retention if retention is None else parse_duration(retention, "retention"),
-            freshness=self.freshness if freshness is None else parse_duration(freshness, "freshness"),
+            retention=self.retention
+            if retention is None
+            else parse_duration(retention, "retention"),
+            freshness=self.freshness
+            if freshness is None
+            else parse_duration(freshness, "freshness"),
         )
 
 

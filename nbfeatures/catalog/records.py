@@ -160,12 +160,20 @@ def overlay_metadata(family: FeatureFamily, model_tags: Mapping[str, str]) -> Fe
         description=model_tags.get(TAG_DESCRIPTION),
         tags=parse_tags(model_tags[TAG_TAGS]) if TAG_TAGS in model_tags else None,
     )
-    durations = {
-        tag: parse_duration(model_tags[tag] or None, tag)
-        for tag in DURATION_TAGS
-        if tag in model_tags
-    }
-    return replace(overlaid, **durations) if durations else overlaid
+    if not any(tag in model_tags for tag in DURATION_TAGS):
+        return overlaid
+
+    def duration(tag: str) -> dt.timedelta | None:
+        if tag not in model_tags:
+            return getattr(overlaid, tag)  # type: ignore[no-any-return]
+        return parse_duration(model_tags[tag] or None, tag)
+
+    return replace(
+        overlaid,
+        ttl=duration(TAG_TTL),
+        retention=duration(TAG_RETENTION),
+        freshness=duration(TAG_FRESHNESS),
+    )
 
 
 def metadata_changes(old: FeatureFamily, new: FeatureFamily) -> tuple[str, ...]:

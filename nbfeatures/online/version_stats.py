@@ -77,7 +77,7 @@ def version_stats(
             limit = int(time.time() * 1_000_000) - layout.ttl_seconds * 1_000_000
             expired = float((event_us <= limit).mean())
     return VersionStats(
-        family, version, entities, newest, expired, layout.ttl_seconds, int(len(event_us))
+        family, version, entities, newest, expired, layout.ttl_seconds, len(event_us)
     )
 
 

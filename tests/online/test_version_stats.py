@@ -70,8 +70,9 @@ def write_numbers(path: Path, users: int) -> str:
     table = pa.table(
         {
             "user_id": pa.array(np.arange(users, dtype=np.int64)),
-            "ts": pa.array(np.full(users, np.datetime64(NOW.replace(tzinfo=None), "us")))
-            .cast(pa.timestamp("us", tz="UTC")),
+            "ts": pa.array(np.full(users, np.datetime64(NOW.replace(tzinfo=None), "us"))).cast(
+                pa.timestamp("us", tz="UTC")
+            ),
             "total": pa.array(np.arange(users, dtype=np.float64)),
             "count": pa.array(np.ones(users, dtype=np.int64)),
         }

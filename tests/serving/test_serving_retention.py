@@ -58,9 +58,7 @@ def test_stale_inside_retention_and_not_found_past_it(store: OnlineStore) -> Non
     store.flip("scores", 1, None)
 
     with running_server(store) as server, FeatureClient(f"127.0.0.1:{server.port}") as client:
-        got = client.get_online_features(
-            {"user_id": [1, 2, 3]}, ["users:clicks", "scores:clicks"]
-        )
+        got = client.get_online_features({"user_id": [1, 2, 3]}, ["users:clicks", "scores:clicks"])
     for ref in ("users:clicks", "scores:clicks"):
         assert got.statuses[ref] == ["PRESENT", "STALE", "NOT_FOUND"], ref
         assert got[ref] == [1, 2, None], ref
