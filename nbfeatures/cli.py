@@ -4,13 +4,14 @@
     nbfeatures show NAME [--version N]      one family's versions and its definition
     nbfeatures search [TEXT] [--owner O] [--tag T]
     nbfeatures set NAME [--owner O] [--description D] [--tags a,b]
+                        [--ttl 2h] [--retention 1d] [--freshness 30m]
     nbfeatures deprecate NAME --reason R [--replacement X] [--sunset YYYY-MM-DD]
     nbfeatures status                       the online store: embedded server, live versions;
                                             repairs what killed promotions left
     nbfeatures stop                         stop the workspace's embedded Redis server
     nbfeatures compute NAME [--version N] [--start T] [--end T] [--index-only]
                                             write the version's offline feature set
-    nbfeatures promote NAME [--version N] [--engine auto|arrow|spark]
+    nbfeatures promote NAME [--version N] [--engine auto|arrow|spark] [--allow-expired]
                                             compute, materialize, verify, make it live
     nbfeatures rollback NAME                back to the previous production version
     nbfeatures materialize --incremental (NAME... | --all) [--force] [--engine auto|arrow|spark]
@@ -58,11 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--owner")
     search.add_argument("--tag")
 
-    meta = commands.add_parser("set", help="change owner, description or tags (no new version)")
+    meta = commands.add_parser(
+        "set", help="change owner, description, tags, ttl, retention, freshness (no new version)"
+    )
     meta.add_argument("name")
     meta.add_argument("--owner")
     meta.add_argument("--description")
     meta.add_argument("--tags", help="comma-separated; replaces the current tags")
+    meta.add_argument("--ttl", help="max age of a served value before it is STALE, e.g. 2h")
+    meta.add_argument("--retention", help="how long past the ttl values are kept, e.g. 1d")
+    meta.add_argument("--freshness", help="freshness SLA, e.g. 30m")
 
     deprecate = commands.add_parser("deprecate", help="deprecate a family")
     deprecate.add_argument("name")
@@ -82,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=("auto", "arrow", "spark"),
         default="auto",
         help="writer: arrow (no JVM) or spark (executors); auto: arrow when Spark is local",
+    )
+    promote.add_argument(
+        "--allow-expired",
+        action="store_true",
+        help="make it live even if its keyspace is empty or mostly past the ttl",
     )
 
     rollback = commands.add_parser("rollback", help="serve the previous production version")
@@ -221,11 +232,23 @@ def run(argv: Sequence[str] | None = None) -> int:
     elif args.command == "search":
         _print_summaries(catalog.search(text=args.text, owner=args.owner, tag=args.tag))
     elif args.command == "set":
+        from nbfeatures.definitions import format_duration
+        from nbfeatures.promotion.metadata import set_metadata
+
         tags = parse_tags(args.tags) if args.tags is not None else None
-        updated = catalog.set_metadata(
-            args.name, owner=args.owner, description=args.description, tags=tags
+        updated, rewritten = set_metadata(
+            settings, catalog, args.name, owner=args.owner, description=args.description,
+            tags=tags, ttl=args.ttl, retention=args.retention, freshness=args.freshness,
+        )  # fmt: skip
+        family = updated.family
+        durations = ", ".join(
+            f"{field} {format_duration(getattr(family, field)) or '-'}"
+            for field in ("ttl", "retention", "freshness")
         )
-        print(f"{updated.ref}: owner {updated.family.owner}, tags {','.join(updated.family.tags)}")
+        print(f"{updated.ref}: owner {family.owner}, tags {','.join(family.tags)}, {durations}")
+        if rewritten:
+            shown = ", ".join(f"v{v}" for v in rewritten)
+            print(f"online layouts rewritten: {shown} (servers apply the new ttl on read)")
     elif args.command in ("promote", "rollback", "materialize"):
         from nbfeatures.promotion.cli import run_promotion_command
 

@@ -6,7 +6,10 @@ a leaf, so magics, Spark, the catalog and serving can all take these objects wit
 
 A family's *version identity* is a hash of its semantic fields (normalized transformation
 text, sources, entity, timestamp column, feature names and types). Owner, description, tags,
-ttl and freshness are metadata: changing them never makes a new version.
+ttl, retention and freshness are metadata: changing them never makes a new version. The ttl
+is how old a served value may be before it is STALE; it does not change what is computed
+(point-in-time joins apply the catalog's current ttl when a training set is built), so a new
+ttl needs no new version, only the online layouts rewritten (``nbfeatures set``).
 """
 
 from __future__ import annotations
@@ -291,6 +294,9 @@ class FeatureFamily:
     ttl: dt.timedelta | None = None
     freshness: dt.timedelta | None = None
     on_demand: bool = False
+    # How long past its ttl a value is still kept online and served STALE (default: the ttl
+    # again); past ttl + retention it is gone (NOT_FOUND). Only meaningful with a ttl.
+    retention: dt.timedelta | None = None
     # On-demand families only: the features their function reads (``family:feature`` text)
     # and the typed fields each request (or training spine row) supplies.
     inputs: tuple[str, ...] = ()
@@ -309,6 +315,11 @@ class FeatureFamily:
         object.__setattr__(self, "tags", tuple(sorted({t.strip() for t in self.tags if t.strip()})))
         object.__setattr__(self, "ttl", parse_duration(self.ttl, "ttl"))
         object.__setattr__(self, "freshness", parse_duration(self.freshness, "freshness"))
+        object.__setattr__(self, "retention", parse_duration(self.retention, "retention"))
+        if self.retention is not None and self.ttl is None:
+            raise DefinitionError(
+                "retention", "a retention window extends the ttl; set --ttl as well"
+            )
         if not self.features:
             raise DefinitionError("features", "a family needs at least one feature column")
         seen: set[str] = set()
@@ -356,6 +367,13 @@ class FeatureFamily:
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
+
+    @property
+    def kept_for(self) -> dt.timedelta | None:
+        """How long after its event time a value stays online: ttl + retention (default 2 x ttl)."""
+        if self.ttl is None:
+            return None
+        return self.ttl + (self.retention if self.retention is not None else self.ttl)
 
     def feature(self, name: str) -> Feature:
         for feature in self.features:
@@ -408,6 +426,7 @@ class FeatureFamily:
             "tags": list(self.tags),
             "ttl": format_duration(self.ttl),
             "freshness": format_duration(self.freshness),
+            **({"retention": format_duration(self.retention)} if self.retention else {}),
             "on_demand": self.on_demand,
             **(
                 {
@@ -435,6 +454,7 @@ class FeatureFamily:
                 tags=tuple(data.get("tags", [])),
                 ttl=parse_duration(data.get("ttl"), "ttl"),
                 freshness=parse_duration(data.get("freshness"), "freshness"),
+                retention=parse_duration(data.get("retention"), "retention"),
                 on_demand=bool(data.get("on_demand", False)),
                 inputs=tuple(data.get("inputs", [])),
                 request=tuple(Feature(**f) for f in data.get("request", [])),
@@ -447,8 +467,14 @@ class FeatureFamily:
         owner: str | None = None,
         description: str | None = None,
         tags: Iterable[str] | None = None,
+        ttl: str | dt.timedelta | None = None,
+        retention: str | dt.timedelta | None = None,
+        freshness: str | dt.timedelta | None = None,
     ) -> FeatureFamily:
-        """A copy with new metadata; its ``version_hash`` is unchanged by construction."""
+        """A copy with new metadata; its ``version_hash`` is unchanged by construction.
+
+        ``None`` keeps a field as it is (metadata is changed, never cleared, here).
+        """
         from dataclasses import replace
 
         return replace(
@@ -456,6 +482,13 @@ class FeatureFamily:
             owner=self.owner if owner is None else owner,
             description=self.description if description is None else description,
             tags=self.tags if tags is None else tuple(tags),
+            ttl=self.ttl if ttl is None else parse_duration(ttl, "ttl"),
+            retention=self.retention
+            if retention is None
+            else parse_duration(retention, "retention"),
+            freshness=self.freshness
+            if freshness is None
+            else parse_duration(freshness, "freshness"),
         )
 
 

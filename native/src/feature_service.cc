@@ -434,14 +434,21 @@ FeatureServiceImpl::Outcome FeatureServiceImpl::TryAnswer(
     std::array<uint64_t, 5> counts{};
     int64_t newest = INT64_MIN;
     int64_t limit = layout.ttl_us ? now_us - *layout.ttl_us : INT64_MIN;
+    int64_t gone = layout.kept_us ? now_us - *layout.kept_us : INT64_MIN;
     for (size_t row = 0; row < static_cast<size_t>(rows); ++row) {
       int status = 2;  // NOT_FOUND
       int64_t event_us = 0;
       if (payloads[row].data() != nullptr) {
         if (!records[row].Open(layout, payloads[row])) return Outcome::kForward;
         event_us = records[row].event_us();
-        status = layout.ttl_us && event_us <= limit ? 3 : 1;  // STALE : PRESENT
-        newest = std::max(newest, event_us);
+        if (layout.kept_us && event_us <= gone) {
+          // Past ttl + retention, still in a bucket a newer member keeps alive: absent.
+          payloads[row] = std::string_view();
+          event_us = 0;
+        } else {
+          status = layout.ttl_us && event_us <= limit ? 3 : 1;  // STALE : PRESENT
+          newest = std::max(newest, event_us);
+        }
       }
       ++counts[static_cast<size_t>(status)];
       block->add_statuses(static_cast<pb::ValueStatus>(status));

@@ -58,6 +58,11 @@ std::optional<Layout> ParseLayout(const std::string& json, std::string& error) {
     layout.entity_key = data.at("entity_key").get<std::string>();
     if (data.contains("ttl_seconds") && !data["ttl_seconds"].is_null()) {
       layout.ttl_us = data["ttl_seconds"].get<int64_t>() * 1000000;
+      int64_t retention_us = *layout.ttl_us;
+      if (data.contains("retention_seconds") && !data["retention_seconds"].is_null()) {
+        retention_us = data["retention_seconds"].get<int64_t>() * 1000000;
+      }
+      layout.kept_us = *layout.ttl_us + retention_us;
     }
     const auto& features = data.at("features");
     layout.null_bytes = (features.size() + 7) / 8;

@@ -31,6 +31,8 @@ struct Layout {
   std::string entity_key;
   std::vector<Feature> features;
   std::optional<int64_t> ttl_us;
+  // ttl + retention (retention defaults to the ttl): older values are gone (NOT_FOUND).
+  std::optional<int64_t> kept_us;
   size_t null_bytes = 0;
   size_t width = 0;  // the fixed part: header, null bitmap, slots
   bool has_strings = false;

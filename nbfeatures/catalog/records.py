@@ -4,7 +4,9 @@ These values are plain frozen dataclasses and import no MLflow, so callers can t
 them cheaply. The tag layout below is the contract with the MLflow UI:
 
 * registered model ``{prefix}{family}``: tags ``owner``, ``description``, ``tags``
-  (comma-joined), ``deprecation.reason``, ``deprecation.replacement``,
+  (comma-joined), ``ttl``, ``retention`` and ``freshness`` (durations like ``7d``; empty for
+  none; absent on families registered before they were metadata: then each version's own
+  definition says), ``deprecation.reason``, ``deprecation.replacement``,
   ``deprecation.sunset`` (ISO date) and ``status`` (the family-level status);
 * model version: tags ``family``, ``version``, ``hash``, ``owner``, ``status``, plus
   ``nbfeatures.definition`` (the definition as JSON) and ``nbfeatures.stats`` (the preview
@@ -19,7 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nbfeatures.definitions import Deprecation, FeatureFamily, parse_tags
+from nbfeatures.definitions import (
+    Deprecation,
+    FeatureFamily,
+    format_duration,
+    parse_duration,
+    parse_tags,
+)
 
 STATUS_DRAFT = "draft"
 STATUS_PRODUCTION = "production"
@@ -32,6 +40,11 @@ KIND_FAMILY = "family"
 TAG_OWNER = "owner"
 TAG_DESCRIPTION = "description"
 TAG_TAGS = "tags"
+TAG_TTL = "ttl"
+TAG_RETENTION = "retention"
+TAG_FRESHNESS = "freshness"
+# The durations that are family metadata (serving settings), not part of a version.
+DURATION_TAGS = (TAG_TTL, TAG_RETENTION, TAG_FRESHNESS)
 TAG_STATUS = "status"
 TAG_DEPRECATION_REASON = "deprecation.reason"
 TAG_DEPRECATION_REPLACEMENT = "deprecation.replacement"
@@ -87,6 +100,8 @@ class Registration:
     created: bool
     previous: FamilyVersion | None
     changes: tuple[str, ...]
+    # Same content registered again: the metadata it changed (``ttl 1h -> 2h``), if any.
+    updated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,7 @@ def metadata_tags(family: FeatureFamily) -> dict[str, str]:
         TAG_OWNER: family.owner,
         TAG_DESCRIPTION: family.description,
         TAG_TAGS: ",".join(family.tags),
+        **{tag: format_duration(getattr(family, tag)) or "" for tag in DURATION_TAGS},
     }
 
 
@@ -136,12 +152,45 @@ def read_deprecation(model_tags: Mapping[str, str]) -> Deprecation | None:
 
 
 def overlay_metadata(family: FeatureFamily, model_tags: Mapping[str, str]) -> FeatureFamily:
-    """The version's definition with the family's current owner, description and tags."""
-    return family.with_metadata(
+    """The version's definition with the family's current metadata (durations included)."""
+    from dataclasses import replace
+
+    overlaid = family.with_metadata(
         owner=model_tags.get(TAG_OWNER) or None,
         description=model_tags.get(TAG_DESCRIPTION),
         tags=parse_tags(model_tags[TAG_TAGS]) if TAG_TAGS in model_tags else None,
     )
+    if not any(tag in model_tags for tag in DURATION_TAGS):
+        return overlaid
+
+    def duration(tag: str) -> dt.timedelta | None:
+        if tag not in model_tags:
+            return getattr(overlaid, tag)  # type: ignore[no-any-return]
+        return parse_duration(model_tags[tag] or None, tag)
+
+    return replace(
+        overlaid,
+        ttl=duration(TAG_TTL),
+        retention=duration(TAG_RETENTION),
+        freshness=duration(TAG_FRESHNESS),
+    )
+
+
+def metadata_changes(old: FeatureFamily, new: FeatureFamily) -> tuple[str, ...]:
+    """The metadata ``new`` changes from ``old``, e.g. ``("ttl 1h -> 2h",)``."""
+    out = [
+        f"{tag} {format_duration(getattr(old, tag)) or 'none'} -> "
+        f"{format_duration(getattr(new, tag)) or 'none'}"
+        for tag in DURATION_TAGS
+        if getattr(old, tag) != getattr(new, tag)
+    ]
+    if old.owner != new.owner:
+        out.append(f"owner {old.owner} -> {new.owner}")
+    if old.description != new.description:
+        out.append("description changed")
+    if old.tags != new.tags:
+        out.append(f"tags {','.join(old.tags) or 'none'} -> {','.join(new.tags) or 'none'}")
+    return tuple(out)
 
 
 def version_status(aliases: tuple[str, ...], deprecation: Deprecation | None) -> str:

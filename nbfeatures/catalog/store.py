@@ -43,6 +43,7 @@ from nbfeatures.catalog.records import (
     deprecation_tags,
     encode_json,
     family_status,
+    metadata_changes,
     overlay_metadata,
     read_deprecation,
     utc_from_millis,
@@ -157,8 +158,10 @@ class Catalog:
             previous = records[-1] if records else None
             existing = next((r for r in records if r.hash == family.version_hash), None)
             if existing is not None:
+                updated = metadata_changes(existing.family, family)
                 self._writer.write_metadata(name, model, family)
-                return Registration(self.get(family.name, existing.version), False, previous, ())
+                again = self.get(family.name, existing.version)
+                return Registration(again, False, previous, (), updated)
             created = self._create_version(family, stats_json, model, versions)
         if isinstance(created, FamilyVersion):
             changes = describe_changes(previous.family, family) if previous else ()
@@ -318,12 +321,26 @@ class Catalog:
         owner: str | None = None,
         description: str | None = None,
         tags: Iterable[str] | None = None,
+        *,
+        ttl: str | dt.timedelta | None = None,
+        retention: str | dt.timedelta | None = None,
+        freshness: str | dt.timedelta | None = None,
     ) -> FamilyVersion:
-        """Change owner, description or tags of the family; no new version is made."""
+        """Change owner, description, tags, ttl, retention or freshness; no new version is made.
+
+        They are the family's metadata: every version reads them. A new ttl or retention is
+        applied by servers once the online layouts say so (``promotion.metadata``, which
+        ``nbfeatures set`` and the ``%%feature`` magic call).
+        """
         model = self._require_model(name)
         latest = self.get(name)
         updated = latest.family.with_metadata(
-            owner=owner, description=description, tags=None if tags is None else parse_tags(tags)
+            owner=owner,
+            description=description,
+            tags=None if tags is None else parse_tags(tags),
+            ttl=ttl,
+            retention=retention,
+            freshness=freshness,
         )
         if len(updated.description) > MAX_MODEL_TAG_VALUE:
             raise DefinitionError("description", f"longer than {MAX_MODEL_TAG_VALUE} characters")

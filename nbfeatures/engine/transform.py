@@ -121,6 +121,7 @@ def build_family(
     ttl: str | None = None,
     freshness: str | None = None,
     limit: int | None,
+    retention: str | None = None,
 ) -> tuple[FeatureFamily, DataFrame]:
     """Validate a ``%%feature`` cell, run it (bounded by ``limit``) and describe its family.
 
@@ -132,6 +133,9 @@ def build_family(
     check_name(timestamp, "timestamp")
     ttl_value = parse_duration(ttl, "ttl")
     freshness_value = parse_duration(freshness, "freshness")
+    retention_value = parse_duration(retention, "retention")
+    if retention_value is not None and ttl_value is None:
+        raise DefinitionError("retention", "a retention window extends the ttl; set --ttl as well")
     kind = TransformationKind.PYTHON if python else TransformationKind.SQL
     transformation = Transformation(kind=kind, text=body)
     df, used = run_transformation(spark, name, transformation, sources, limit)
@@ -148,6 +152,7 @@ def build_family(
         tags=tuple(tags),
         ttl=ttl_value,
         freshness=freshness_value,
+        retention=retention_value,
     )
     return family, df
 

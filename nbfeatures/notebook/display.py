@@ -226,6 +226,10 @@ def registration_html(registration: Registration) -> str:
         text = f"Registered {name} v{version.version}"
         if registration.changes:
             text += " (" + html.escape("; ".join(registration.changes)) + ")"
+    elif registration.updated:
+        text = f"Same content as {name} v{version.version}; metadata updated: " + html.escape(
+            "; ".join(registration.updated)
+        )
     else:
         text = f"Already registered as {name} v{version.version} (same content)"
     return f'<span class="nbf-ok">{text}</span>'

@@ -2,7 +2,8 @@
 
     %nbf_config [--workspace DIR] [--owner WHO] [--catalog-uri URI]
     %nbf_source NAME PATH_OR_TABLE [--timestamp COL]
-    %%feature NAME --entity KEY --timestamp COL [--owner WHO] [--ttl 7d] [--freshness 1h]
+    %%feature NAME --entity KEY --timestamp COL [--owner WHO] [--ttl 7d] [--retention 7d]
+              [--freshness 1h]
               [--description TEXT] [--tags a,b] [--python] [--register]
     %nbf_register                      register the family the last %%feature cell previewed
     %features [NAME]
@@ -139,6 +140,7 @@ class FeatureMagics(Magics):
     @argument("--timestamp", help="the output's event-time column (not for --on-demand)")
     @argument("--owner", help="who answers for this family (default: settings.owner)")
     @argument("--ttl", help="max age a served value may have, e.g. 7d")
+    @argument("--retention", help="how long past the ttl values are kept, served STALE")
     @argument("--freshness", help="freshness SLA, e.g. 1h")
     @argument("--description", default="", help="what the family describes")
     @argument("--tags", help="comma-separated tags")
@@ -278,6 +280,7 @@ class FeatureMagics(Magics):
             description=args.description,
             tags=parse_tags(args.tags),
             ttl=args.ttl,
+            retention=args.retention,
             freshness=args.freshness,
             limit=settings.preview_limit,
         )
@@ -311,6 +314,11 @@ class FeatureMagics(Magics):
             result.family, stats=result.preview.stats_dict()
         )
         result.registration = registration
+        if any(change.split(" ", 1)[0] in ("ttl", "retention") for change in registration.updated):
+            # Same content, new ttl or retention: servers read them from the online layouts.
+            from nbfeatures.promotion.metadata import apply_online
+
+            apply_online(self.state.get_settings(), registration.version.family)
         return registration
 
 

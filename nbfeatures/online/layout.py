@@ -66,6 +66,8 @@ class FamilyLayout:
     timestamp: str
     features: tuple[tuple[str, str], ...]
     ttl_seconds: int | None = None
+    # How long past the ttl values are kept and served STALE; ``None``: the ttl again.
+    retention_seconds: int | None = None
 
     def __post_init__(self) -> None:
         check_name(self.family, "layout.family")
@@ -77,11 +79,14 @@ class FamilyLayout:
         object.__setattr__(self, "features", pairs)
         if self.ttl_seconds is not None and self.ttl_seconds <= 0:
             raise DefinitionError("layout.ttl_seconds", "must be positive")
+        if self.retention_seconds is not None and self.retention_seconds <= 0:
+            raise DefinitionError("layout.retention_seconds", "must be positive")
 
     @classmethod
     def of(cls, family: FeatureFamily, version: int) -> FamilyLayout:
         """The layout of ``family`` registered as ``version``."""
         ttl = int(family.ttl.total_seconds()) if family.ttl is not None else None
+        kept = family.retention
         return cls(
             family=family.name,
             version=version,
@@ -90,7 +95,21 @@ class FamilyLayout:
             timestamp=family.timestamp,
             features=tuple((f.name, f.dtype.value) for f in family.features),
             ttl_seconds=ttl,
+            retention_seconds=int(kept.total_seconds()) if kept is not None else None,
         )
+
+    @property
+    def kept_seconds(self) -> int | None:
+        """How long after its event time a value stays online: ttl + retention, else None.
+
+        A value older than the ttl reads STALE; older than this it is gone (NOT_FOUND). Its
+        Redis expiry is set to this age when written, and readers apply it too (a packed
+        bucket lives as long as its newest member).
+        """
+        if self.ttl_seconds is None:
+            return None
+        retention = self.retention_seconds
+        return self.ttl_seconds + (self.ttl_seconds if retention is None else retention)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -110,6 +129,7 @@ class FamilyLayout:
                 "timestamp": self.timestamp,
                 "features": [list(pair) for pair in self.features],
                 "ttl_seconds": self.ttl_seconds,
+                "retention_seconds": self.retention_seconds,
             },
             separators=(",", ":"),
         )
@@ -126,6 +146,7 @@ class FamilyLayout:
                 timestamp=data["timestamp"],
                 features=tuple((str(n), str(t)) for n, t in data["features"]),
                 ttl_seconds=data.get("ttl_seconds"),
+                retention_seconds=data.get("retention_seconds"),
             )
         except KeyError as missing:
             raise DefinitionError(f"layout.{missing.args[0]}", "missing from the layout") from None

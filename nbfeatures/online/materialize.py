@@ -52,7 +52,8 @@ _WORKER_STORES: dict[tuple[str, str], OnlineStore] = {}
 class MaterializeStats:
     """What a materialization did.
 
-    ``rows``: values written to Redis (one per entity, minus those already past the ttl);
+    ``rows``: values written to Redis (one per entity, minus those already past ttl +
+    retention, which would be gone at once);
     ``entities``: entities in scope; ``watermark``: the latest event time now in the version
     (the previous watermark when nothing newer was found); ``seconds``: wall time;
     ``source_rows``: input rows in scope before keeping the latest per entity; ``engine``:

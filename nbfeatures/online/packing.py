@@ -21,10 +21,11 @@ A bucket that outgrows the limits is converted by Redis to a plain hash table: s
 correct, only larger.
 
 Every chunk of an entity is written by one command and read by one ``HMGET``, so a reader
-never sees half a record. With a ttl, a bucket expires at the newest expiry of its members
-(raised, never lowered, by each write: the ``WRITE_SCRIPT`` below, which runs on Redis 6.2
-and later), so a member past its ttl may stay until the bucket expires; reads judge
-staleness by each value's own event time, so it is still reported STALE.
+never sees half a record. With a ttl, a bucket expires at the newest expiry (event time +
+ttl + retention) of its members (raised, never lowered, by each write: the ``WRITE_SCRIPT``
+below, which runs on Redis 6.2 and later), so a member past ttl + retention may stay until
+the bucket expires; reads judge each value by its own event time, so it is reported
+NOT_FOUND all the same (and STALE between ttl and ttl + retention).
 """
 
 from __future__ import annotations

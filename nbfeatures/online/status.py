@@ -6,6 +6,7 @@ from nbfeatures.config import Settings
 from nbfeatures.online.connect import redacted
 from nbfeatures.online.embedded import embedded_paths, running_embedded, stop_embedded
 from nbfeatures.online.store import OnlineStore
+from nbfeatures.online.version_stats import version_stats
 
 
 def print_status(settings: Settings) -> int:
@@ -35,6 +36,9 @@ def print_status(settings: Settings) -> int:
         print("no live versions")
     for family, version in sorted(live.items()):
         print(f"{family:<32} live v{version}")
+        stats = version_stats(store, family, version)  # entities, newest event, expired share
+        if stats is not None:
+            print(f"{'':<32} {stats.line()}")
     from nbfeatures.promotion.lost import print_lost_production  # the catalog's production
 
     code = print_lost_production(settings, store)

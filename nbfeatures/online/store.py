@@ -145,6 +145,15 @@ def _utc(when: dt.datetime) -> dt.datetime:
     return when.astimezone(dt.UTC)
 
 
+def _gone(layout: FamilyLayout, present: np.ndarray, event_us: np.ndarray) -> np.ndarray | None:
+    """Where a present value is older than ttl + retention (``None`` when none is)."""
+    kept = layout.kept_seconds
+    if kept is None or not len(present):
+        return None
+    gone = present & (event_us <= int(time.time() * 1_000_000) - kept * 1_000_000)
+    return gone if gone.any() else None
+
+
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -346,8 +355,9 @@ class OnlineStore:
         (materialization resolves it once on the driver); otherwise it is read, or the key id
         drawn, in Redis.
 
-        With a ttl, each value expires at event time + ttl (``PXAT``; a packed bucket at its
-        newest member's), and rows already past it are not written at all. The batch's wire
+        With a ttl, each value expires at event time + ttl + retention (``PXAT``; a packed
+        bucket at its newest member's): between ttl and that it is read STALE. Rows already
+        past it are not written at all. The batch's wire
         bytes are built with Arrow kernels and sent as one pipeline on the connection of the
         node that owns the version's slot.
         """
@@ -370,9 +380,10 @@ class OnlineStore:
         if entity.null_count:
             batch = batch.filter(entity.is_valid())
         expire_ms: np.ndarray | None = None
-        if layout.ttl_seconds is not None:
+        kept = layout.kept_seconds
+        if kept is not None:
             event_us = event_micros(batch.column(layout.timestamp), layout.family, layout.timestamp)
-            expire_ms = event_us // 1000 + layout.ttl_seconds * 1000
+            expire_ms = event_us // 1000 + kept * 1000
             alive = expire_ms > int(time.time() * 1000)
             if not alive.all():
                 batch = batch.filter(arrow_of(alive))
@@ -442,7 +453,12 @@ class OnlineStore:
         ``features`` limits the decoded columns to those (default: every feature).
         """
         wanted = tuple(keys)
-        decoded = decode(layout, self.payloads(layout, [str(k) for k in wanted]), features)
+        payloads = self.payloads(layout, [str(k) for k in wanted])
+        decoded = decode(layout, payloads, features)
+        gone = _gone(layout, decoded.present, decoded.event_us)
+        if gone is not None:  # past ttl + retention but still in a live bucket: absent
+            payloads = [None if g else p for p, g in zip(payloads, gone.tolist(), strict=True)]
+            decoded = decode(layout, payloads, features)
         event_time = decoded.event_us.astype("datetime64[us]")
         event_time[~decoded.present] = np.datetime64("NaT")
         return OnlineRows(

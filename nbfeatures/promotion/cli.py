@@ -23,7 +23,9 @@ def run_promotion_command(settings: Settings, args: Any) -> int:
     if args.command == "promote":
         from nbfeatures.promotion.records import PromotionOptions
 
-        options = PromotionOptions(engine=args.engine)
+        options = PromotionOptions(
+            engine=args.engine, allow_expired=getattr(args, "allow_expired", False)
+        )
         record = promotion.promote(
             settings, args.name, args.version, progress=_print_step, options=options
         )
@@ -32,6 +34,8 @@ def run_promotion_command(settings: Settings, args: Any) -> int:
             f"{record.family} v{record.version} is live (was {before}) after "
             f"{record.seconds:.1f} s; notebook {record.notebook}; MLflow run {record.run_id}"
         )
+        if record.keyspace_line():
+            print(f"{record.family} v{record.version}: {record.keyspace_line()}")
     elif args.command == "rollback":
         version = promotion.rollback(settings, args.name)
         print(f"{args.name} rolled back: v{version} is live")

@@ -39,6 +39,9 @@ class PromotionOptions:
     kernel_name: str = "python3"
     #: The materialization writer: ``auto``, ``arrow`` or ``spark`` (``online.materialize``).
     engine: str = "auto"
+    #: Accept an empty or mostly-expired keyspace (its data older than the family's ttl),
+    #: which verification refuses otherwise.
+    allow_expired: bool = False
     #: Test hook: the template corrupts one online value after materializing, so the verify
     #: step must catch it. Never set it outside tests.
     inject_mismatch: bool = False
@@ -82,3 +85,15 @@ class PromotionRecord:
     seconds: float
     steps: dict[str, float] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
+
+    def keyspace_line(self) -> str:
+        """What the new version serves: ``entities online 20, newest event time ..., expired
+        share 0%`` (from the verify step), or ``""`` when it did not run."""
+        found = self.results.get("verify") or {}
+        if "entities_online" not in found:
+            return ""
+        share = found.get("expired_share") or 0.0
+        return (
+            f"entities online {found['entities_online']}, newest event time "
+            f"{found.get('newest_event_time') or '-'}, expired share {share:.0%}"
+        )

@@ -271,6 +271,7 @@ def _run(
                 "sample_size": options.sample_size,
                 "inject_mismatch": options.inject_mismatch,
                 "engine": options.engine,
+                "allow_expired": options.allow_expired,
             },
             engine_name=ENGINE_NAME,
             kernel_name=options.kernel_name,

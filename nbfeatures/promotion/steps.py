@@ -204,26 +204,46 @@ class PromotionRun:
                 self.family, self.fv.version, "materialize", "this version is already live"
             )
         KeyspaceAges(*_client_and_prefix(store), self.family).mark(self.fv.version, "written")
-        store.write_layout(self.layout)
+        # The packing (bucket count) is decided with the layout, once: size it for the
+        # offline set's entities, not for an unknown count (4,096 buckets whatever the size).
+        entities = self._offline_entities()
+        target = store.write_layout(self.layout, entities)
         stats = materialize_version(self.settings, self.layout, engine=self.engine)
         return self._save(
             "materialize",
             {
                 "rows": stats.rows,
                 "entities": stats.entities,
+                "buckets": None if target.packing is None else target.packing.buckets,
                 "watermark": stats.watermark.isoformat() if stats.watermark else None,
                 "engine": stats.engine,
             },
             started,
         )
 
-    def verify(self, sample_size: int = 100, *, inject_mismatch: bool = False) -> dict[str, Any]:
+    def _offline_entities(self) -> int | None:
+        """How many entities the version's offline set holds (its manifest), if recorded."""
+        from nbfeatures.engine.offline import read_manifest
+
+        manifest = read_manifest(self.settings, self.family, self.fv.version)
+        return manifest.entities if manifest is not None and manifest.entities > 0 else None
+
+    def verify(
+        self,
+        sample_size: int = 100,
+        *,
+        inject_mismatch: bool = False,
+        allow_expired: bool = False,
+        max_expired_share: float | None = None,
+    ) -> dict[str, Any]:
         """Compare the keyspace with the offline set: counts, then values of a random sample.
 
+        An empty keyspace, or one where more than ``max_expired_share`` (default one half) of
+        the entities are past their ttl, fails unless ``allow_expired``.
         ``inject_mismatch`` is a test hook: it overwrites one sampled entity's online value
         first, so tests can prove that a mismatch stops the promotion.
         """
-        from nbfeatures.promotion.verify import verify_keyspace
+        from nbfeatures.promotion.verify import MAX_EXPIRED_SHARE, verify_keyspace
 
         started = time.perf_counter()
         report = verify_keyspace(
@@ -233,6 +253,8 @@ class PromotionRun:
             self.offline_latest(),
             sample_size,
             inject_mismatch=inject_mismatch,
+            allow_expired=allow_expired,
+            max_expired_share=MAX_EXPIRED_SHARE if max_expired_share is None else max_expired_share,
         )
         values = self._save("verify", report.as_dict(), started)
         if not report.ok:

@@ -77,6 +77,7 @@ def log_results(settings: Settings, run_id: str, results: dict[str, Any]) -> Non
         "to_version": load.get("version"),
         "from_version": load.get("live_before"),
         "hash": load.get("hash"),
+        "newest_event_time": results.get("verify", {}).get("newest_event_time"),
     }
     for key, value in params.items():
         connection.call(client.log_param, run_id, key, "none" if value is None else str(value))
@@ -89,6 +90,9 @@ def log_results(settings: Settings, run_id: str, results: dict[str, Any]) -> Non
         ("verify", "online_keys"),
         ("verify", "sampled"),
         ("verify", "mismatches"),
+        ("verify", "entities_online"),
+        ("verify", "expired_share"),
+        ("materialize", "buckets"),
     ):
         value = results.get(step, {}).get(key)
         if isinstance(value, int | float):

@@ -1,10 +1,15 @@
 """Verification: the new keyspace holds exactly the offline set's latest row per entity.
 
-Two checks, both before anything is flipped:
+Three checks, all before anything is flipped:
 
 * counts: the offline set's entities (one latest row each) against ``count_keys``. With a
-  ``ttl``, entities whose latest value is already older than the ttl are not served, so they
-  are left out; values that expire while verification runs make a small band of tolerance.
+  ``ttl``, entities whose latest value is already older than ttl + retention are not kept
+  online, so they are left out; values that expire while verification runs make a small band
+  of tolerance.
+* something worth serving: a keyspace with no entities, or one where more than
+  ``max_expired_share`` of the offline entities are past their ttl (they would read STALE or
+  NOT_FOUND), is refused unless the caller opts in with ``allow_expired``: promoting old data
+  used to make a version live that served nothing.
 * values: for a random sample of entities, every feature read back from Redis equals the
   offline value: exactly for integers, strings, booleans and timestamps; for floats after
   rounding the offline value to the feature's type (a ``float32`` feature is compared as
@@ -31,6 +36,9 @@ if TYPE_CHECKING:
 _EXPIRY_BAND_SECONDS = 120
 _SAMPLE_SEED = 20240101
 _MAX_LISTED = 5
+#: Refuse a keyspace where more than this share of the offline entities is past the ttl.
+MAX_EXPIRED_SHARE = 0.5
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -56,17 +64,36 @@ class VerifyReport:
     missing: list[str | int] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
     injected: str | None = None
+    # Offline entities whose latest value is past the ttl (STALE or gone online).
+    expired: int = 0
+    newest: dt.datetime | None = None
+    ttl_seconds: int | None = None
+    allow_expired: bool = False
+    max_expired_share: float = MAX_EXPIRED_SHARE
 
     @property
     def counts_ok(self) -> bool:
         return self.expected_low <= self.online_keys <= self.expected_high
 
     @property
+    def expired_share(self) -> float:
+        return self.expired / self.offline_entities if self.offline_entities else 0.0
+
+    @property
+    def serves_enough(self) -> bool:
+        """Whether the keyspace holds entities and most of them within their ttl."""
+        if self.allow_expired:
+            return True
+        return self.online_keys > 0 and self.expired_share <= self.max_expired_share
+
+    @property
     def ok(self) -> bool:
-        return self.counts_ok and not self.missing and not self.mismatches
+        return self.counts_ok and self.serves_enough and not self.missing and not self.mismatches
 
     def reason(self) -> str:
         parts = []
+        if not self.serves_enough:
+            parts.append(self._expired_reason())
         if not self.counts_ok:
             expected = (
                 str(self.expected_high)
@@ -84,11 +111,32 @@ class VerifyReport:
             )
         return "; ".join(parts) or "verified"
 
+    def _expired_reason(self) -> str:
+        ttl = "no ttl" if self.ttl_seconds is None else f"ttl {_duration(self.ttl_seconds)}"
+        newest = self.newest.isoformat() if self.newest is not None else "none"
+        what = (
+            "the online keyspace holds no entities"
+            if self.online_keys == 0
+            else f"{self.expired} of {self.offline_entities} entities "
+            f"({self.expired_share:.0%}) are past their {ttl}"
+        )
+        return (
+            f"{what} ({self.offline_entities} entities offline, {self.expired} past the "
+            f"{ttl}, newest event time {newest}); promoting it would serve stale or nothing. "
+            "Recompute newer data, or opt in with --allow-expired (allow_expired=True)"
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "offline_entities": self.offline_entities,
             "online_keys": self.online_keys,
+            "entities_online": self.online_keys,
+            "newest_event_time": self.newest.isoformat() if self.newest is not None else None,
+            "expired": self.expired,
+            "expired_share": round(self.expired_share, 4),
+            "ttl_seconds": self.ttl_seconds,
+            "allow_expired": self.allow_expired,
             "sampled": self.sampled,
             "missing": len(self.missing),
             "mismatches": len(self.mismatches),
@@ -119,29 +167,51 @@ def verify_keyspace(
     *,
     inject_mismatch: bool = False,
     now: dt.datetime | None = None,
+    allow_expired: bool = False,
+    max_expired_share: float = MAX_EXPIRED_SHARE,
 ) -> VerifyReport:
-    """Check ``layout``'s keyspace against ``latest`` (``latest_per_entity`` of the offline set)."""
+    """Check ``layout``'s keyspace against ``latest`` (``latest_per_entity`` of the offline set).
+
+    ``allow_expired`` accepts an empty or mostly-expired keyspace (more than
+    ``max_expired_share`` of the entities past the ttl), which is refused otherwise.
+    """
     F = functions(latest)
     now = now or dt.datetime.now(dt.UTC)
     key, ts = family.entity.join_key, family.timestamp
     served = latest
-    expected_low = expected_high = entities = int(latest.count())
-    if layout.ttl_seconds is not None:
-        # Spark's session time zone is UTC, so naive literals compare as UTC.
-        cutoff = (now - dt.timedelta(seconds=layout.ttl_seconds)).replace(tzinfo=None)
+    # Spark's session time zone is UTC, so naive literals compare as UTC.
+    measures = [
+        F.count(F.lit(1)).alias("n"),
+        F.unix_micros(F.max(F.col(ts).cast("timestamp"))).alias("newest"),
+    ]
+    kept, ttl = layout.kept_seconds, layout.ttl_seconds
+    if kept is not None and ttl is not None:
+        cutoff = (now - dt.timedelta(seconds=kept)).replace(tzinfo=None)
         band = cutoff + dt.timedelta(seconds=_EXPIRY_BAND_SECONDS)
-        counted = latest.agg(
+        stale = (now - dt.timedelta(seconds=ttl)).replace(tzinfo=None)
+        measures += [
             F.sum((F.col(ts) > F.lit(band)).cast("int")).alias("sure"),
             F.sum((F.col(ts) > F.lit(cutoff)).cast("int")).alias("maybe"),
-        ).collect()[0]
-        expected_low, expected_high = int(counted["sure"] or 0), int(counted["maybe"] or 0)
+            F.sum((F.col(ts) <= F.lit(stale)).cast("int")).alias("expired"),
+        ]
         served = latest.where(F.col(ts) > F.lit(band))
+    counted = latest.agg(*measures).collect()[0]
+    entities = int(counted["n"] or 0)
+    expected_low = expected_high = entities
+    if kept is not None:
+        expected_low, expected_high = int(counted["sure"] or 0), int(counted["maybe"] or 0)
     sample: Any = served.orderBy(F.rand(_SAMPLE_SEED)).limit(sample_size).toPandas()
     keys = [_plain(k) for k in sample[key].tolist()]
     injected = _inject(store, layout, sample) if inject_mismatch and keys else None
     online_keys = store.count_keys(layout.family, layout.version)
     report = VerifyReport(entities, expected_low, expected_high, online_keys, len(keys))
     report.injected = injected
+    report.expired = int(counted["expired"] or 0) if kept is not None else 0
+    if counted["newest"] is not None:
+        report.newest = _EPOCH + dt.timedelta(microseconds=int(counted["newest"]))
+    report.ttl_seconds = ttl
+    report.allow_expired = allow_expired
+    report.max_expired_share = max_expired_share
     if not keys:
         return report
     rows = store.read(layout, keys)
@@ -226,6 +296,12 @@ def _is_null(value: Any) -> bool:
         return bool(value is pd.NaT or value is pd.NA)
     except Exception:
         return False
+
+
+def _duration(seconds: int) -> str:
+    from nbfeatures.definitions import format_duration
+
+    return format_duration(dt.timedelta(seconds=seconds)) or f"{seconds}s"
 
 
 def _micros(value: Any) -> int:

@@ -203,6 +203,8 @@ class ReadPlan:
     kinds: Mapping[str, FeatureType]
     ttl_us: int | None
     where: str
+    # ttl + retention: older values are gone (NOT_FOUND) even while their bucket lives.
+    kept_us: int | None = None
 
     @classmethod
     def of(cls, layout: FamilyLayout, features: Sequence[str], pinned: bool) -> ReadPlan:
@@ -216,6 +218,7 @@ class ReadPlan:
             kinds=dict(zip(layout.feature_names, layout.feature_types, strict=True)),
             ttl_us=None if ttl is None else ttl * 1_000_000,
             where=f"{layout.family} v{layout.version}",
+            kept_us=None if layout.kept_seconds is None else layout.kept_seconds * 1_000_000,
         )
 
     def entity_keys(self, query: OnlineQuery) -> Sequence[str]:
@@ -241,6 +244,11 @@ class ReadPlan:
                 np.full(n, _ERROR, dtype=np.int8), np.zeros(n, dtype=np.int64),
                 {name: Column.all_null(self.kinds[name], n) for name in self.features},
             )  # fmt: skip
+        if self.kept_us is not None and n and int(got.event_us.min()) <= now_us - self.kept_us:
+            gone = got.present & (got.event_us <= now_us - self.kept_us)
+            if gone.any():  # rare: decode again without them, so they read NOT_FOUND
+                kept = [None if g else p for p, g in zip(payloads, gone.tolist(), strict=True)]
+                return self.result(kept, now_us)
         counts: list[int] | None = None
         if got.all_present:
             statuses = np.full(n, _PRESENT, dtype=np.int8)

@@ -308,3 +308,40 @@ def txn_share(df):
         kernel.run_cell_magic("feature", line.replace("od_inputs:spend", "od_inputs:nope"), body)
     with pytest.raises(UsageError, match="--timestamp COL is required"):
         kernel.run_cell_magic("feature", "no_ts --entity user_id", SPEND_SQL)
+
+
+def test_rerun_with_another_ttl_updates_metadata_and_the_online_layout(
+    kernel: Any, module_settings: Settings
+) -> None:
+    """Same body, new --ttl/--retention/--freshness: no new version, and the cell says so."""
+    import datetime as dt
+
+    from nbfeatures.online.embedded import stop_embedded
+    from nbfeatures.online.store import FamilyLayout, OnlineStore
+
+    line = "ttl_spend --entity user_id --timestamp ts --ttl 7d --register"
+    with capture_output() as first:
+        kernel.run_cell_magic("feature", line, SPEND_SQL)
+    assert "Registered ttl_spend v1" in _html(first)
+    catalog = _catalog(module_settings)
+    store = OnlineStore.from_settings(module_settings)  # the workspace's embedded Redis
+    try:
+        store.write_layout(FamilyLayout.of(catalog.get("ttl_spend").family, 1))
+        changed = line.replace("--ttl 7d", "--ttl 1d --retention 2d --freshness 1h")
+        with capture_output() as again:
+            kernel.run_cell_magic("feature", changed, SPEND_SQL)
+        page = _html(again)
+        assert "Same content as ttl_spend v1; metadata updated" in page
+        assert "ttl 1w -&gt; 1d" in page and "retention none -&gt; 2d" in page
+        assert [v.version for v in catalog.history("ttl_spend")] == [1]
+        family = catalog.get("ttl_spend").family
+        assert (family.ttl, family.retention, family.freshness) == (
+            dt.timedelta(days=1), dt.timedelta(days=2), dt.timedelta(hours=1),
+        )  # fmt: skip
+        layout = store.layout("ttl_spend", 1)
+        assert layout is not None
+        assert (layout.ttl_seconds, layout.retention_seconds) == (86400, 172800)
+    finally:
+        store.delete_version("ttl_spend", 1)
+        store.close()
+        stop_embedded(module_settings)

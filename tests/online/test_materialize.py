@@ -83,12 +83,17 @@ def test_incremental_writes_only_entities_changed_since_the_watermark(
     assert (again.rows, again.watermark) == (0, newer)
 
 
-def test_rows_past_the_ttl_are_not_written(spark: Any, store: OnlineStore) -> None:
-    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
-    data = [(1, old, 1.0, 1, "a"), (2, BASE, 2.0, 2, "b")]
+def test_rows_past_ttl_plus_retention_are_not_written(spark: Any, store: OnlineStore) -> None:
+    now = dt.datetime.now(dt.UTC)
+    old = now - dt.timedelta(days=3)  # ttl 1 d + retention (1 d by default): gone
+    retained = now - dt.timedelta(hours=30)  # past the ttl, inside the retention: kept
+    data = [(1, old, 1.0, 1, "a"), (2, BASE, 2.0, 2, "b"), (3, retained, 3.0, 3, "c")]
     stats = materialize(frame(spark, data), LAYOUT, store)
-    assert (stats.rows, stats.entities) == (1, 2)
-    assert store.read(LAYOUT, [1, 2]).present.tolist() == [False, True]
+    assert (stats.rows, stats.entities) == (2, 3)
+    got = store.read(LAYOUT, [1, 2, 3])
+    assert got.present.tolist() == [False, True, True]
+    assert got.stale(now).tolist() == [False, False, True]
+    assert got.columns["total"].to_pylist() == [None, 2.0, 3.0]
 
 
 def test_ties_on_event_time_still_write_one_whole_row(spark: Any, store: OnlineStore) -> None:

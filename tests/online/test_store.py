@@ -88,18 +88,25 @@ def test_write_then_read_round_trips_every_type(store: OnlineStore) -> None:
     assert table.num_rows == 202 and table.column("present").to_pylist()[200] is False
 
 
-def test_values_expire_at_event_time_plus_ttl_and_are_marked_stale(store: OnlineStore) -> None:
-    ttl = 3600
-    batch = rows([1, 2, 3], [10, 3000, 7200])  # the last is already past its ttl
-    assert store.write_rows(layout(ttl=ttl), batch) == 2
+def test_values_expire_at_event_time_plus_ttl_plus_retention_and_read_stale_between(
+    store: OnlineStore,
+) -> None:
+    ttl = 3600  # retention not set: the ttl again, so values are kept 2 h
+    # 5400 s: past the ttl, inside the retention; 7300 s: past both, not written.
+    batch = rows([1, 2, 3, 4], [10, 3000, 5400, 7300])
+    assert store.write_rows(layout(ttl=ttl), batch) == 3
 
     remaining = store.client.pttl(value_key(store, 1, 2))
-    assert 0 < remaining <= (ttl - 3000) * 1000
-    got = store.read(layout(ttl=ttl), [1, 2, 3])
-    assert got.present.tolist() == [True, True, False]
-    assert got.stale(NOW).tolist() == [False, False, False]
+    assert (2 * ttl - 3000 - 60) * 1000 < remaining <= (2 * ttl - 3000) * 1000
+    got = store.read(layout(ttl=ttl), [1, 2, 3, 4])
+    assert got.present.tolist() == [True, True, True, False]
+    assert got.stale(NOW).tolist() == [False, False, True, False]
     later = NOW + dt.timedelta(seconds=ttl - 2000)
-    assert got.stale(later).tolist() == [False, True, False]
+    assert got.stale(later).tolist() == [False, True, True, False]
+    # An explicit retention: kept ttl + 10 min, so the 5400 s old value is gone.
+    short = replace(layout(version=2, ttl=ttl), retention_seconds=600)
+    assert store.write_rows(short, batch) == 2
+    assert store.read(short, [1, 2, 3, 4]).present.tolist() == [True, True, False, False]
 
 
 def test_without_ttl_keys_do_not_expire(store: OnlineStore) -> None:
@@ -266,7 +273,7 @@ def test_a_bucket_expires_with_its_newest_member_and_old_members_read_stale(
 
     def expiry_of(age_s: int) -> float:
         """When a value ``age_s`` old at ``NOW`` expires (``NOW`` is fixed at import)."""
-        return (NOW.timestamp() - age_s + ttl) * 1000
+        return (NOW.timestamp() - age_s + 2 * ttl) * 1000  # ttl + retention (the ttl again)
 
     store.write_rows(packed_layout(ttl=ttl), numbers([1, 2], [3000, 3000]))
     assert abs(expires_at() - expiry_of(3000)) < 2000

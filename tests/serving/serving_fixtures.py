@@ -135,7 +135,7 @@ def put_family(
     *,
     live: bool = True,
 ) -> None:
-    """Write rows (event times may be past the ttl: they are written without expiry)."""
+    """Write rows (event times may be past ttl + retention: they are written without expiry)."""
     columns = {
         "user_id": pa.array([r["user_id"] for r in rows], pa.int64()),
         "ts": pa.array([r.get("ts", NOW) for r in rows], pa.timestamp("us", tz="UTC")),
@@ -146,8 +146,8 @@ def put_family(
         "seen": pa.array([r.get("seen") for r in rows], pa.timestamp("us", tz="UTC")),
     }
     batch = pa.RecordBatch.from_pydict(columns)
-    # Rows past the ttl are skipped by write_rows; write them under a ttl-less copy so the
-    # server has stale values to judge, then record the real layout.
+    # Rows past ttl + retention are skipped by write_rows; write them under a ttl-less copy
+    # so the server has old values to judge, then record the real layout.
     store.write_rows(replace(family_layout, ttl_seconds=None), batch)
     store.write_layout(family_layout)
     if live:

@@ -26,7 +26,8 @@ from nbfeatures.serving.native import NativeServer, find_binary
 
 pytestmark = pytest.mark.integration
 
-OLD = NOW - dt.timedelta(hours=5)
+# Past the 1 h ttl, inside its retention (another hour by default): read STALE.
+OLD = NOW - dt.timedelta(minutes=90)
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from nbfeatures.errors import FeatureNotFound, InvalidRequest
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 
-OLD = NOW - dt.timedelta(hours=5)
+# Past the 1 h ttl, inside its retention (another hour by default): read STALE.
+OLD = NOW - dt.timedelta(minutes=90)
 SEEN = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
 

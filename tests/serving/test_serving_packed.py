@@ -20,7 +20,8 @@ from nbfeatures.serving.redis_pipe import RedisPipe
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 
-OLD = NOW - dt.timedelta(hours=5)
+# Past the 1 h ttl, inside its retention (another hour by default): read STALE.
+OLD = NOW - dt.timedelta(minutes=90)
 USERS = 150
 
 
@@ -30,7 +31,7 @@ def numbers_layout(version: int, ttl: int | None = 3600) -> FamilyLayout:
 
 
 def put_numbers(store: OnlineStore, family: FamilyLayout, offset: int) -> None:
-    """Users 0..149: user u has clicks u + offset; users >= 100 are 5 hours old (stale)."""
+    """Users 0..149: user u has clicks u + offset; users >= 100 are 90 minutes old (stale)."""
     ids = list(range(USERS))
     batch = pa.RecordBatch.from_pydict(
         {

@@ -158,3 +158,32 @@ def test_tags_and_deprecation() -> None:
     assert not gone.is_past_sunset(dt.date(2026, 1, 1))
     with pytest.raises(DefinitionError, match="say why"):
         Deprecation("")
+
+
+def test_ttl_retention_and_freshness_are_metadata_kept_for_ttl_plus_retention() -> None:
+    base = family(ttl="1h")
+    changed = base.with_metadata(ttl="2h", retention="1d", freshness="30m")
+    assert changed.version_hash == base.version_hash
+    assert (changed.ttl, changed.retention) == (dt.timedelta(hours=2), dt.timedelta(days=1))
+    assert base.kept_for == dt.timedelta(hours=2)  # retention defaults to the ttl
+    assert changed.kept_for == dt.timedelta(hours=2, days=1)
+    assert family(ttl=None).kept_for is None
+    assert FeatureFamily.from_dict(changed.to_dict()) == changed
+    assert "retention" not in base.to_dict()  # families without one keep their old form
+    with pytest.raises(DefinitionError) as refused:
+        family(ttl=None, retention="1d")
+    assert refused.value.field == "retention"
+
+
+def test_layouts_carry_retention_and_old_layouts_default_to_the_ttl() -> None:
+    import json
+
+    from nbfeatures.online.layout import FamilyLayout
+
+    layout = FamilyLayout.of(family(ttl="1h", retention="30m"), 1)
+    assert (layout.ttl_seconds, layout.retention_seconds, layout.kept_seconds) == (3600, 1800, 5400)
+    assert FamilyLayout.from_json(layout.to_json()) == layout
+    old = json.loads(layout.to_json())
+    del old["retention_seconds"]  # written before retention existed
+    assert FamilyLayout.from_json(json.dumps(old)).kept_seconds == 7200
+    assert FamilyLayout.of(family(ttl=None), 1).kept_seconds is None
