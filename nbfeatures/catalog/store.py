@@ -148,6 +148,8 @@ class Catalog:
         """
         if len(family.description) > MAX_MODEL_TAG_VALUE:
             raise DefinitionError("description", f"longer than {MAX_MODEL_TAG_VALUE} characters")
+        if family.transformation.kind is TransformationKind.SQL:
+            _check_read_only(family)
         stats_json = None if stats is None else encode_json(dict(stats))
         name = self.model_name(family.name)
         with self._lock.hold(family.name):
@@ -558,3 +560,15 @@ def _deprecation_message(family: str, deprecation: Deprecation) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
+
+
+def _check_read_only(family: FeatureFamily) -> None:
+    """Refuse a SQL body that is more than a read-only query, before anything is written.
+
+    A family reaches the catalog from a preview, which checked it; this also guards direct
+    calls, so a registered body can always be computed without changing data.
+    """
+    from nbfeatures.engine.session import current_spark
+    from nbfeatures.engine.sql_guard import check_read_only
+
+    check_read_only(current_spark(), family.name, family.transformation.text)
