@@ -149,7 +149,7 @@ def _local_parser() -> Any:
             try:
                 from pyspark.java_gateway import launch_gateway
 
-                gateway = launch_gateway()
+                gateway = launch_gateway()  # type: ignore[no-untyped-call]
             except Exception as exc:
                 raise ConfigError(
                     "spark",
