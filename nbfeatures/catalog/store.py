@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from nbfeatures.lineage import RunUse
 
 DEFAULT_EXPERIMENT = "nbfeatures-catalog"
-_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9._-]*$")
+_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9._-]*\Z")
 _TRANSFORMATION_FILES = {
     TransformationKind.SQL: "transformation.sql",
     TransformationKind.PYTHON: "transformation.py",
