@@ -308,3 +308,24 @@ def txn_share(df):
         kernel.run_cell_magic("feature", line.replace("od_inputs:spend", "od_inputs:nope"), body)
     with pytest.raises(UsageError, match="--timestamp COL is required"):
         kernel.run_cell_magic("feature", "no_ts --entity user_id", SPEND_SQL)
+
+
+def test_magic_arguments_are_read_as_a_shell_reads_them(kernel: Any) -> None:
+    line = (
+        "quoted_args --entity user_id --timestamp ts "
+        '--description \'spend of a user\' --tags "payments,demo day" --owner "ana b"'
+    )
+    with capture_output():
+        kernel.run_cell_magic("feature", line, SPEND_SQL)
+    family = kernel.user_ns["_nbf_last"].family
+    assert family.description == "spend of a user"
+    assert family.tags == ("demo day", "payments")
+    assert family.owner == "ana b"
+
+
+def test_an_unbalanced_quote_is_a_usage_error_naming_it(kernel: Any) -> None:
+    with pytest.raises(UsageError, match="No closing quotation") as raised:
+        kernel.run_cell_magic(
+            "feature", "unbalanced --entity user_id --timestamp ts --description 'a b", SPEND_SQL
+        )
+    assert "--description 'a b" in str(raised.value)
