@@ -312,7 +312,7 @@ def test_spines_at_the_datetime_limits_get_the_same_answer_on_both_engines(
     local = outcome(lambda: build(world, spine, spark, engine="arrow"))
     assert on_spark[0] == local[0] == "OfflineDataMissing", (on_spark, local)
     assert on_spark[1] == local[1]
-    message, fields = local[1]
+    message, _ = local[1]
     assert f"{limit.year:04d}-{limit.month:02d}-{limit.day:02d}" in message  # the gap's end
 
 
