@@ -228,14 +228,20 @@ class Catalog:
         if alias is not None:
             aliased = _aliases(model).get(alias)
             if aliased is None:
-                raise FeatureNotFound(name, alias, f"no version has the alias {alias!r}")
+                raise FeatureNotFound(
+                    name, alias, message=f"family {name} has no version with alias {alias!r}"
+                )
             if version is not None and version != aliased:
-                raise FeatureNotFound(name, version, f"the alias {alias!r} is v{aliased}")
+                raise FeatureNotFound(
+                    name,
+                    version,
+                    message=f"family {name} v{version} is not {alias!r} (v{aliased} is)",
+                )
             version = aliased
         if version is None:
             latest = self._latest_version(model_name)
             if latest is None:
-                raise FeatureNotFound(name, None, "the family has no versions")
+                raise FeatureNotFound(name, message=f"family {name} has no versions")
             return self._record(model, latest)
         try:
             found = self._connection.call(client.get_model_version, model_name, str(version))
@@ -404,7 +410,12 @@ class Catalog:
             production = _aliases(model).get(PRODUCTION_ALIAS)
             found = self.get(ref.family, production)
         if not ref.is_wildcard and ref.feature not in found.family.feature_names:
-            raise FeatureNotFound(ref.family, found.version, f"it has no feature {ref.feature!r}")
+            raise FeatureNotFound(
+                ref.family,
+                found.version,
+                feature=ref.feature,
+                known=found.family.feature_names,
+            )
         deprecation = found.deprecation
         if deprecation is not None:
             sunset = deprecation.sunset

@@ -260,12 +260,17 @@ def test_unknown_names_raise_feature_not_found(
     with pytest.raises(FeatureNotFound) as raised:
         catalog.get(name, 7)
     assert (raised.value.name, raised.value.version) == (name, 7)
+    assert str(raised.value) == f"feature family {name}@v7 not found"
     with pytest.raises(FeatureNotFound):
         catalog.get(name, alias="production")
     with pytest.raises(FeatureNotFound):
         catalog.set_alias(name, "production", 3)
-    with pytest.raises(FeatureNotFound, match="no feature 'nope'"):
+    with pytest.raises(FeatureNotFound) as no_feature:
         catalog.resolve(f"{name}:nope")
+    assert (
+        str(no_feature.value) == f"feature {name}@v1:nope not found (family {name} v1 has: clicks)"
+    )
+    assert (no_feature.value.feature, no_feature.value.known) == ("nope", ("clicks",))
     with pytest.raises(FeatureNotFound):
         catalog.resolve(f"{name}@v9:clicks")
     with pytest.raises(FeatureNotFound):
