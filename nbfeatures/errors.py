@@ -12,7 +12,7 @@
     │                                             a bad timestamp, an unsupported type
     ├── CatalogError                              anything the catalog refuses
     │   ├── CatalogUnavailable(uri, reason)       the catalog cannot be reached
-    │   ├── FeatureNotFound(name, version)        no such family, version or feature
+    │   ├── FeatureNotFound(name, version, feature) no such family, version or feature
     │   ├── RegistrationConflict(name, reason)    a concurrent registration could not settle
     │   ├── RegistrationFailed(name, step, reason) a registration failed and was rolled back
     │   └── FamilySunset(name, version, sunset)   deprecated and past its sunset date

@@ -289,7 +289,7 @@ def _plans(
             missing.append((group.family, None, f"family {group.family} has no live version"))
             continue
         if layout is None:
-            text = f"family {group.family} v{version} is not in the online store"
+            text = f"family {group.family}@v{version} is not in the online store"
             missing.append((group.family, version, text))
             continue
         known = layout.feature_names

@@ -102,7 +102,7 @@ def test_not_found_texts_say_once_what_is_missing_and_where(users):
         "feature users@v2:nope not found (family users v2 has: clicks, score, tier, active, "
         "seen); family ghost has no live version"
     )
-    assert str(version.value) == "family users v9 is not in the online store"
+    assert str(version.value) == "family users@v9 is not in the online store"
     for caught in (feature, both, version):
         assert str(caught.value).count("not found") <= 1
         assert "feature family feature family" not in str(caught.value)
