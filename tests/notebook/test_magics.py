@@ -304,7 +304,7 @@ def txn_share(df):
     assert stored.on_demand and stored.inputs == ("od_inputs:spend",)
     assert [(f.name, f.dtype.value) for f in stored.request] == [("amount", "float64")]
 
-    with pytest.raises(UsageError, match="has no feature 'nope'"):
+    with pytest.raises(UsageError, match=r"od_inputs@v\d+:nope not found \(family od_inputs v"):
         kernel.run_cell_magic("feature", line.replace("od_inputs:spend", "od_inputs:nope"), body)
     with pytest.raises(UsageError, match="--timestamp COL is required"):
         kernel.run_cell_magic("feature", "no_ts --entity user_id", SPEND_SQL)
