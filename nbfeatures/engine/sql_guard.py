@@ -39,7 +39,7 @@ _QUERY_NODES = frozenset(
         "LocalLimit", "LocalRelation", "Offset", "OneRowRelation", "PipeOperator", "Pivot",
         "Project", "Range", "RebalancePartitions", "Repartition", "RepartitionByExpression",
         "Sample", "Sort", "SubqueryAlias", "Tail", "Union", "UnresolvedHaving",
-        "UnresolvedHint", "UnresolvedInlineTable", "UnresolvedRelation",
+        "UnresolvedHint", "UnresolvedInlineTable", "UnresolvedQualify", "UnresolvedRelation",
         "UnresolvedSubqueryColumnAliases", "UnresolvedTVFAliases",
         "UnresolvedTableValuedFunction", "UnresolvedWith", "Unpivot", "Window", "WithCTE",
         "WithWindowDefinition",

@@ -157,6 +157,11 @@ LEGITIMATE = {
     "comments": "-- leading comment\nSELECT user_id, ts, /* inline */ amount\n"
     "FROM transactions -- trailing",
     "semicolon": "SELECT user_id, ts, amount FROM transactions;",
+    "qualify": "SELECT user_id, ts, amount FROM transactions "
+    "QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY ts DESC) = 1",
+    "pivot and hint": "SELECT /*+ BROADCAST(u) */ t.user_id, t.ts, t.amount FROM transactions t "
+    "JOIN (SELECT * FROM users PIVOT (count(*) FOR plan IN ('pro', 'free'))) u "
+    "ON t.user_id = u.user_id",
     "values": "SELECT user_id, ts, amount + v.x AS amount FROM transactions "
     "CROSS JOIN (VALUES (1.0)) AS v(x)",
 }
