@@ -360,3 +360,30 @@ def test_integer_keys_against_a_text_keyed_family_are_the_same_clear_error(
     message, fields = local[1]
     assert fields["field"] == f"{text_keyed.family.name}.join_key"
     assert "integer" in message and "string" in message
+
+
+def test_an_empty_spine_with_text_keys_is_alike_on_both_engines(
+    world: World, spark: Any, text_keyed: FamilyVersion
+) -> None:
+    spine = pd.DataFrame(
+        {
+            "user_id": pd.Series([], dtype=object),
+            "event_timestamp": pd.Series([], dtype="datetime64[us, UTC]"),
+        }
+    )
+
+    def run(engine: str) -> Any:
+        return training_set(
+            spine,
+            [f"{text_keyed.family.name}:spend"],
+            settings=world.settings,
+            catalog=world.catalog,
+            spark=spark,
+            progress=False,
+            engine=engine,
+        )
+
+    on_spark, local = run("spark"), run("arrow")
+    assert len(on_spark) == len(local) == 0
+    assert list(on_spark.columns) == list(local.columns)
+    assert f"{text_keyed.family.name}__spend" in local.columns
