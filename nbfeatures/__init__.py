@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# Bound here, not lazily: importing the submodule ``nbfeatures.compute`` sets the package
+# attribute ``compute`` to that module, which replaced the function after its first use.
+# Importing the function now makes the name the function for good (the module is light;
+# it loads Spark and MLflow inside the call).
+from nbfeatures.compute import compute
 from nbfeatures.config import Settings, load_settings
 from nbfeatures.definitions import (
     Deprecation,
@@ -59,10 +64,6 @@ def __getattr__(name: str) -> Any:
         from nbfeatures.training import training_set
 
         return training_set
-    if name == "compute":
-        from nbfeatures.compute import compute
-
-        return compute
     if name == "FeatureClient":
         from nbfeatures.client import FeatureClient
 

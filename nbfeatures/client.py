@@ -20,6 +20,7 @@ import abc
 import asyncio
 import datetime as dt
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -45,6 +46,8 @@ Entities = Mapping[str, Sequence[str | int]] | Mapping[str, str | int] | Sequenc
 T = TypeVar("T")
 _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 1.0
+# The family a server's NOT_FOUND text names first ("feature x@v1:f ...", "family x ...").
+_NAMED = re.compile(r"(?:feature family |feature |family )([a-z][a-z0-9_]*)")
 
 
 class OnlineFeatures(dict[str, list[Any]]):
@@ -99,7 +102,9 @@ def _error(target: str, exc: grpc.RpcError) -> Exception:
     code = exc.code()
     detail = exc.details() or code.name
     if code == grpc.StatusCode.NOT_FOUND:
-        return FeatureNotFound(detail)
+        # The server's text already says what is missing; it is kept as it is, said once.
+        named = _NAMED.match(detail)
+        return FeatureNotFound(named.group(1) if named else "", message=detail)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return InvalidRequest(target, detail)
     if code == grpc.StatusCode.UNAUTHENTICATED:

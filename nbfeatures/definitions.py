@@ -26,9 +26,14 @@ from typing import Any
 
 from nbfeatures.errors import DefinitionError
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_DURATION_PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+# \Z, not $: "$" also matches before a trailing newline, which would let "name\n" through.
+# [0-9], not \d: \d also matches other scripts' digits ("٧d").
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}\Z")
+_DURATION_PATTERN = re.compile(r"\s*([0-9]+)\s*([smhdw])\s*\Z", re.ASCII)
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Durations end up as microseconds in 64-bit integers (Arrow, Redis layouts): keep them far
+# below that limit (about 292 years).
+MAX_DURATION = dt.timedelta(days=36500)
 # The definition format written to the catalog; bump it when the YAML layout changes.
 SCHEMA_VERSION = 1
 
@@ -49,6 +54,8 @@ def parse_duration(text: str | dt.timedelta | None, field_name: str) -> dt.timed
     if text is None or isinstance(text, dt.timedelta):
         if isinstance(text, dt.timedelta) and text <= dt.timedelta(0):
             raise DefinitionError(field_name, "must be positive")
+        if isinstance(text, dt.timedelta) and text > MAX_DURATION:
+            raise DefinitionError(field_name, f"{format_duration(text)} is longer than 36500d")
         return text
     match = _DURATION_PATTERN.match(str(text))
     if not match:
@@ -58,7 +65,13 @@ def parse_duration(text: str | dt.timedelta | None, field_name: str) -> dt.timed
     amount = int(match.group(1))
     if amount == 0:
         raise DefinitionError(field_name, "must be positive")
-    return dt.timedelta(**{_DURATION_UNITS[match.group(2)]: amount})
+    try:
+        value = dt.timedelta(**{_DURATION_UNITS[match.group(2)]: amount})
+    except OverflowError:  # past timedelta's own limit of 999999999 days
+        value = None
+    if value is None or value > MAX_DURATION:
+        raise DefinitionError(field_name, f"{text!r} is longer than 36500d (100 years)")
+    return value
 
 
 def format_duration(value: dt.timedelta | None) -> str | None:
@@ -493,7 +506,7 @@ class FeatureFamily:
 
 
 _REF_PATTERN = re.compile(
-    r"^(?P<family>[a-z][a-z0-9_]{0,62})(?:@v(?P<version>[1-9][0-9]*))?:(?P<feature>\*|[a-z][a-z0-9_]{0,62})$"
+    r"(?P<family>[a-z][a-z0-9_]{0,62})(?:@v(?P<version>[1-9][0-9]*))?:(?P<feature>\*|[a-z][a-z0-9_]{0,62})\Z"
 )
 
 

@@ -12,7 +12,7 @@
     │                                             a bad timestamp, an unsupported type
     ├── CatalogError                              anything the catalog refuses
     │   ├── CatalogUnavailable(uri, reason)       the catalog cannot be reached
-    │   ├── FeatureNotFound(name, version)        no such family, version or feature
+    │   ├── FeatureNotFound(name, version, feature) no such family, version or feature
     │   ├── RegistrationConflict(name, reason)    a concurrent registration could not settle
     │   ├── RegistrationFailed(name, step, reason) a registration failed and was rolled back
     │   └── FamilySunset(name, version, sunset)   deprecated and past its sunset date
@@ -123,13 +123,46 @@ class CatalogUnavailable(CatalogError, ConnectionError):
 
 
 class FeatureNotFound(CatalogError, LookupError):
-    """No family of that name, or no such version, alias or feature in it."""
+    """No family of that name, or no such version, alias or feature in it.
 
-    def __init__(self, name: str, version: int | str | None = None, detail: str = "") -> None:
+    ``version`` is a number (shown ``@v3``) or an alias. With ``feature`` the family and
+    version exist and ``known`` lists the features they have. ``message``, when given, is the
+    whole text (a server's answer, several missing names at once), said once.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        version: int | str | None = None,
+        detail: str = "",
+        *,
+        feature: str | None = None,
+        known: tuple[str, ...] = (),
+        message: str | None = None,
+    ) -> None:
         self.name = name
         self.version = version
-        label = name if version is None else f"{name}@{version}"
-        super().__init__(f"feature family {label} not found" + (f": {detail}" if detail else ""))
+        self.feature = feature
+        self.known = known
+        if message is None:
+            message = missing_text(name, version, feature, known)
+            message += f": {detail}" if detail else ""
+        super().__init__(message)
+
+
+def missing_text(
+    name: str,
+    version: int | str | None = None,
+    feature: str | None = None,
+    known: tuple[str, ...] = (),
+) -> str:
+    """``feature family x@v2 not found``, or ``feature x@v2:f not found (family x v2 has: ...)``."""
+    pin = "" if version is None else f"@v{version}" if isinstance(version, int) else f"@{version}"
+    if feature is None:
+        return f"feature family {name}{pin} not found"
+    where = f"family {name}" + (f" v{version}" if isinstance(version, int) else "")
+    has = f" ({where} has: {', '.join(known)})" if known else ""
+    return f"feature {name}{pin}:{feature} not found{has}"
 
 
 class RegistrationConflict(CatalogError):

@@ -45,6 +45,18 @@ ENGINES = ("auto", "spark", "arrow")
 ARROW_MAX_ROWS = MAX_ROWS
 _ROW = "__nbf_row"
 _ONE_MICROSECOND = dt.timedelta(microseconds=1)
+_FIRST = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LAST = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def _end_after(high: dt.datetime) -> dt.datetime:
+    """The exclusive end just after ``high``; at 9999-12-31T23:59:59.999999, that time."""
+    return high + _ONE_MICROSECOND if high < _LAST else _LAST
+
+
+def _start_before(low: dt.datetime, ttl: dt.timedelta) -> dt.datetime:
+    """``low - ttl``, or the first representable time for spines near year 1."""
+    return low - ttl if low - _FIRST > ttl else _FIRST
 
 
 @dataclass
@@ -163,7 +175,7 @@ def _spark_training_set(
     low, high = bounds if bounds is not None else (None, None)
     with spark_progress(spark, "training set", enabled=progress):
         if is_pandas:
-            frame = spark.createDataFrame(spine)
+            frame = _spark_spine(spark, spine)
         else:
             frame = spine
             low, high = _spark_bounds(spine, timestamp_column)
@@ -174,9 +186,9 @@ def _spark_training_set(
             version = selection.version
             ttl = version.family.ttl
             if low is not None and high is not None:
-                check_offline(settings, name, version.version, low, high + _ONE_MICROSECOND)
-            start = low - ttl if (low is not None and ttl is not None) else None
-            end = high + _ONE_MICROSECOND if high is not None else None
+                check_offline(settings, name, version.version, low, _end_after(high))
+            start = _start_before(low, ttl) if (low is not None and ttl is not None) else None
+            end = _end_after(high) if high is not None else None
             stored = read_offline(spark, settings, name, version.version, start, end, check=False)
             families.append(
                 FeatureFrame(
@@ -198,6 +210,15 @@ def _spark_training_set(
         if on_demand:
             result = _add_on_demand(result, selections)
     return result
+
+
+def _spark_spine(spark: Any, spine: Any) -> Any:
+    """A pandas spine as a Spark frame; an empty one through Arrow, which keeps its types
+    (from pandas, Spark cannot infer a schema without rows)."""
+    if len(spine):
+        return spark.createDataFrame(spine)
+    pa = require("pyarrow", "spark")
+    return spark.createDataFrame(pa.Table.from_pandas(spine, preserve_index=False))
 
 
 def _use_arrow(
@@ -225,7 +246,7 @@ def _use_arrow(
         if selection.on_demand:
             continue
         ttl = selection.version.family.ttl
-        start = low - ttl if (low is not None and ttl is not None) else None
+        start = _start_before(low, ttl) if (low is not None and ttl is not None) else None
         rows = offline_rows(settings, name, selection.version.version, start, high)
         if rows is None:
             return False  # nothing stored: let the Spark path raise its usual error
@@ -252,8 +273,8 @@ def _arrow_families(
         family = version.family
         ttl = family.ttl
         if low is not None and high is not None:
-            check_offline(settings, name, version.version, low, high + _ONE_MICROSECOND)
-        start = low - ttl if (low is not None and ttl is not None) else None
+            check_offline(settings, name, version.version, low, _end_after(high))
+        start = _start_before(low, ttl) if (low is not None and ttl is not None) else None
         features = tuple(selection.features + selection.hidden)
         rows = read_offline_table(settings, name, version.version, start, high)
         families.append(

@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from nbfeatures.lineage import RunUse
 
 DEFAULT_EXPERIMENT = "nbfeatures-catalog"
-_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9._-]*$")
+_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9._-]*\Z")
 _TRANSFORMATION_FILES = {
     TransformationKind.SQL: "transformation.sql",
     TransformationKind.PYTHON: "transformation.py",
@@ -149,6 +149,8 @@ class Catalog:
         """
         if len(family.description) > MAX_MODEL_TAG_VALUE:
             raise DefinitionError("description", f"longer than {MAX_MODEL_TAG_VALUE} characters")
+        if family.transformation.kind is TransformationKind.SQL:
+            _check_read_only(family)
         stats_json = None if stats is None else encode_json(dict(stats))
         name = self.model_name(family.name)
         with self._lock.hold(family.name):
@@ -229,14 +231,20 @@ class Catalog:
         if alias is not None:
             aliased = _aliases(model).get(alias)
             if aliased is None:
-                raise FeatureNotFound(name, alias, f"no version has the alias {alias!r}")
+                raise FeatureNotFound(
+                    name, alias, message=f"family {name} has no version with alias {alias!r}"
+                )
             if version is not None and version != aliased:
-                raise FeatureNotFound(name, version, f"the alias {alias!r} is v{aliased}")
+                raise FeatureNotFound(
+                    name,
+                    version,
+                    message=f"family {name} v{version} is not {alias!r} (v{aliased} is)",
+                )
             version = aliased
         if version is None:
             latest = self._latest_version(model_name)
             if latest is None:
-                raise FeatureNotFound(name, None, "the family has no versions")
+                raise FeatureNotFound(name, message=f"family {name} has no versions")
             return self._record(model, latest)
         try:
             found = self._connection.call(client.get_model_version, model_name, str(version))
@@ -435,7 +443,12 @@ class Catalog:
             production = _aliases(model).get(PRODUCTION_ALIAS)
             found = self.get(ref.family, production)
         if not ref.is_wildcard and ref.feature not in found.family.feature_names:
-            raise FeatureNotFound(ref.family, found.version, f"it has no feature {ref.feature!r}")
+            raise FeatureNotFound(
+                ref.family,
+                found.version,
+                feature=ref.feature,
+                known=found.family.feature_names,
+            )
         deprecation = found.deprecation
         if deprecation is not None:
             sunset = deprecation.sunset
@@ -591,3 +604,15 @@ def _deprecation_message(family: str, deprecation: Deprecation) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
+
+
+def _check_read_only(family: FeatureFamily) -> None:
+    """Refuse a SQL body that is more than a read-only query, before anything is written.
+
+    A family reaches the catalog from a preview, which checked it; this also guards direct
+    calls, so a registered body can always be computed without changing data.
+    """
+    from nbfeatures.engine.session import current_spark
+    from nbfeatures.engine.sql_guard import check_read_only
+
+    check_read_only(current_spark(), family.name, family.transformation.text)

@@ -48,7 +48,13 @@ from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
 from nbfeatures.engine.arrow_rows import RowSource, as_source, map_threads, take_rows
-from nbfeatures.engine.pit import OutputColumns, check_columns, group_by_key
+from nbfeatures.engine.pit import (
+    TEXT,
+    OutputColumns,
+    check_columns,
+    check_key_kinds,
+    group_by_key,
+)
 from nbfeatures.errors import DefinitionError
 
 if TYPE_CHECKING:
@@ -97,6 +103,13 @@ def point_in_time_join_arrow(
     """
     pa = require("pyarrow", "spark")
     check_columns(spine.column_names, families, timestamp_column, include_event_times)
+    for family in families:
+        check_key_kinds(
+            family.name,
+            family.join_key,
+            arrow_key_kind(spine[family.join_key].type),
+            str(arrow_key_kind(_stored_key_type(family))),
+        )
     workers = max(1, pa.cpu_count() if threads is None else threads)
     spine_time = to_micros(spine[timestamp_column])
     mask = None if spine_time[1] is None else ~spine_time[1]
@@ -145,6 +158,27 @@ def _join_family(
     rows, event_us = _match(spine_key, spine_time, family, source, threads)
     values = take_rows(source, rows, family.features, threads)
     return rows, event_us, values, source.schema.field(family.join_key).type
+
+
+def _stored_key_type(family: ArrowFeatures) -> Any:
+    """The Arrow type of a family's stored keys, read from the schema (no rows read)."""
+    from nbfeatures.engine.join_index import JoinIndex
+
+    if isinstance(family.table, JoinIndex):
+        return family.table.keys.type
+    return as_source(family.table).schema.field(family.join_key).type
+
+
+def arrow_key_kind(kind: Any) -> str | None:
+    """The kind of an Arrow key type, named as ``pit.spark_key_kind`` names Spark's."""
+    pa = require("pyarrow", "spark")
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return TEXT
+    if pa.types.is_integer(kind):
+        return "integer"
+    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return "floating point"
+    return None if pa.types.is_null(kind) else str(kind)
 
 
 def _wider(left: Any, right: Any) -> Any:

@@ -87,6 +87,15 @@ def point_in_time_join(
     """
     F = spark_api.functions(spine)
     check_columns(list(spine.columns), families, timestamp_column, include_event_times)
+    spine_types = {f.name: f.dataType.simpleString() for f in spine.schema.fields}
+    for family in families:
+        stored = family.frame.schema[family.join_key].dataType.simpleString()
+        check_key_kinds(
+            family.name,
+            family.join_key,
+            spark_key_kind(spine_types[family.join_key]),
+            str(spark_key_kind(stored)),
+        )
     result = spine.withColumn(timestamp_column, F.col(timestamp_column).cast("timestamp"))
     for key, group in group_by_key(families).items():
         result = _join_group(result, key, group, timestamp_column, include_event_times)
@@ -135,6 +144,37 @@ def check_columns(
                     "features", f"output column {name!r} would appear twice; rename it"
                 )
             outputs.add(name)
+
+
+# Kinds of key column types: a join compares keys of one kind only. Text keys against
+# numbers would match "1" with 1 (and "01" with 1) where the cast works and fail on "u1"
+# where it does not, differently on each engine; so the mismatch is refused up front.
+TEXT = "string"
+
+
+def check_key_kinds(family: str, key: str, spine_kind: str | None, family_kind: str) -> None:
+    """Refuse a text key against a non-text one; both engines call this with their types.
+
+    ``spine_kind`` is ``None`` for a column of nulls only (no type to compare).
+    """
+    if spine_kind is None or (spine_kind == TEXT) == (family_kind == TEXT):
+        return
+    raise DefinitionError(
+        f"{family}.join_key",
+        f"the spine's key column {key!r} is {spine_kind} and family {family}'s is "
+        f"{family_kind}; they cannot be compared: give the spine's column the family's type",
+    )
+
+
+def spark_key_kind(simple_string: str) -> str | None:
+    """The kind of a Spark key type (``simpleString``) for ``check_key_kinds``."""
+    if simple_string in ("string",) or simple_string.startswith(("varchar", "char")):
+        return TEXT
+    if simple_string in ("tinyint", "smallint", "int", "bigint"):
+        return "integer"
+    if simple_string in ("float", "double") or simple_string.startswith("decimal"):
+        return "floating point"
+    return None if simple_string == "void" else simple_string
 
 
 def group_by_key(families: Sequence[_F]) -> dict[str, list[_F]]:

@@ -37,7 +37,8 @@ def widen_to_days(start: dt.datetime, end: dt.datetime) -> TimeRange:
     floor = start.replace(hour=0, minute=0, second=0, microsecond=0)
     ceil = end.replace(hour=0, minute=0, second=0, microsecond=0)
     if ceil < end:
-        ceil += DAY
+        # The last day has no next midnight: its end stays the end of time.
+        ceil = ceil + DAY if ceil.date() < dt.date.max else end
     return floor, ceil
 
 

@@ -88,6 +88,12 @@ def get_spark(settings: Settings) -> SparkSession:
         return session
 
 
+def current_spark() -> SparkSession | None:
+    """The process-wide session if one was started and still runs; never starts one."""
+    with _lock:
+        return _session if _session is not None and _is_alive(_session) else None
+
+
 def _with_gcs_connector(builder: Any) -> Any:
     """A local session that reads and writes ``gs://`` with Google's connector jar."""
     from nbfeatures.engine.gcs import EMULATOR_VARIABLE, connector_conf, connector_jar

@@ -24,6 +24,7 @@ from nbfeatures.engine.spark_errors import (
     spark_message,
     spark_position,
 )
+from nbfeatures.engine.sql_guard import check_read_only
 from nbfeatures.errors import NbfeaturesError, SourceError, TransformationError
 
 if TYPE_CHECKING:
@@ -37,13 +38,6 @@ _TOKEN = re.compile(
     re.DOTALL | re.VERBOSE,
 )
 _LEADING_SPACE = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
-_FIRST_WORD = re.compile(r"[A-Za-z]+")
-# Statements spark.sql would run at once; a preview must change nothing, so they are refused.
-_COMMANDS = {
-    "add", "alter", "analyze", "cache", "call", "clear", "create", "declare", "delete",
-    "drop", "execute", "grant", "insert", "load", "merge", "msck", "refresh", "replace",
-    "reset", "revoke", "set", "truncate", "uncache", "update", "use",
-}  # fmt: skip
 _WITH = re.compile(r"with(\s+recursive)?\b", re.IGNORECASE)
 
 
@@ -76,34 +70,21 @@ def run_sql(
 ) -> tuple[DataFrame, tuple[Source, ...]]:
     """Analyze ``body`` over the sources it names; return the DataFrame and those sources."""
     errors = require("pyspark.errors", "spark")
-    _check_is_query(family, body)
+    # Nothing may run before the check: not even reading a source.
+    check_read_only(spark, family, body)
     names = referenced_names(body)
     used = tuple(source for name, source in sources.items() if name in names)
-    frames = {f"nbf_source_{i}": read_source(spark, s, limit) for i, s in enumerate(used)}
     query = _with_sources(body, [s.name for s in used]) if used else body
+    if used:  # the text Spark parses, its placeholders as the names they stand for
+        placeholders = {f"nbf_source_{i}": f"`nbf_source_{i}`" for i in range(len(used))}
+        check_read_only(spark, family, query.format(**placeholders), prefix_lines=1)
+    frames = {f"nbf_source_{i}": read_source(spark, s, limit) for i, s in enumerate(used)}
     try:
         df = spark.sql(query, None, **frames)
         df.schema  # noqa: B018  Spark Connect analyzes lazily; fail here, not at first use.
     except errors.AnalysisException as exc:
         raise _failure(family, exc, 1 if used else 0, sources) from None
     return df, used
-
-
-def _check_is_query(family: str, body: str) -> None:
-    """Refuse DDL/DML: ``spark.sql`` runs commands at once, a preview must change nothing."""
-    start = _LEADING_SPACE.match(body)
-    offset = start.end() if start else 0
-    word = _FIRST_WORD.match(body, offset)
-    if word is None or word.group(0).lower() not in _COMMANDS:
-        return  # a query, or something Spark's parser reports with its position
-    line = body.count("\n", 0, offset) + 1
-    column = offset - (body.rfind("\n", 0, offset) + 1) + 1
-    raise TransformationError(
-        family,
-        f"the body must be a query (SELECT ..., WITH ...), not a {word.group(0).upper()} statement",
-        line,
-        column,
-    )
 
 
 def _with_sources(body: str, names: list[str]) -> str:

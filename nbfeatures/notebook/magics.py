@@ -15,6 +15,7 @@ without a traceback, nothing is registered, and the next cell runs as usual.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -65,8 +66,17 @@ def cell_magic(method: _F) -> _F:
 
 
 def parse_argstring(magic: Callable[..., Any], line: str) -> Any:
-    """Parse a magic's line; a bad line raises ``UsageError`` with the magic's usage."""
-    return _args.parse_argstring(magic, line)
+    """Parse a magic's line as a shell would; a bad line raises ``UsageError`` with usage.
+
+    IPython's own parsing keeps quotes in values (``--description 'a b'`` gave ``'a b'``
+    with its quotes), so the line is split with ``shlex`` first.
+    """
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:  # "No closing quotation", "No escaped character"
+        name = getattr(magic, "__name__", "magic")
+        raise UsageError(f"%{name}: cannot read the arguments ({exc}): {line}") from None
+    return magic.parser.parse_args(argv)  # type: ignore[attr-defined]
 
 
 LAST_NAME = "_nbf_last"

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nbfeatures.definitions import FeatureRef, FeatureType
-from nbfeatures.errors import FeatureNotFound, InvalidRequest, OnlineStoreError
+from nbfeatures.errors import FeatureNotFound, InvalidRequest, OnlineStoreError, missing_text
 from nbfeatures.online.codec import RecordShape, decode_columns
 from nbfeatures.online.layout import FamilyLayout
 from nbfeatures.online.packing import Packing, joined, read_commands
@@ -298,24 +298,26 @@ def _plans(
 ) -> list[ReadPlan]:
     """Each group's plan; ``FeatureNotFound`` naming every unknown family, version, feature."""
     plans: list[ReadPlan] = []
-    missing: list[str] = []
+    missing: list[tuple[str, int | None, str]] = []  # family, version, what is missing
     for group, version, layout in zip(groups, versions, layouts, strict=True):
         if version is None:
-            missing.append(f"{group.family} (no live version)")
+            missing.append((group.family, None, f"family {group.family} has no live version"))
             continue
         if layout is None:
-            missing.append(f"{group.family}@v{version} (not in the online store)")
+            text = f"family {group.family}@v{version} is not in the online store"
+            missing.append((group.family, version, text))
             continue
         known = layout.feature_names
-        unknown = [name for name in group.features if name not in known]
-        missing.extend(f"{group.family}@v{version}:{name}" for name in unknown)
+        for name in group.features:
+            if name not in known:
+                text = missing_text(group.family, version, name, tuple(known))
+                missing.append((group.family, version, text))
         features = list(known) if group.wildcard else group.features
         plans.append(ReadPlan.of(layout, features, group.version is not None))
     if missing:
-        raise FeatureNotFound(
-            missing[0].split(" ")[0].split(":")[0],
-            detail="not servable: " + ", ".join(missing),
-        )
+        family, version, _ = missing[0]
+        message = "; ".join(text for _, _, text in missing)
+        raise FeatureNotFound(family, version, message=message)
     return plans
 
 

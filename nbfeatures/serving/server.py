@@ -30,7 +30,13 @@ from grpc_health.v1 import _async as health_async
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from nbfeatures.errors import ConfigError, FeatureNotFound, InvalidRequest, NbfeaturesError
+from nbfeatures.errors import (
+    ConfigError,
+    FeatureNotFound,
+    InvalidRequest,
+    NbfeaturesError,
+    ServingError,
+)
 from nbfeatures.serving import convert
 from nbfeatures.serving.auth import BearerTokenInterceptor, server_credentials
 from nbfeatures.serving.lookup import (
@@ -136,7 +142,9 @@ class FeatureServicer:
 
     async def _status_of(self, exc: Exception) -> tuple[grpc.StatusCode, str]:
         if isinstance(exc, NbfeaturesError):
-            return _code_of(exc), str(exc)
+            # A ServingError here names the request, not a server: the client puts its own
+            # "feature server ADDRESS:" in front, so only the reason is sent.
+            return _code_of(exc), exc.reason if isinstance(exc, ServingError) else str(exc)
         if isinstance(exc, _REDIS_DOWN):
             self._metrics.redis_errors.inc()
             await self._server.set_health(False)

@@ -23,6 +23,7 @@ from nbfeatures.errors import (
     FamilySunset,
     FeatureNotFound,
     RegistrationFailed,
+    TransformationError,
 )
 
 Make = Callable[..., FeatureFamily]
@@ -74,6 +75,23 @@ def test_artifacts_and_tags_are_in_mlflow(
     assert json.loads(stats.read_text()) == {"rows": 3}
     model = client.get_registered_model(catalog.model_name(fam.name))
     assert model.tags["owner"] == "ben"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "BEGIN\n  DROP TABLE events;\nEND",
+        "FROM events INSERT OVERWRITE DIRECTORY '/tmp/nbf-never' SELECT *",
+    ],
+)
+def test_registration_refuses_a_sql_body_that_is_not_a_read_only_query(
+    catalog: Catalog, new_name: NewName, family: Make, body: str
+) -> None:
+    name = new_name()
+    with pytest.raises(TransformationError, match="nothing was run") as raised:
+        catalog.register(family(name, sql=body))
+    assert raised.value.family == name
+    assert catalog.latest(name) is None  # nothing was written
 
 
 def test_python_transformation_is_logged_as_python(
@@ -242,12 +260,17 @@ def test_unknown_names_raise_feature_not_found(
     with pytest.raises(FeatureNotFound) as raised:
         catalog.get(name, 7)
     assert (raised.value.name, raised.value.version) == (name, 7)
+    assert str(raised.value) == f"feature family {name}@v7 not found"
     with pytest.raises(FeatureNotFound):
         catalog.get(name, alias="production")
     with pytest.raises(FeatureNotFound):
         catalog.set_alias(name, "production", 3)
-    with pytest.raises(FeatureNotFound, match="no feature 'nope'"):
+    with pytest.raises(FeatureNotFound) as no_feature:
         catalog.resolve(f"{name}:nope")
+    assert (
+        str(no_feature.value) == f"feature {name}@v1:nope not found (family {name} v1 has: clicks)"
+    )
+    assert (no_feature.value.feature, no_feature.value.known) == ("nope", ("clicks",))
     with pytest.raises(FeatureNotFound):
         catalog.resolve(f"{name}@v9:clicks")
     with pytest.raises(FeatureNotFound):

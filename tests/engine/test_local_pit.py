@@ -207,3 +207,26 @@ def test_keys_that_cannot_be_compared_name_the_family() -> None:
     family = ArrowFeatures("clicks", rows, "user_id", "ts", ("x",))
     with pytest.raises(DefinitionError, match=r"clicks\.join_key.*family clicks's is string"):
         point_in_time_join_arrow(spine, [family], timestamp_column="ts")
+
+
+def test_text_keys_against_integer_keys_are_the_same_error_on_both_engines(spark: Any) -> None:
+    from nbfeatures.errors import DefinitionError
+
+    # "1" would cast to 1 and match on one engine or the other: refused up front on both.
+    rows = pa.table({"user_id": ["1", "2"], "ts": at([0, 1]), "x": pa.array([1.0, 2.0])})
+    spine = pd.DataFrame({"user_id": [1, 2], "event_timestamp": [T0, T0]})
+    messages = []
+    for engine in ("spark", "arrow"):
+        with pytest.raises(DefinitionError) as raised:
+            if engine == "spark":
+                both(spark, spine, [("clicks", rows, "user_id", ("x",), None)])
+            else:
+                point_in_time_join_arrow(
+                    pa.Table.from_pandas(spine),
+                    [ArrowFeatures("clicks", rows, "user_id", "ts", ("x",))],
+                    timestamp_column="event_timestamp",
+                )
+        assert raised.value.field == "clicks.join_key"
+        messages.append(str(raised.value))
+    assert messages[0] == messages[1]
+    assert "'user_id' is integer and family clicks's is string" in messages[0]

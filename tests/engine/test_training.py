@@ -274,3 +274,116 @@ def test_engines_agree_on_a_gcs_offline_store(
     local = build(gcs_world, spine_frame(), spark, engine="arrow")
     pd.testing.assert_frame_equal(local, on_spark)
     assert local.loc[0, f"{world.spend.family.name}__spend"] == 10.0
+
+
+# --- both engines alike on odd spines ---------------------------------------------------------
+
+
+def outcome(call: Any) -> tuple[str, Any]:
+    """("ok", frame) or (error class, message and fields): what a user gets back."""
+    try:
+        return "ok", call()
+    except Exception as exc:  # compared across engines, so any type is recorded
+        fields = {k: v for k, v in vars(exc).items() if not k.startswith("_")}
+        return type(exc).__name__, (str(exc), fields)
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [
+        pd.Timestamp("0001-01-01 00:00:00", unit="us"),
+        pd.Timestamp("9999-12-31 23:59:59.999999", unit="us"),
+    ],
+    ids=["year-1", "year-9999"],
+)
+def test_spines_at_the_datetime_limits_get_the_same_answer_on_both_engines(
+    world: World, spark: Any, limit: pd.Timestamp
+) -> None:
+    spine = pd.DataFrame(
+        {
+            "user_id": [1, 1],
+            "event_timestamp": pd.Series(
+                [DAY1.replace(tzinfo=None) + 7 * HOUR, limit], dtype="datetime64[us]"
+            ),
+            "label": [1, 0],
+        }
+    )
+    on_spark = outcome(lambda: build(world, spine, spark, engine="spark"))
+    local = outcome(lambda: build(world, spine, spark, engine="arrow"))
+    assert on_spark[0] == local[0] == "OfflineDataMissing", (on_spark, local)
+    assert on_spark[1] == local[1]
+    message, _ = local[1]
+    assert f"{limit.year:04d}-{limit.month:02d}-{limit.day:02d}" in message  # the gap's end
+
+
+def test_an_empty_spine_gives_an_empty_set_with_the_columns_on_both_engines(
+    world: World, spark: Any
+) -> None:
+    spine = spine_frame().iloc[0:0]
+    on_spark = build(world, spine, spark, engine="spark", include_event_times=True)
+    local = build(world, spine, spark, engine="arrow", include_event_times=True)
+    full = build(world, spine_frame(), spark, engine="arrow", include_event_times=True)
+    assert len(on_spark) == len(local) == 0
+    assert list(on_spark.columns) == list(local.columns) == list(full.columns)
+    pd.testing.assert_frame_equal(on_spark, local)
+
+
+@pytest.fixture(scope="module")
+def text_keyed(world: World, spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A family keyed by text user ids ("1", "2"), computed over the world's days."""
+    root = tmp_path_factory.mktemp("text-keys")
+    source = root / "tx.parquet"
+    write_source(source)
+    sql = "SELECT CAST(user_id AS STRING) AS user_id, ts, amount AS spend FROM tx"
+    version = world.catalog.register(family("texts", sql, "spend", source, None)).version
+    compute_offline(spark, world.settings, version, DAY1, DAY1 + 3 * DAY)
+    return version
+
+
+def test_integer_keys_against_a_text_keyed_family_are_the_same_clear_error(
+    world: World, spark: Any, text_keyed: FamilyVersion
+) -> None:
+    def run(engine: str) -> Any:
+        return training_set(
+            spine_frame(),
+            [f"{text_keyed.family.name}:spend"],
+            settings=world.settings,
+            catalog=world.catalog,
+            spark=spark,
+            progress=False,
+            engine=engine,
+        )
+
+    on_spark, local = outcome(lambda: run("spark")), outcome(lambda: run("arrow"))
+    assert on_spark[0] == local[0] == "DefinitionError", (on_spark, local)
+    assert on_spark[1] == local[1]
+    message, fields = local[1]
+    assert fields["field"] == f"{text_keyed.family.name}.join_key"
+    assert "integer" in message and "string" in message
+
+
+def test_an_empty_spine_with_text_keys_is_alike_on_both_engines(
+    world: World, spark: Any, text_keyed: FamilyVersion
+) -> None:
+    spine = pd.DataFrame(
+        {
+            "user_id": pd.Series([], dtype=object),
+            "event_timestamp": pd.Series([], dtype="datetime64[us, UTC]"),
+        }
+    )
+
+    def run(engine: str) -> Any:
+        return training_set(
+            spine,
+            [f"{text_keyed.family.name}:spend"],
+            settings=world.settings,
+            catalog=world.catalog,
+            spark=spark,
+            progress=False,
+            engine=engine,
+        )
+
+    on_spark, local = run("spark"), run("arrow")
+    assert len(on_spark) == len(local) == 0
+    assert list(on_spark.columns) == list(local.columns)
+    assert f"{text_keyed.family.name}__spend" in local.columns

@@ -304,7 +304,7 @@ def txn_share(df):
     assert stored.on_demand and stored.inputs == ("od_inputs:spend",)
     assert [(f.name, f.dtype.value) for f in stored.request] == [("amount", "float64")]
 
-    with pytest.raises(UsageError, match="has no feature 'nope'"):
+    with pytest.raises(UsageError, match=r"od_inputs@v\d+:nope not found \(family od_inputs v"):
         kernel.run_cell_magic("feature", line.replace("od_inputs:spend", "od_inputs:nope"), body)
     with pytest.raises(UsageError, match="--timestamp COL is required"):
         kernel.run_cell_magic("feature", "no_ts --entity user_id", SPEND_SQL)
@@ -345,3 +345,24 @@ def test_rerun_with_another_ttl_updates_metadata_and_the_online_layout(
         store.delete_version("ttl_spend", 1)
         store.close()
         stop_embedded(module_settings)
+
+
+def test_magic_arguments_are_read_as_a_shell_reads_them(kernel: Any) -> None:
+    line = (
+        "quoted_args --entity user_id --timestamp ts "
+        '--description \'spend of a user\' --tags "payments,demo day" --owner "ana b"'
+    )
+    with capture_output():
+        kernel.run_cell_magic("feature", line, SPEND_SQL)
+    family = kernel.user_ns["_nbf_last"].family
+    assert family.description == "spend of a user"
+    assert family.tags == ("demo day", "payments")
+    assert family.owner == "ana b"
+
+
+def test_an_unbalanced_quote_is_a_usage_error_naming_it(kernel: Any) -> None:
+    with pytest.raises(UsageError, match="No closing quotation") as raised:
+        kernel.run_cell_magic(
+            "feature", "unbalanced --entity user_id --timestamp ts --description 'a b", SPEND_SQL
+        )
+    assert "--description 'a b" in str(raised.value)

@@ -87,6 +87,37 @@ def test_unknown_family_and_feature_are_named(users):
             client.get_online_features({"user_id": 1}, ["users@v9:clicks"])
 
 
+def test_not_found_texts_say_once_what_is_missing_and_where(users):
+    with running_server(users) as server, FeatureClient(f"127.0.0.1:{server.port}") as client:
+        with pytest.raises(FeatureNotFound) as feature:
+            client.get_online_features({"user_id": 1}, ["users:nope"])
+        with pytest.raises(FeatureNotFound) as both:
+            client.get_online_features({"user_id": 1}, ["users:nope", "ghost:x"])
+        with pytest.raises(FeatureNotFound) as version:
+            client.get_online_features({"user_id": 1}, ["users@v9:clicks"])
+    assert str(feature.value) == (
+        "feature users@v2:nope not found (family users v2 has: clicks, score, tier, active, seen)"
+    )
+    assert feature.value.name == "users"
+    assert str(both.value) == (
+        "feature users@v2:nope not found (family users v2 has: clicks, score, tier, active, "
+        "seen); family ghost has no live version"
+    )
+    assert str(version.value) == "family users@v9 is not in the online store"
+    for caught in (feature, both, version):
+        assert str(caught.value).count("not found") <= 1
+        assert "feature family feature family" not in str(caught.value)
+
+
+def test_refused_requests_name_the_server_once(users):
+    with running_server(users, max_entities=1) as server:
+        target = f"127.0.0.1:{server.port}"
+        with FeatureClient(target) as client, pytest.raises(InvalidRequest) as caught:
+            client.get_online_features({"user_id": [1, 2]}, ["users:clicks"])
+    assert str(caught.value) == f"feature server {target}: 2 entity rows is over the limit of 1"
+    assert caught.value.target == target
+
+
 def test_limits_and_bad_requests(users):
     limits = {"max_entities": 3, "max_features": 2, "max_request_bytes": 2000}
     with running_server(users, **limits) as server:

@@ -16,6 +16,7 @@ from nbfeatures.definitions import (
     Source,
     SourceFormat,
     Transformation,
+    check_name,
     format_duration,
     normalize_sql,
     parse_duration,
@@ -105,6 +106,15 @@ def test_round_trip_through_dict() -> None:
         ({"features": (Feature("ts", "float64"),)}, "features"),
         ({"ttl": "7 days"}, "ttl"),
         ({"ttl": "0d"}, "ttl"),
+        ({"name": "user_spend\n"}, "name"),
+        ({"timestamp": "ts\n"}, "timestamp"),
+        ({"ttl": "\u0667d"}, "ttl"),  # ARABIC-INDIC DIGIT SEVEN
+        ({"ttl": "\uff17d"}, "ttl"),  # FULLWIDTH DIGIT SEVEN
+        ({"freshness": "\u0969h"}, "freshness"),  # DEVANAGARI DIGIT THREE
+        ({"ttl": "99999999999d"}, "ttl"),
+        ({"ttl": "36501d"}, "ttl"),
+        ({"freshness": "99999999999999999999w"}, "freshness"),
+        ({"ttl": dt.timedelta(days=999_999_999)}, "ttl"),
     ],
 )
 def test_invalid_fields_name_the_field(changes: dict[str, object], field: str) -> None:
@@ -120,6 +130,26 @@ def test_unsupported_types_are_refused_with_the_supported_list() -> None:
         FeatureType.from_spark("array<int>", "tags")
     assert raised.value.field == "features.tags"
     assert FeatureType.from_spark("bigint", "n") is FeatureType.INT64
+
+
+def test_a_feature_name_ending_in_a_newline_is_refused() -> None:
+    with pytest.raises(DefinitionError, match="not a valid name") as raised:
+        Feature("amount\n", FeatureType.FLOAT64)
+    assert "amount\\n" in str(raised.value)
+    with pytest.raises(DefinitionError):
+        Entity("user\n", "user_id")
+    with pytest.raises(DefinitionError):
+        check_name("user_spend\n", "name")
+    assert check_name("user_spend", "name") == "user_spend"
+
+
+def test_a_huge_duration_names_its_field_and_the_limit() -> None:
+    with pytest.raises(DefinitionError) as raised:
+        parse_duration("99999999999d", "ttl")
+    assert raised.value.field == "ttl"
+    assert "99999999999d" in raised.value.reason and "36500d" in raised.value.reason
+    assert parse_duration("36500d", "ttl") == dt.timedelta(days=36500)
+    assert parse_duration(" 7d\n", "ttl") == dt.timedelta(days=7)  # ASCII spaces still pass
 
 
 def test_durations_round_trip() -> None:

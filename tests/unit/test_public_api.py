@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import nbfeatures
 
@@ -33,3 +36,38 @@ def test_import_loads_no_heavy_dependency() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert loaded == ""
+
+
+def test_every_public_name_works_twice_in_one_process(tmp_path: Path) -> None:
+    """A fresh process: ``nbfeatures.compute`` used to become the submodule after one call."""
+    probe = textwrap.dedent(
+        f"""
+        import nbfeatures
+        from nbfeatures.errors import NbfeaturesError
+
+        for _ in range(2):
+            for name in nbfeatures.__all__:
+                assert getattr(nbfeatures, name) is not None, name
+        settings = nbfeatures.load_settings({str(tmp_path)!r}, environ={{}}, owner="t")
+        outcomes = []
+        for _ in range(2):
+            assert callable(nbfeatures.compute), type(nbfeatures.compute)
+            try:
+                nbfeatures.compute("no_such_family", settings=settings, progress=False)
+            except NbfeaturesError as exc:
+                outcomes.append(type(exc).__name__)
+        import nbfeatures.compute  # importing the submodule again does not rebind the name
+        from nbfeatures.compute import build_join_index
+        assert callable(nbfeatures.compute) and callable(build_join_index)
+        print(",".join(outcomes))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "FeatureNotFound,FeatureNotFound"
