@@ -33,6 +33,10 @@ def print_status(settings: Settings) -> int:
         print("no live versions")
     for family, version in sorted(live.items()):
         print(f"{family:<32} live v{version}")
+    from nbfeatures.promotion.leftovers import status_lines  # killed promotions' leftovers
+
+    for line in status_lines(store):
+        print(line)
     store.close()
     return 0
 

@@ -1,4 +1,5 @@
-"""The promotion commands of ``nbfeatures``: promote, rollback, materialize --incremental."""
+"""The promotion commands of ``nbfeatures``: promote, rollback, materialize --incremental,
+cleanup."""
 
 from __future__ import annotations
 
@@ -22,8 +23,11 @@ def run_promotion_command(settings: Settings, args: Any) -> int:
 
     if args.command == "promote":
         from nbfeatures.promotion.records import PromotionOptions
+        from nbfeatures.promotion.reuse import offline_line
 
-        options = PromotionOptions(engine=args.engine)
+        options = PromotionOptions(
+            engine=args.engine, recompute=args.recompute, restore=args.restore
+        )
         record = promotion.promote(
             settings, args.name, args.version, progress=_print_step, options=options
         )
@@ -32,6 +36,24 @@ def run_promotion_command(settings: Settings, args: Any) -> int:
             f"{record.family} v{record.version} is live (was {before}) after "
             f"{record.seconds:.1f} s; notebook {record.notebook}; MLflow run {record.run_id}"
         )
+        if args.restore:
+            print(
+                f"restored {record.family} v{record.version}, the production version, into "
+                "the online store; the production alias is unchanged"
+            )
+        offline = offline_line(record.results)
+        if offline is not None:
+            print(f"offline set: {offline}")
+    elif args.command == "cleanup":
+        from nbfeatures.online.store import OnlineStore
+        from nbfeatures.promotion.leftovers import clean_leftovers
+
+        store = OnlineStore.from_settings(settings)
+        lines = clean_leftovers(store, dry_run=args.dry_run)
+        for line in lines:
+            print(line)
+        if not lines:
+            print("nothing to clean up: no dead promotion locks, no orphan keyspaces")
     elif args.command == "rollback":
         version = promotion.rollback(settings, args.name)
         print(f"{args.name} rolled back: v{version} is live")
