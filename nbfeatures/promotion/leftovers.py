@@ -4,7 +4,8 @@ A promotion killed before its end leaves two things nothing else would report:
 
 * its family's lock (``promotion.lock``), held until its ttl runs out. The lock's token names
   the holder (``user@host pid N``), its ttl and when it was taken. A holder is dead when it
-  ran on this host and its process no longer exists; on another host, when the lock missed
+  ran on this host (same host name, boot and pid namespace) and its process no longer
+  exists; on another host, when the lock missed
   its renewals: a live holder renews every ttl/3, so a lock not renewed for more than two
   thirds of its ttl has missed two in a row.
 * the keyspace it was writing: a version with a layout or packing record in Redis that is
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 _TOKEN = re.compile(
     r"^(?P<holder>\S*@(?P<host>\S+) pid (?P<pid>\d+))"
-    r"(?: ttl (?P<ttl>\d+) since (?P<since>\d+))? token "
+    r"(?: ttl (?P<ttl>\d+) since (?P<since>\d+))?(?: node (?P<node>\S+))? token "
 )
 # Seconds of slack on the renewal clock, for a holder's thread that runs a little late.
 _RENEWAL_SLACK = 1.0
@@ -110,8 +111,13 @@ def why_dead(token: str, left_ms: int | None) -> str | None:
     match = _TOKEN.match(token)
     if match is None:
         return None  # a token of another form: nothing can be told
+    from nbfeatures.promotion.lock import node_id
+
     pid, host = int(match["pid"]), match["host"]
-    if host == socket.gethostname():
+    node = match["node"]
+    # Its pid is only meaningful here: same host name and, when recorded, same boot and pid
+    # namespace (containers may share a host name).
+    if host == socket.gethostname() and (node is None or node == "-" or node == node_id()):
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

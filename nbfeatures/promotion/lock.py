@@ -55,6 +55,16 @@ def _holder() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
 
 
+def node_id() -> str:
+    """This machine's boot and pid namespace: two containers may share a host name, never
+    both (``-`` where Linux's ``/proc`` does not say)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as boot:
+            return f"{boot.read().strip()}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return "-"
+
+
 def holder_of(token: str) -> str:
     """The ``user@host pid N`` part of a lock's token."""
     return token.split(" token ")[0].split(" ttl ")[0]
@@ -72,7 +82,8 @@ class PromotionLock:
         self.ttl_ms = max(1000, int(ttl * 1000))
         # What a reader needs to tell a dead holder: who, the renewal period, since when.
         self.token = (
-            f"{_holder()} ttl {self.ttl_ms} since {time.time():.0f} token {uuid.uuid4().hex}"
+            f"{_holder()} ttl {self.ttl_ms} since {time.time():.0f} node {node_id()} "
+            f"token {uuid.uuid4().hex}"
         )
         self.lost = threading.Event()  # set when a renewal found the lock taken or gone
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from nbfeatures.definitions import Source
 from nbfeatures.engine.offline import Manifest, source_snapshot
 from nbfeatures.promotion.leftovers import why_dead
-from nbfeatures.promotion.lock import holder_of
+from nbfeatures.promotion.lock import holder_of, node_id
 from nbfeatures.promotion.reuse import choose_offline, is_full
 
 UTC = dt.UTC
@@ -133,6 +133,16 @@ def test_a_lock_holder_on_this_host_whose_process_is_gone_is_dead() -> None:
     assert why_dead(dead, 50_000) == f"process {child.pid} no longer exists on {host}, where it ran"
     alive = f"ana@{host} pid {os.getpid()} ttl 60000 since 1767614400 token abc"
     assert why_dead(alive, 1_000) is None
+
+
+def test_a_pid_of_another_pid_namespace_is_not_judged_by_this_host() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    host = socket.gethostname()
+    # Same host name, another container: its pid means nothing here, only its renewals do.
+    token = f"ana@{host} pid {child.pid} ttl 60000 since 1767614400 node other/1 token abc"
+    assert why_dead(token, 50_000) is None
+    assert why_dead(token.replace("other/1", node_id()), 50_000) is not None
 
 
 def test_a_lock_holder_elsewhere_is_dead_once_it_missed_its_renewals() -> None:
