@@ -11,8 +11,12 @@
     nbfeatures stop                         stop the workspace's embedded Redis server
     nbfeatures compute NAME [--version N] [--start T] [--end T] [--index-only]
                                             write the version's offline feature set
-    nbfeatures promote NAME [--version N] [--engine auto|arrow|spark] [--allow-expired]
-                                            compute, materialize, verify, make it live
+    nbfeatures promote NAME [--version N] [--engine auto|arrow|spark] [--recompute] [--restore]
+                       [--allow-expired]   compute (or reuse the current offline set),
+                                            materialize, verify, make it live; --restore puts
+                                            production back after data loss
+    nbfeatures cleanup [--dry-run]          release dead promotion locks, delete orphan
+                                            keyspaces (neither live nor in the history)
     nbfeatures rollback NAME                back to the previous production version
     nbfeatures materialize --incremental (NAME... | --all) [--force] [--engine auto|arrow|spark]
     nbfeatures serve [--config serving.yaml] [--port P] [--processes N] [--data-plane native]
@@ -94,6 +98,22 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="make it live even if its keyspace is empty or mostly past the ttl",
     )
+
+    promote.add_argument(
+        "--recompute",
+        action="store_true",
+        help="compute the offline set even when a current one can be reused",
+    )
+    promote.add_argument(
+        "--restore",
+        action="store_true",
+        help="put the catalog's production version back into the online store (data loss)",
+    )
+
+    cleanup = commands.add_parser(
+        "cleanup", help="release dead promotion locks and delete orphan keyspaces"
+    )
+    cleanup.add_argument("--dry-run", action="store_true", help="only say what would be done")
 
     rollback = commands.add_parser("rollback", help="serve the previous production version")
     rollback.add_argument("name")
@@ -249,7 +269,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         if rewritten:
             shown = ", ".join(f"v{v}" for v in rewritten)
             print(f"online layouts rewritten: {shown} (servers apply the new ttl on read)")
-    elif args.command in ("promote", "rollback", "materialize"):
+    elif args.command in ("promote", "rollback", "materialize", "cleanup"):
         from nbfeatures.promotion.cli import run_promotion_command
 
         return run_promotion_command(settings, args)

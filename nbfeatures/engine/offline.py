@@ -262,11 +262,14 @@ def write_offline(
     start: dt.datetime,
     end: dt.datetime,
     started_at: dt.datetime | None = None,
+    *,
+    full: bool = False,
 ) -> Manifest:
     """Store a computed frame's rows for ``[start, end)``, widened to whole UTC days.
 
     Only the dates of the range are replaced (dates with no rows now are removed); the
     manifest is written last, so a failed write never claims coverage it does not have.
+    ``full`` says the range is everything the sources hold (recorded with the run).
     """
     F = functions(spark)
     _check_utc(spark)
@@ -323,6 +326,7 @@ def write_offline(
             "stored": [_iso(day_start), _iso(day_end)],
             "rows": sum(p["rows"] for p in written.values()),
             "sources": snapshots,
+            **({"full": True} if full else {}),
         }
     )
     _write_manifest(settings, manifest)

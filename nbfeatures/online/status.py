@@ -42,6 +42,10 @@ def print_status(settings: Settings) -> int:
     from nbfeatures.promotion.lost import print_lost_production  # the catalog's production
 
     code = print_lost_production(settings, store)
+    from nbfeatures.promotion.leftovers import status_lines  # killed promotions' leftovers
+
+    for line in status_lines(store):
+        print(line)
     store.close()
     return code
 

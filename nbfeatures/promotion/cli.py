@@ -1,4 +1,5 @@
-"""The promotion commands of ``nbfeatures``: promote, rollback, materialize --incremental."""
+"""The promotion commands of ``nbfeatures``: promote, rollback, materialize --incremental,
+cleanup."""
 
 from __future__ import annotations
 
@@ -22,9 +23,13 @@ def run_promotion_command(settings: Settings, args: Any) -> int:
 
     if args.command == "promote":
         from nbfeatures.promotion.records import PromotionOptions
+        from nbfeatures.promotion.reuse import offline_line
 
         options = PromotionOptions(
-            engine=args.engine, allow_expired=getattr(args, "allow_expired", False)
+            engine=args.engine,
+            allow_expired=args.allow_expired,
+            recompute=args.recompute,
+            restore=args.restore,
         )
         record = promotion.promote(
             settings, args.name, args.version, progress=_print_step, options=options
@@ -36,6 +41,24 @@ def run_promotion_command(settings: Settings, args: Any) -> int:
         )
         if record.keyspace_line():
             print(f"{record.family} v{record.version}: {record.keyspace_line()}")
+        if args.restore:
+            print(
+                f"restored {record.family} v{record.version}, the production version, into "
+                "the online store; the production alias is unchanged"
+            )
+        offline = offline_line(record.results)
+        if offline is not None:
+            print(f"offline set: {offline}")
+    elif args.command == "cleanup":
+        from nbfeatures.online.store import OnlineStore
+        from nbfeatures.promotion.leftovers import clean_leftovers
+
+        store = OnlineStore.from_settings(settings)
+        lines = clean_leftovers(store, dry_run=args.dry_run)
+        for line in lines:
+            print(line)
+        if not lines:
+            print("nothing to clean up: no dead promotion locks, no orphan keyspaces")
     elif args.command == "rollback":
         version = promotion.rollback(settings, args.name)
         print(f"{args.name} rolled back: v{version} is live")

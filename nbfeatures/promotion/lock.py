@@ -1,9 +1,11 @@
 """A per-family promotion lock in Redis: ``SET NX PX`` with a token, renewed while held.
 
 Only one promotion or rollback of a family runs at a time. The lock is one key,
-``{prefix}lock:promote:{family}``, whose value is a token naming the holder. It expires after
-``ttl`` seconds unless renewed; a thread renews it every ``ttl / 3`` while the holder runs, so
-a long Spark job keeps it, and a killed holder (no more renewals) loses it within ``ttl``.
+``{prefix}lock:promote:{family}``, whose value is a token naming the holder (user, host, pid),
+its ``ttl`` and when it was taken, so ``nbfeatures status`` can tell a lock whose holder died
+(``promotion.leftovers``). It expires after ``ttl`` seconds unless renewed; a thread renews it
+every ``ttl / 3`` while the holder runs, so a long Spark job keeps it, and a killed holder (no
+more renewals) loses it within ``ttl``.
 Renewing and releasing compare the token first (one Lua script each), so a holder whose lock
 expired can never extend or delete the next holder's lock.
 """
@@ -53,6 +55,21 @@ def _holder() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
 
 
+def node_id() -> str:
+    """This machine's boot and pid namespace: two containers may share a host name, never
+    both (``-`` where Linux's ``/proc`` does not say)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as boot:
+            return f"{boot.read().strip()}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return "-"
+
+
+def holder_of(token: str) -> str:
+    """The ``user@host pid N`` part of a lock's token."""
+    return token.split(" token ")[0].split(" ttl ")[0]
+
+
 class PromotionLock:
     """The lock of one family. Use ``with lock.hold(): ...``; ``holder`` reads who has it."""
 
@@ -63,7 +80,11 @@ class PromotionLock:
         self.family = family
         self.key = lock_key(prefix, family)
         self.ttl_ms = max(1000, int(ttl * 1000))
-        self.token = f"{_holder()} token {uuid.uuid4().hex}"
+        # What a reader needs to tell a dead holder: who, the renewal period, since when.
+        self.token = (
+            f"{_holder()} ttl {self.ttl_ms} since {time.time():.0f} node {node_id()} "
+            f"token {uuid.uuid4().hex}"
+        )
         self.lost = threading.Event()  # set when a renewal found the lock taken or gone
 
     def holder(self) -> tuple[str, float | None] | None:
@@ -73,8 +94,9 @@ class PromotionLock:
             return None
         left_ms: Any = self.client.pttl(self.key)
         text = value.decode() if isinstance(value, bytes) else str(value)
-        holder = text.split(" token ")[0]
-        return holder, (left_ms / 1000 if isinstance(left_ms, int) and left_ms > 0 else None)
+        return holder_of(text), (
+            left_ms / 1000 if isinstance(left_ms, int) and left_ms > 0 else None
+        )
 
     def acquire(self, wait: float = 0.0) -> None:
         """Take the lock, waiting up to ``wait`` seconds; ``PromotionInProgress`` otherwise."""
@@ -127,3 +149,9 @@ class PromotionLock:
                     return
             except Exception as exc:  # Redis down: keep trying; the run itself will fail
                 log.warning("could not renew the promotion lock of %s: %s", self.family, exc)
+
+
+def release_dead(client: RedisClient, key: str, token: str) -> bool:
+    """Delete the lock at ``key`` only if it still holds ``token`` (a holder seen to be dead)."""
+    run: Any = client.eval  # type: ignore[union-attr]
+    return bool(run(_RELEASE, 1, key, token))

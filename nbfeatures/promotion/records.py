@@ -28,6 +28,9 @@ class PromotionOptions:
     online values verification compares with the offline ones. ``start``/``end``: the
     event-time range to compute (default: everything the sources hold). ``engine``: which
     writer materializes (``auto``: the Arrow writer for local Spark, the executors otherwise).
+    ``recompute``: compute the offline set even when a current one can be reused
+    (``promotion.reuse``). ``restore``: put the catalog's production version back into the
+    online store after data loss, from its offline set, leaving the alias as it is.
     """
 
     lock_ttl: float = 60.0
@@ -42,6 +45,8 @@ class PromotionOptions:
     #: Accept an empty or mostly-expired keyspace (its data older than the family's ttl),
     #: which verification refuses otherwise.
     allow_expired: bool = False
+    recompute: bool = False
+    restore: bool = False
     #: Test hook: the template corrupts one online value after materializing, so the verify
     #: step must catch it. Never set it outside tests.
     inject_mismatch: bool = False

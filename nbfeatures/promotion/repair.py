@@ -8,7 +8,11 @@ the flip would have recorded.
 
 A killed promotion also leaves its MLflow run ``RUNNING`` forever: its process would have
 ended the run. Once the family's lock is free (or held by the caller, who has not created a
-run yet), no live process owns such a run, so ``close_stale_runs`` ends it as ``KILLED``.
+run yet, or by a holder known to be dead: ``leftovers``), no live process owns such a run, so
+``close_stale_runs`` ends it. If the run's version is live and the run got past its flip (its
+results file says so, or the pointer left the version it found), the promotion stands: the
+run is ended as succeeded with the results it wrote and a ``repaired`` tag. Otherwise it is
+ended as ``KILLED``.
 
 The next promotion and rollback of a family run both repairs under the family's lock before
 doing anything else; ``nbfeatures status`` runs them for every family whose lock is free.
@@ -18,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbfeatures.catalog.records import PRODUCTION_ALIAS
@@ -80,11 +86,64 @@ def reconcile_alias(store: OnlineStore, catalog: Catalog, family: str) -> Repair
     return Repair(family, what)
 
 
-def close_stale_runs(settings: Settings, family: str | None = None) -> list[Repair]:
-    """End as ``KILLED`` the promotion and rollback runs still ``RUNNING`` (of ``family``).
+def flipped_version(run: Any, store: OnlineStore | None) -> tuple[int, dict[str, Any]] | None:
+    """The version a dead run made live, with its results; None if it did not get that far.
+
+    The run's results file (tag ``nbfeatures.results``) names the version; it counts as
+    flipped when that version is live now and the file records the flip, or the live pointer
+    was at another version when the run loaded (nothing but this run, which held the lock,
+    can have moved it: every promotion and rollback repairs dead runs first).
+    """
+    path = run.data.tags.get("nbfeatures.results")
+    if store is None or not path:
+        return None
+    try:
+        results = json.loads(Path(path).read_text())
+        version = int(results["load"]["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if store.live_version(str(run.data.tags.get("family", ""))) != version:
+        return None
+    if "flip" in results or results["load"].get("live_before") != version:
+        return version, results
+    return None
+
+
+def _stands(connection: Any, settings: Settings, run: Any, version: int, results: Any) -> str:
+    """End a dead run whose version went live as succeeded; returns what was done."""
+    from nbfeatures.promotion.tracking import log_results
+
+    client, run_id = connection.client, run.info.run_id
+    try:
+        log_results(settings, run_id, results)
+    except Exception as exc:  # the outcome matters more than its metrics
+        log.warning("could not log the results of run %s: %s", run_id, exc)
+    connection.call(client.set_tag, run_id, "outcome", "succeeded")
+    connection.call(
+        client.set_tag,
+        run_id,
+        "repaired",
+        f"its process stopped after the flip; v{version} is live, so the promotion stands",
+    )
+    notebook = run.data.tags.get("nbfeatures.notebook")
+    if notebook and Path(notebook).exists():
+        connection.call(client.log_artifact, run_id, notebook)
+    with contextlib.redirect_stdout(io.StringIO()):
+        connection.call(client.set_terminated, run_id, "FINISHED")
+    return (
+        f"MLflow run {run_id} recorded as succeeded: v{version} is live "
+        "(its process stopped after the flip)"
+    )
+
+
+def close_stale_runs(
+    settings: Settings, family: str | None = None, store: OnlineStore | None = None
+) -> list[Repair]:
+    """End the promotion and rollback runs still ``RUNNING`` (of ``family``): as succeeded
+    when their version went live (``flipped_version``, given the ``store``), else ``KILLED``.
 
     The caller guarantees that no live process owns them: it holds the family's lock and has
-    not started its own run yet, or it saw the lock free.
+    not started its own run yet, or it saw the lock free (or held by a dead holder).
     """
     from nbfeatures.promotion.tracking import _connection
 
@@ -103,6 +162,10 @@ def close_stale_runs(settings: Settings, family: str | None = None) -> list[Repa
     for run in runs:
         name = run.data.tags.get("family", "?")
         run_id = run.info.run_id
+        flipped = flipped_version(run, store)
+        if flipped is not None:
+            repairs.append(Repair(name, _stands(connection, settings, run, *flipped)))
+            continue
         connection.call(client.set_tag, run_id, "outcome", KILLED_OUTCOME)
         connection.call(
             client.set_tag,
@@ -127,7 +190,7 @@ def repair_family(settings: Settings, store: OnlineStore, family: str) -> list[R
     except Exception as exc:  # the promotion itself reports an unreachable catalog
         log.warning("could not check the production alias of %s: %s", family, exc)
     try:
-        repairs += close_stale_runs(settings, family)
+        repairs += close_stale_runs(settings, family, store)
     except Exception as exc:
         log.warning("could not close stale promotion runs of %s: %s", family, exc)
     return repairs
@@ -137,14 +200,17 @@ def repair_all(settings: Settings, store: OnlineStore) -> list[Repair]:
     """For ``status``: repair every family whose promotion lock is free.
 
     Families with a live pointer get the alias check; families with a ``RUNNING`` run get it
-    closed. A family whose lock is held is left alone: its holder may be mid-flip.
+    closed. A family whose lock is held is left alone (its holder may be mid-flip), unless
+    the holder is known to be dead (``leftovers.lock_is_dead``).
     """
     from nbfeatures.catalog import Catalog
+    from nbfeatures.promotion.leftovers import lock_is_dead
     from nbfeatures.promotion.lock import PromotionLock
     from nbfeatures.promotion.tracking import _connection
 
     def free(family: str) -> bool:
-        return PromotionLock(store.client, store.prefix, family, 1).holder() is None
+        held = PromotionLock(store.client, store.prefix, family, 1).holder() is not None
+        return not held or lock_is_dead(store, family)
 
     repairs: list[Repair] = []
     catalog = Catalog.from_settings(settings)
@@ -164,5 +230,5 @@ def repair_all(settings: Settings, store: OnlineStore) -> list[Repair]:
         names: set[str] = {str(r.data.tags["family"]) for r in running if "family" in r.data.tags}
         for family in sorted(names):
             if free(family):
-                repairs += close_stale_runs(settings, family)
+                repairs += close_stale_runs(settings, family, store)
     return repairs

@@ -7,9 +7,11 @@ stops the run (an error in a cell, Redis or MLflow going away, the kernel dying)
 touched before the ``flip`` step, and ``flip`` moves pointer and alias together or not at all.
 If this process itself is killed, the kernel stops with it (ipykernel watches its parent),
 the flip cell is never sent, and the lock expires ``lock_ttl`` seconds later; the next
-promotion of the family (or ``nbfeatures status``) then ends the dead run as ``KILLED`` and,
-had the kill fallen between the pointer and the alias update, moves the alias to the live
-version (``repair``).
+promotion of the family (or ``nbfeatures status``) then ends the dead run as ``KILLED`` (or as
+succeeded, when it was killed after its flip) and, had the kill fallen between the pointer and
+the alias update, moves the alias to the live version (``repair``).
+
+Promoting the version that is already live is refused at once, before any run starts.
 """
 
 from __future__ import annotations
@@ -145,7 +147,11 @@ def promote(
     ``progress`` receives a ``StepEvent`` as each step starts and ends (default: log lines
     ``step 3/6 materialize: 12.3 s``). Raises ``PromotionInProgress`` when another promotion
     of the family runs, and ``PromotionFailed(family, version, step, reason, notebook, cell)``
-    when a step fails; in both cases production serves what it served before.
+    when a step fails or the version is already live; production serves what it served before.
+
+    With ``options.restore`` the catalog's production version is put back into the online
+    store (after data loss): its offline set is reused (computed only if missing), verified,
+    and the live pointer set; the ``production`` alias is left as it is.
     """
     from nbfeatures.online.store import OnlineStore
     from nbfeatures.promotion.lock import PromotionLock
@@ -168,23 +174,58 @@ def promote(
         # family now belongs to a dead process, and a pointer/alias split to an
         # interrupted flip. Both are set right first.
         repair_family(settings, store, family)
-        on_demand = _on_demand_version(settings, family, version)
-        if on_demand is not None:
-            return _publish(settings, store, on_demand, progress or log_progress)
+        target = _target(settings, family, version, options.restore)
+        if target is not None:
+            _refuse_live(store, family, target.version, options.restore)
+            version = target.version
+            if target.family.on_demand:
+                return _publish(settings, store, target, progress or log_progress)
         return _run(settings, family, version, progress or log_progress, options)
     finally:
         holding.__exit__(None, None, None)
 
 
-def _on_demand_version(settings: Settings, family: str, version: int | None) -> Any:
-    """The catalog version to promote when it is an on-demand family, else None."""
+def _target(settings: Settings, family: str, version: int | None, restore: bool) -> Any:
+    """The catalog version to promote, or None when the catalog cannot say (the template's
+    load step then reports it with its cell). A restore takes the production version."""
     from nbfeatures.catalog import Catalog
+    from nbfeatures.catalog.records import PRODUCTION_ALIAS
+    from nbfeatures.errors import FeatureNotFound
 
+    if not restore:
+        try:
+            return Catalog.from_settings(settings).get(family, version=version)
+        except Exception:
+            return None
+    label = version if version is not None else 0
     try:
-        found = Catalog.from_settings(settings).get(family, version=version)
-    except Exception:
-        return None  # the template's load step reports an unknown family with its cell
-    return found if found.family.on_demand else None
+        found = Catalog.from_settings(settings).get(family, alias=PRODUCTION_ALIAS)
+    except FeatureNotFound:
+        raise PromotionFailed(
+            family, label, "load", f"the catalog has no production version of {family} to restore"
+        ) from None
+    except Exception as exc:
+        raise PromotionFailed(family, label, "load", _first_line(exc)) from exc
+    if version is not None and version != found.version:
+        raise PromotionFailed(
+            family,
+            version,
+            "load",
+            f"a restore puts back the production version, v{found.version}, not v{version}",
+        )
+    return found
+
+
+def _refuse_live(store: Any, family: str, version: int, restore: bool) -> None:
+    """Refuse, before anything runs, to promote (or restore) the version already live."""
+    if store.live_version(family) == version:
+        raise PromotionFailed(
+            family,
+            version,
+            "load",
+            f"{family} v{version} is already live (the online store's live pointer names it); "
+            + ("nothing to restore" if restore else "nothing to promote"),
+        )
 
 
 def _publish(
@@ -247,7 +288,14 @@ def _run(
     notebook = run_dir / TEMPLATE
     results_path = run_dir / "results.json"
     try:
-        run_id = start_run(settings, family, version, "promotion")
+        run_id = start_run(
+            settings,
+            family,
+            version,
+            "restore" if options.restore else "promotion",
+            # Where a repair finds what this run did if its process dies (``repair``).
+            tags={"nbfeatures.results": str(results_path), "nbfeatures.notebook": str(notebook)},
+        )
     except Exception as exc:
         raise PromotionFailed(family, label, "record", _first_line(exc)) from exc
 
@@ -272,6 +320,8 @@ def _run(
                 "inject_mismatch": options.inject_mismatch,
                 "engine": options.engine,
                 "allow_expired": options.allow_expired,
+                "recompute": options.recompute,
+                "restore": options.restore,
             },
             engine_name=ENGINE_NAME,
             kernel_name=options.kernel_name,

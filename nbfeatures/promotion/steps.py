@@ -145,13 +145,52 @@ class PromotionRun:
             started,
         )
 
-    def compute(self) -> dict[str, Any]:
-        """Compute the offline feature set over the sources' full range (or ``start``/``end``)."""
+    def compute(self, *, recompute: bool = False, restore: bool = False) -> dict[str, Any]:
+        """Compute the offline feature set over the sources' full range (or ``start``/``end``),
+        unless the version's offline set is current (``promotion.reuse``): then it is reused.
+
+        ``recompute`` always computes; ``restore`` reuses any offline set of this definition.
+        """
+        from nbfeatures.engine.offline import read_manifest
+        from nbfeatures.promotion.reuse import choose_offline, covered_text
+
+        started = time.perf_counter()
+        manifest = read_manifest(self.settings, self.family, self.fv.version)
+        choice = choose_offline(
+            manifest,
+            self.fv.hash,
+            self.fv.family.sources,
+            self.start,
+            self.end,
+            recompute=recompute,
+            restore=restore,
+        )
+        if manifest is not None and choice.reuse:
+            at = manifest.updated_at
+            return self._save(
+                "compute",
+                {
+                    "reused": True,
+                    "rows": manifest.rows,
+                    "entities": manifest.entities,
+                    "start": manifest.covered[0][0].isoformat(),
+                    "end": manifest.covered[-1][1].isoformat(),
+                    "computed_at": manifest.updated_at.isoformat(),
+                    "offline": (
+                        f"reused the offline set computed at {at:%Y-%m-%d %H:%M:%S} UTC "
+                        f"covering {covered_text(manifest)} ({choice.reason})"
+                    ),
+                },
+                started,
+            )
+        return self._compute(started, choice.reason)
+
+    def _compute(self, started: float, why: str) -> dict[str, Any]:
         from nbfeatures.engine.offline import write_offline
         from nbfeatures.engine.spark_api import functions
         from nbfeatures.engine.transform import run_transformation
+        from nbfeatures.promotion.reuse import covered_text
 
-        started = time.perf_counter()
         spark = self._spark()
         family = self.fv.family
         frame, used = run_transformation(spark, family.name, family.transformation, family.sources)
@@ -169,17 +208,26 @@ class PromotionRun:
                 )
             start = start or _utc(bounds["lo"])
             end = end or _utc(bounds["hi"]) + dt.timedelta(microseconds=1)
+        # Without a range the run computes everything the sources hold: the manifest says
+        # so, and a later promotion may reuse it (``promotion.reuse``).
+        full = self.start is None and self.end is None
         try:
-            manifest = write_offline(spark, self.settings, self.fv, frame, used, start, end)
+            manifest = write_offline(
+                spark, self.settings, self.fv, frame, used, start, end, full=full
+            )
         finally:
             frame.unpersist()
         return self._save(
             "compute",
             {
+                "reused": False,
                 "rows": manifest.rows,
                 "entities": manifest.entities,
                 "start": start.isoformat(),
                 "end": end.isoformat(),
+                "computed_at": manifest.updated_at.isoformat(),
+                "offline": f"recomputed the offline set, now covering {covered_text(manifest)} "
+                f"({why})",
             },
             started,
         )
@@ -261,11 +309,19 @@ class PromotionRun:
             raise PromotionFailed(self.family, self.fv.version, "verify", report.reason())
         return values
 
-    def flip(self) -> dict[str, Any]:
-        """Flip the live pointer and the ``production`` alias together (or neither)."""
+    def flip(self, *, restore: bool = False) -> dict[str, Any]:
+        """Flip the live pointer and the ``production`` alias together (or neither).
+
+        A ``restore`` puts the catalog's production version back: only the pointer moves and
+        the alias, which already names the version, is left as it is.
+        """
         from nbfeatures.promotion.switch import flip_together
 
         started = time.perf_counter()
+        if restore:
+            previous = self.store.flip(self.family, self.fv.version, self.expected)
+            values = {"live": self.fv.version, "previous": previous, "restore": True}
+            return self._save("flip", values, started)
         previous = flip_together(
             self.store, self.catalog, self.family, self.fv.version, self.expected
         )

@@ -48,8 +48,15 @@ def _experiment(connection: Connection, settings: Settings) -> str:
         return str(again.experiment_id)
 
 
-def start_run(settings: Settings, family: str, version: int | None, kind: str) -> str:
-    """Create the run of one promotion (``kind="promotion"``) or rollback; returns its id."""
+def start_run(
+    settings: Settings,
+    family: str,
+    version: int | None,
+    kind: str,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Create the run of one promotion (``kind="promotion"``), restore or rollback; returns
+    its id. ``tags`` are added to the run's own."""
     connection = _connection(settings)
     client = connection.client
     label = f"v{version}" if version is not None else "latest"
@@ -62,6 +69,7 @@ def start_run(settings: Settings, family: str, version: int | None, kind: str) -
             "family": family,
             "who": who(settings),
             "requested_version": str(version) if version is not None else "latest",
+            **(tags or {}),
         },
     )
     return str(run.info.run_id)
@@ -79,6 +87,9 @@ def log_results(settings: Settings, run_id: str, results: dict[str, Any]) -> Non
         "hash": load.get("hash"),
         "newest_event_time": results.get("verify", {}).get("newest_event_time"),
     }
+    compute = results.get("compute", {})
+    if isinstance(compute, dict) and "reused" in compute:
+        params["offline"] = "reused" if compute["reused"] else "recomputed"
     for key, value in params.items():
         connection.call(client.log_param, run_id, key, "none" if value is None else str(value))
     metrics = {f"{step}_seconds": float(r["seconds"]) for step, r in _steps(results)}
