@@ -222,10 +222,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = activate(load_settings(args.workspace))
     if args.command in ("status", "stop"):
-        from nbfeatures.online.status import print_status, stop
-
         if args.command == "stop":
+            from nbfeatures.online.status import stop
+
             return stop(settings)
+        from nbfeatures.promotion.status import print_status
+
         code = print_status(settings)
         _repair(settings)
         return code

@@ -94,7 +94,7 @@ def test_mostly_stale_is_refused_then_promoted_with_allow_expired(
         packing = store.packing(name, 1, fresh=True)
         assert packing is not None and packing.buckets <= 4
 
-        from nbfeatures.online.status import print_status
+        from nbfeatures.promotion.status import print_status
 
         print_status(workspace)
         status = capsys.readouterr().out
