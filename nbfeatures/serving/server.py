@@ -163,17 +163,17 @@ class FeatureServicer:
 
     # -- GetOnlineFeatures -------------------------------------------------------------------
 
-    async def GetOnlineFeatures(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._serve("GetOnlineFeatures", context, self._get(request, context))
+    async def GetOnlineFeatures(self, data: bytes, context: grpc.aio.ServicerContext) -> Any:
+        return await self._serve("GetOnlineFeatures", context, self._get(data, context))
 
-    async def _get(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def _get(self, data: bytes, context: grpc.aio.ServicerContext) -> Any:
         config = self._config
-        size = request.ByteSize()
+        size = len(data)
         if size > config.max_request_bytes:
             raise InvalidRequest(
                 "request", f"{size} bytes is over the limit of {config.max_request_bytes}"
             )
-        query = convert.request_to_query(request)
+        query = convert.request_to_query(convert.parse_request("GetOnlineFeatures", data))
         if query.row_count > config.max_entities:
             raise InvalidRequest(
                 "request",
@@ -270,18 +270,20 @@ class FeatureServicer:
 
     # -- listing -----------------------------------------------------------------------------
 
-    async def ListFeatures(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._serve(
-            "ListFeatures", context, self._server.blocking(self._server.list_features)
-        )
+    async def ListFeatures(self, data: bytes, context: grpc.aio.ServicerContext) -> Any:
+        return await self._serve("ListFeatures", context, self._list(data))
 
-    async def DescribeFamily(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def _list(self, data: bytes) -> Any:
+        convert.parse_request("ListFeatures", data)  # no fields; malformed bytes are refused
+        return await self._server.blocking(self._server.list_features)
+
+    async def DescribeFamily(self, data: bytes, context: grpc.aio.ServicerContext) -> Any:
+        return await self._serve("DescribeFamily", context, self._describe(data))
+
+    async def _describe(self, data: bytes) -> Any:
+        request = convert.parse_request("DescribeFamily", data)
         family, version = convert.describe_request_fields(request)
-        return await self._serve(
-            "DescribeFamily",
-            context,
-            self._server.blocking(self._server.describe_family, family, version),
-        )
+        return await self._server.blocking(self._server.describe_family, family, version)
 
 
 def _code_of(exc: NbfeaturesError) -> grpc.StatusCode:
