@@ -69,7 +69,7 @@ def add_feature_service(server: grpc.Server, servicer: Any) -> None:
         for method, (_, response) in _MESSAGES.items()
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 def parse_request(method: str, data: bytes) -> Any:
