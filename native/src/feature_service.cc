@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <random>
+#include <sstream>
 #include <unordered_map>
 #include <vector>
 
@@ -305,7 +306,8 @@ FeatureServiceImpl::Outcome FeatureServiceImpl::TryAnswer(
     status = failure == Failure::kDeadline
                  ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                                 "the deadline passed while reading")
-                 : Unreachable(error);
+             : failure == Failure::kStopped ? Stopped()
+                                            : Unreachable(error);
     return Outcome::kAnswered;
   };
   size_t served = 0;
@@ -565,8 +567,31 @@ grpc::Status FeatureServiceImpl::Forward(const grpc::internal::RpcMethod& method
   ClientDeadline(context, client);
   // The backend logs exactly the calls sampled here, so the sample rate holds for all calls.
   if (sampled) client.AddMetadata("nbf-log-sample", "1");
-  return grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
+  {
+    std::lock_guard<std::mutex> lock(forwards_mutex_);
+    if (grace_over_ >= 0) return Stopped();
+    forwards_.insert(&client);
+  }
+  grpc::Status status = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
       backend_.get(), method, &client, request, &response);
+  std::lock_guard<std::mutex> lock(forwards_mutex_);
+  forwards_.erase(&client);
+  if (grace_over_ >= 0 && status.error_code() == grpc::StatusCode::CANCELLED) return Stopped();
+  return status;
+}
+
+void FeatureServiceImpl::GraceOver(double grace) {
+  std::lock_guard<std::mutex> lock(forwards_mutex_);
+  grace_over_.store(grace);
+  StopReadsAt(Clock::now());
+  for (grpc::ClientContext* client : forwards_) client->TryCancel();
+}
+
+grpc::Status FeatureServiceImpl::Stopped() const {
+  std::ostringstream text;  // the grace as Python's "{:g}" writes it, as the other plane does
+  text << "the server is stopping and its grace period (" << grace_over_.load()
+       << " s) ended before this call finished; retry on another server";
+  return {grpc::StatusCode::UNAVAILABLE, text.str()};
 }
 
 void FeatureServiceImpl::Account(const pb::GetOnlineFeaturesResponse& response) {

@@ -19,6 +19,8 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "catalog.h"
@@ -55,6 +57,11 @@ class FeatureServiceImpl final : public grpc::Service {
   grpc::Status DescribeFamily(grpc::ServerContext* context, const grpc::ByteBuffer* request,
                               grpc::ByteBuffer* response);
 
+  // The grace period of a stop is over (`grace` seconds, named in the status): reads of Redis
+  // give up (StopReadsAt) and calls waiting on the backend are cancelled, each ending
+  // UNAVAILABLE with that reason rather than a bare CANCELLED when gRPC cuts them off.
+  void GraceOver(double grace);
+
  private:
   enum class Outcome { kAnswered, kForward };
 
@@ -72,6 +79,7 @@ class FeatureServiceImpl final : public grpc::Service {
                      grpc::ServerContext* context, const grpc::ByteBuffer* request,
                      grpc::ByteBuffer* response);
   grpc::Status Unreachable(const std::string& error);
+  grpc::Status Stopped() const;
   RedisConnection& Connection();
   bool Sampled();
 
@@ -84,6 +92,10 @@ class FeatureServiceImpl final : public grpc::Service {
   std::function<void(bool)> set_health_;
   Catalog catalog_;
   std::string expected_token_;
+  // Calls in flight to the backend, so GraceOver can cancel them.
+  std::mutex forwards_mutex_;
+  std::set<grpc::ClientContext*> forwards_;
+  std::atomic<double> grace_over_{-1};  // the grace period, once it is over
 };
 
 }  // namespace nbf
