@@ -215,6 +215,7 @@ grpc::Status FeatureServiceImpl::Unreachable(const std::string& error) {
 grpc::Status FeatureServiceImpl::GetOnlineFeatures(grpc::ServerContext* context,
                                                    const grpc::ByteBuffer* data,
                                                    grpc::ByteBuffer* answer) {
+  arrivals_.fetch_add(1, std::memory_order_relaxed);
   grpc::Status status = Authorize(context);
   if (!status.ok()) return status;
   InFlight in_flight(metrics_.in_flight());
@@ -619,6 +620,7 @@ grpc::Status FeatureServiceImpl::Relay(const char* method,
                                        grpc::ServerContext* context,
                                        const grpc::ByteBuffer* request,
                                        grpc::ByteBuffer* response) {
+  arrivals_.fetch_add(1, std::memory_order_relaxed);
   grpc::Status status = Authorize(context);
   if (!status.ok()) return status;
   InFlight in_flight(metrics_.in_flight());

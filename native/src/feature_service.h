@@ -61,6 +61,8 @@ class FeatureServiceImpl final : public grpc::Service {
   // give up (StopReadsAt) and calls waiting on the backend are cancelled, each ending
   // UNAVAILABLE with that reason rather than a bare CANCELLED when gRPC cuts them off.
   void GraceOver(double grace);
+  // How many calls have reached a handler (a stop waits until this stays still).
+  uint64_t Arrivals() const { return arrivals_.load(std::memory_order_relaxed); }
 
  private:
   enum class Outcome { kAnswered, kForward };
@@ -96,6 +98,7 @@ class FeatureServiceImpl final : public grpc::Service {
   std::mutex forwards_mutex_;
   std::set<grpc::ClientContext*> forwards_;
   std::atomic<double> grace_over_{-1};  // the grace period, once it is over
+  std::atomic<uint64_t> arrivals_{0};
 };
 
 }  // namespace nbf

@@ -198,6 +198,20 @@ int main(int argc, char** argv) {
     std::lock_guard<std::mutex> lock(health_mutex);
     server->GetHealthCheckService()->Shutdown();  // NOT_SERVING from now on
   }
+  // gRPC's core cancels, when the server shuts down, the calls it has received but not yet
+  // handed to a handler thread (a burst, a busy moment): wait until no call has arrived for
+  // 50 ms, at most a second, so those are answered too.
+  {
+    auto ends = std::chrono::steady_clock::now() + std::min<std::chrono::milliseconds>(
+                                                         std::chrono::milliseconds(1000), grace / 2);
+    uint64_t seen = service.Arrivals();
+    for (int quiet = 0; quiet < 10 && std::chrono::steady_clock::now() < ends;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      uint64_t now_seen = service.Arrivals();
+      quiet = now_seen == seen ? quiet + 1 : 0;
+      seen = now_seen;
+    }
+  }
   std::cerr << "no new calls accepted" << std::endl;
   // New calls are refused at once; calls in flight get the grace period to finish. When it
   // ends, the calls still waiting (on Redis or on the backend) are answered UNAVAILABLE

@@ -15,8 +15,6 @@ import os
 import queue
 import signal
 import sys
-import threading
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from nbfeatures.errors import ConfigError
@@ -56,23 +54,31 @@ def serve(settings: Settings, config: ServerConfig) -> int:
         )
     if config.processes > 1:
         return _serve_processes(settings, config)
-    stop_requested = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop_requested.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    _block_stop_signals()
     server, store = _start(settings, config)
     metrics = f", metrics on :{server.metrics_port}" if server.metrics_port else ""
     print(
         f"nbfeatures serving on {config.host}:{server.port}{metrics}", file=sys.stderr, flush=True
     )
-    stop_requested.wait()
+    signal.sigwait(_STOP_SIGNALS)
     print("stopping: finishing in-flight calls", file=sys.stderr, flush=True)
     server.stop()
     store.close()
     return 0
+
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _block_stop_signals() -> None:
+    """Block SIGTERM and SIGINT here, before any thread starts, so every thread inherits it.
+
+    The main thread then takes them with ``sigwait``. With a Python handler instead, a signal
+    the kernel gave to a gRPC or event-loop thread (as after the process was stopped and
+    continued) only set a flag, and the main thread, asleep on an event, never ran the
+    handler: the server did not stop.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
 
 
 def _start(
@@ -93,13 +99,12 @@ def _start(
 
 def _serve_one(settings: Settings, config: ServerConfig, ready: Any, index: int) -> None:
     """One of several server processes (``multiprocessing`` target): serve until SIGTERM."""
-    stop_requested = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
     # SIGINT reaches the whole process group from a terminal; the parent forwards it once.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _block_stop_signals()
     server, store = _start(settings, config)
     ready.put((index, server.metrics_port))
-    stop_requested.wait()
+    signal.sigwait({signal.SIGTERM})
     server.stop()
     store.close()
 
@@ -110,6 +115,7 @@ def _serve_processes(settings: Settings, config: ServerConfig) -> int:
 
     if config.port == 0:
         raise ConfigError("serve.port", "several processes need a fixed port to share")
+    _block_stop_signals()  # taken below with sigtimedwait
     # Spawned, not forked: gRPC's core must not be copied into a child from a live parent.
     context = multiprocessing.get_context("spawn")
     ready = context.Queue()
@@ -124,13 +130,14 @@ def _serve_processes(settings: Settings, config: ServerConfig) -> int:
         )
         child.start()
         children.append(child)
-    stop_requested = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
-    signal.signal(signal.SIGINT, lambda signum, frame: stop_requested.set())
+    stop_requested = False
     started = 0
     while started < len(children):
         if any(c.exitcode not in (None, 0) for c in children):
-            stop_requested.set()
+            stop_requested = True
+            break
+        if signal.sigtimedwait(_STOP_SIGNALS, 0) is not None:
+            stop_requested = True
             break
         with contextlib.suppress(queue.Empty):
             ready.get(timeout=0.5)
@@ -141,7 +148,7 @@ def _serve_processes(settings: Settings, config: ServerConfig) -> int:
             file=sys.stderr,
             flush=True,
         )
-    while not stop_requested.wait(0.5):
+    while not stop_requested and signal.sigtimedwait(_STOP_SIGNALS, 0.5) is None:
         if any(not c.is_alive() for c in children):
             break  # one died: stop the others rather than serve with fewer silently
     print("stopping: finishing in-flight calls", file=sys.stderr, flush=True)

@@ -468,15 +468,15 @@ class ServingServer:
         a time per method); the core cancels those still waiting when the server stops, so a
         busy loop lost calls it had received (CANCELLED a few milliseconds after SIGTERM).
         Here handlers that start wait at a gate instead of working, which leaves the loop free
-        to take the waiting calls, until none has arrived for a few turns (or ``limit``
-        seconds, under a stream of new calls that health NOT_SERVING has not yet turned away).
+        to take the waiting calls, until none has arrived for 50 ms (or ``limit`` seconds,
+        under a stream of new calls that health NOT_SERVING has not yet turned away).
         """
         loop = asyncio.get_running_loop()
         self.gate = asyncio.Event()
         try:
             ends = loop.time() + limit
             seen, quiet = self.arrivals, 0
-            while quiet < 3 and loop.time() < ends:
+            while quiet < 10 and loop.time() < ends:
                 await asyncio.sleep(0.005)
                 quiet = quiet + 1 if self.arrivals == seen else 0
                 seen = self.arrivals
