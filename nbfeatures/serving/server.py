@@ -8,7 +8,8 @@ an on-demand definition), runs on a small thread pool (``workers`` threads).
 
 Errors of the library become status codes here and nowhere else:
 
-    InvalidRequest, a limit passed      INVALID_ARGUMENT
+    InvalidRequest, a limit passed,     INVALID_ARGUMENT
+    request bytes that do not parse
     FeatureNotFound                     NOT_FOUND (naming every unknown family and feature)
     Redis unreachable                   UNAVAILABLE, and health turns NOT_SERVING until a ping
                                         from the health watcher succeeds again
