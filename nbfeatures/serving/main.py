@@ -15,6 +15,7 @@ import os
 import queue
 import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 from nbfeatures.errors import ConfigError
@@ -54,13 +55,13 @@ def serve(settings: Settings, config: ServerConfig) -> int:
         )
     if config.processes > 1:
         return _serve_processes(settings, config)
-    _block_stop_signals()
+    stop = _StopSignals(_STOP_SIGNALS)
     server, store = _start(settings, config)
     metrics = f", metrics on :{server.metrics_port}" if server.metrics_port else ""
     print(
         f"nbfeatures serving on {config.host}:{server.port}{metrics}", file=sys.stderr, flush=True
     )
-    signal.sigwait(_STOP_SIGNALS)
+    stop.wait()
     print("stopping: finishing in-flight calls", file=sys.stderr, flush=True)
     server.stop()
     store.close()
@@ -70,15 +71,43 @@ def serve(settings: Settings, config: ServerConfig) -> int:
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
-def _block_stop_signals() -> None:
-    """Block SIGTERM and SIGINT here, before any thread starts, so every thread inherits it.
+_SIGNAL_POLL_SECONDS = 0.5
 
-    The main thread then takes them with ``sigwait``. With a Python handler instead, a signal
-    the kernel gave to a gRPC or event-loop thread (as after the process was stopped and
-    continued) only set a flag, and the main thread, asleep on an event, never ran the
-    handler: the server did not stop.
+
+class _StopSignals:
+    """SIGTERM/SIGINT taken by the main thread, whichever thread the kernel gives them to.
+
+    A Python handler alone runs only when the main thread runs Python: a signal the kernel
+    gave to a gRPC or event-loop thread (as after the process was stopped and continued) set
+    its flag while the main thread slept on an event, and the server never stopped. So the
+    signals are blocked here, before any thread starts (threads inherit the mask), and taken
+    with ``sigtimedwait``. The handler stays for what arrives unblocked: before ``block`` or
+    after something unblocked them (``multiprocessing``'s resource tracker does, when it
+    starts); the timeout of ``wait`` notices its flag.
     """
-    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+    def __init__(self, signals: set[signal.Signals], *, block: bool = True) -> None:
+        self._signals = signals
+        self._flag = threading.Event()
+        for number in signals:
+            signal.signal(number, lambda signum, frame: self._flag.set())
+        if block:
+            self.block()
+
+    def block(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, self._signals)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Whether a stop signal came, waiting up to ``timeout`` seconds (None: until one does)."""
+        while not self._flag.is_set():
+            step = _SIGNAL_POLL_SECONDS if timeout is None else min(timeout, _SIGNAL_POLL_SECONDS)
+            if signal.sigtimedwait(self._signals, step) is not None:
+                self._flag.set()
+            elif timeout is not None:
+                timeout -= step
+                if timeout <= 0:
+                    break
+        return self._flag.is_set()
 
 
 def _start(
@@ -101,10 +130,10 @@ def _serve_one(settings: Settings, config: ServerConfig, ready: Any, index: int)
     """One of several server processes (``multiprocessing`` target): serve until SIGTERM."""
     # SIGINT reaches the whole process group from a terminal; the parent forwards it once.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _block_stop_signals()
+    stop = _StopSignals({signal.SIGTERM})
     server, store = _start(settings, config)
     ready.put((index, server.metrics_port))
-    signal.sigwait({signal.SIGTERM})
+    stop.wait()
     server.stop()
     store.close()
 
@@ -115,7 +144,9 @@ def _serve_processes(settings: Settings, config: ServerConfig) -> int:
 
     if config.port == 0:
         raise ConfigError("serve.port", "several processes need a fixed port to share")
-    _block_stop_signals()  # taken below with sigtimedwait
+    # Blocked once the children run: starting them starts multiprocessing's resource tracker,
+    # which unblocks SIGTERM and SIGINT.
+    stop = _StopSignals(_STOP_SIGNALS, block=False)
     # Spawned, not forked: gRPC's core must not be copied into a child from a live parent.
     context = multiprocessing.get_context("spawn")
     ready = context.Queue()
@@ -130,13 +161,11 @@ def _serve_processes(settings: Settings, config: ServerConfig) -> int:
         )
         child.start()
         children.append(child)
+    stop.block()
     stop_requested = False
     started = 0
     while started < len(children):
-        if any(c.exitcode not in (None, 0) for c in children):
-            stop_requested = True
-            break
-        if signal.sigtimedwait(_STOP_SIGNALS, 0) is not None:
+        if any(c.exitcode not in (None, 0) for c in children) or stop.wait(0):
             stop_requested = True
             break
         with contextlib.suppress(queue.Empty):
@@ -148,7 +177,7 @@ def _serve_processes(settings: Settings, config: ServerConfig) -> int:
             file=sys.stderr,
             flush=True,
         )
-    while not stop_requested and signal.sigtimedwait(_STOP_SIGNALS, 0.5) is None:
+    while not stop_requested and not stop.wait(0.5):
         if any(not c.is_alive() for c in children):
             break  # one died: stop the others rather than serve with fewer silently
     print("stopping: finishing in-flight calls", file=sys.stderr, flush=True)

@@ -194,6 +194,10 @@ class Serve:
         stub = convert.feature_stub(self.channels[index % len(self.channels)])
         return stub.GetOnlineFeatures.future(message, timeout=60)  # type: ignore[no-any-return]
 
+    def list_call(self, index: int) -> grpc.Future:
+        stub = convert.feature_stub(self.channels[index % len(self.channels)])
+        return stub.ListFeatures.future(convert.list_request(), timeout=60)  # type: ignore[no-any-return]
+
     def in_flight(self) -> float | None:
         return _metric(self.metrics_port, "nbf_serving_in_flight")
 
@@ -308,6 +312,34 @@ def test_sigterm_finishes_the_calls_a_busy_server_had_received(users, own_redis,
         serve.close()
 
 
+def test_sigterm_stops_several_processes_each_finishing_its_calls(
+    users, own_redis, tmp_path, data_plane
+):
+    if data_plane == "native":
+        pytest.skip("the native data plane runs one process")
+    serve = Serve(own_redis, users, tmp_path, NBF_SERVE_PROCESSES="2")
+    try:
+        data = request(3)
+        with redis_stopped(own_redis):
+            calls = [serve.call(i, data) for i in range(40)]
+            for _ in range(3000):
+                held = sum(
+                    _metric(serve.metrics_port + i, "nbf_serving_in_flight") or 0 for i in (0, 1)
+                )
+                if held == 40:
+                    break
+                threading.Event().wait(0.01)  # polling until every call reached a handler
+            assert held == 40
+            serve.proc.send_signal(signal.SIGTERM)
+            serve.draining()
+            serve.refuses_new_calls()
+        for call in calls:
+            assert tiers(call.result()) == ["gold", "", ""]
+        assert serve.proc.wait(timeout=60) == 0
+    finally:
+        serve.close()
+
+
 def test_calls_still_waiting_when_the_grace_ends_say_so_and_the_server_exits(
     users, own_redis, tmp_path
 ):
@@ -320,7 +352,9 @@ def test_calls_still_waiting_when_the_grace_ends_say_so_and_the_server_exits(
         assert tiers(serve.call(0, data).result()) == ["gold", "", ""]
         with redis_stopped(own_redis):
             calls = [serve.call(i, data) for i in range(60)]
-            serve.wait_in_flight(60)
+            # Listing reads Redis on the Python server (behind the native front: forwarded).
+            calls += [serve.list_call(i) for i in range(4)]
+            serve.wait_in_flight(64)
             serve.proc.send_signal(signal.SIGTERM)
             serve.draining()
             serve.refuses_new_calls()
