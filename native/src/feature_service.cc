@@ -1,8 +1,14 @@
 #include "feature_service.h"
 
+#include <grpcpp/impl/client_unary_call.h>
+#include <grpcpp/impl/codegen/proto_utils.h>
+#include <grpcpp/impl/rpc_service_method.h>
+#include <grpcpp/support/method_handler.h>
+
 #include <algorithm>
 #include <array>
 #include <random>
+#include <sstream>
 #include <unordered_map>
 #include <vector>
 
@@ -118,17 +124,50 @@ class InFlight {
   std::atomic<int64_t>& gauge_;
 };
 
+constexpr const char* kGetOnlineFeatures = "/nbfeatures.serving.v1.FeatureService/GetOnlineFeatures";
+constexpr const char* kListFeatures = "/nbfeatures.serving.v1.FeatureService/ListFeatures";
+constexpr const char* kDescribeFamily = "/nbfeatures.serving.v1.FeatureService/DescribeFamily";
+
+// `data` parsed as `message`; INVALID_ARGUMENT naming the message when the bytes are not one.
+// (The text matches the Python plane's, whose parser says "wire format was corrupt".)
+grpc::Status Parse(const grpc::ByteBuffer& data, google::protobuf::Message& message) {
+  grpc::ByteBuffer view(data);  // shares the slices; the reader needs a mutable buffer
+  grpc::ProtoBufferReader reader(&view);
+  if (reader.status().ok() && message.ParseFromZeroCopyStream(&reader)) {
+    return grpc::Status::OK;
+  }
+  return {grpc::StatusCode::INVALID_ARGUMENT, "the request is not a valid " +
+                                                  message.GetDescriptor()->full_name() +
+                                                  ": wire format was corrupt"};
+}
+
+template <typename Handler>
+grpc::internal::RpcServiceMethod* RawMethod(const char* name, FeatureServiceImpl* service,
+                                           Handler handler) {
+  return new grpc::internal::RpcServiceMethod(
+      name, grpc::internal::RpcMethod::NORMAL_RPC,
+      new grpc::internal::RpcMethodHandler<FeatureServiceImpl, grpc::ByteBuffer,
+                                           grpc::ByteBuffer>(handler, service));
+}
+
 }  // namespace
 
 FeatureServiceImpl::FeatureServiceImpl(ServiceOptions options,
                                        std::shared_ptr<grpc::Channel> backend, Metrics& metrics,
                                        std::function<void(bool)> set_health)
     : options_(std::move(options)),
-      backend_(pb::FeatureService::NewStub(std::move(backend))),
+      backend_(std::move(backend)),
+      backend_get_(kGetOnlineFeatures, grpc::internal::RpcMethod::NORMAL_RPC, backend_),
+      backend_list_(kListFeatures, grpc::internal::RpcMethod::NORMAL_RPC, backend_),
+      backend_describe_(kDescribeFamily, grpc::internal::RpcMethod::NORMAL_RPC, backend_),
       metrics_(metrics),
       set_health_(std::move(set_health)),
       catalog_(options_.prefix, options_.live_cache),
-      expected_token_(options_.token.empty() ? "" : "Bearer " + options_.token) {}
+      expected_token_(options_.token.empty() ? "" : "Bearer " + options_.token) {
+  AddMethod(RawMethod(kGetOnlineFeatures, this, std::mem_fn(&FeatureServiceImpl::GetOnlineFeatures)));
+  AddMethod(RawMethod(kListFeatures, this, std::mem_fn(&FeatureServiceImpl::ListFeatures)));
+  AddMethod(RawMethod(kDescribeFamily, this, std::mem_fn(&FeatureServiceImpl::DescribeFamily)));
+}
 
 grpc::Status FeatureServiceImpl::Authorize(grpc::ServerContext* context) const {
   if (expected_token_.empty()) return grpc::Status::OK;
@@ -137,6 +176,10 @@ grpc::Status FeatureServiceImpl::Authorize(grpc::ServerContext* context) const {
   if (found == metadata.end()) {
     return {grpc::StatusCode::UNAUTHENTICATED,
             "this server needs a bearer token in the 'authorization' metadata"};
+  }
+  // Which of two tokens counts would be a guess (proxies differ): refuse both.
+  if (metadata.count("authorization") > 1) {
+    return {grpc::StatusCode::UNAUTHENTICATED, "more than one authorization header was sent"};
   }
   std::string_view given(found->second.data(), found->second.size());
   if (!ConstantTimeEqual(given, expected_token_)) {
@@ -170,18 +213,31 @@ grpc::Status FeatureServiceImpl::Unreachable(const std::string& error) {
 }
 
 grpc::Status FeatureServiceImpl::GetOnlineFeatures(grpc::ServerContext* context,
-                                                   const pb::GetOnlineFeaturesRequest* request,
-                                                   pb::GetOnlineFeaturesResponse* response) {
+                                                   const grpc::ByteBuffer* data,
+                                                   grpc::ByteBuffer* answer) {
+  arrivals_.fetch_add(1, std::memory_order_relaxed);
   grpc::Status status = Authorize(context);
   if (!status.ok()) return status;
   InFlight in_flight(metrics_.in_flight());
   Timer timer;
-  // A call sampled for the served-vector log is answered (and logged) by the backend.
-  bool sampled = Sampled();
-  if (sampled || TryAnswer(context, *request, *response, status) == Outcome::kForward) {
-    response->Clear();
-    status = Forward(context, *request, *response, sampled);
-    if (status.ok()) Account(*response);
+  pb::GetOnlineFeaturesRequest request;
+  status = Parse(*data, request);
+  if (status.ok()) {
+    pb::GetOnlineFeaturesResponse response;
+    // A call sampled for the served-vector log is answered (and logged) by the backend.
+    bool sampled = Sampled();
+    if (sampled || TryAnswer(context, request, response, status) == Outcome::kForward) {
+      metrics_.Backend("GetOnlineFeatures");
+      status = Forward(backend_get_, context, *data, *answer, sampled);
+      if (status.ok()) {
+        response.Clear();
+        if (Parse(*answer, response).ok()) Account(response);
+      }
+    } else if (status.ok()) {
+      bool own_buffer = false;
+      status = grpc::SerializationTraits<pb::GetOnlineFeaturesResponse>::Serialize(
+          response, answer, &own_buffer);
+    }
   }
   metrics_.Call("GetOnlineFeatures", CodeName(status.error_code()), timer.seconds());
   return status;
@@ -251,7 +307,8 @@ FeatureServiceImpl::Outcome FeatureServiceImpl::TryAnswer(
     status = failure == Failure::kDeadline
                  ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                                 "the deadline passed while reading")
-                 : Unreachable(error);
+             : failure == Failure::kStopped ? Stopped()
+                                            : Unreachable(error);
     return Outcome::kAnswered;
   };
   size_t served = 0;
@@ -523,15 +580,39 @@ FeatureServiceImpl::Outcome FeatureServiceImpl::TryAnswer(
   return Outcome::kAnswered;
 }
 
-grpc::Status FeatureServiceImpl::Forward(grpc::ServerContext* context,
-                                         const pb::GetOnlineFeaturesRequest& request,
-                                         pb::GetOnlineFeaturesResponse& response, bool sampled) {
-  metrics_.Backend("GetOnlineFeatures");
+grpc::Status FeatureServiceImpl::Forward(const grpc::internal::RpcMethod& method,
+                                         grpc::ServerContext* context,
+                                         const grpc::ByteBuffer& request,
+                                         grpc::ByteBuffer& response, bool sampled) {
   grpc::ClientContext client;
   ClientDeadline(context, client);
   // The backend logs exactly the calls sampled here, so the sample rate holds for all calls.
   if (sampled) client.AddMetadata("nbf-log-sample", "1");
-  return backend_->GetOnlineFeatures(&client, request, &response);
+  {
+    std::lock_guard<std::mutex> lock(forwards_mutex_);
+    if (grace_over_ >= 0) return Stopped();
+    forwards_.insert(&client);
+  }
+  grpc::Status status = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
+      backend_.get(), method, &client, request, &response);
+  std::lock_guard<std::mutex> lock(forwards_mutex_);
+  forwards_.erase(&client);
+  if (grace_over_ >= 0 && status.error_code() == grpc::StatusCode::CANCELLED) return Stopped();
+  return status;
+}
+
+void FeatureServiceImpl::GraceOver(double grace) {
+  std::lock_guard<std::mutex> lock(forwards_mutex_);
+  grace_over_.store(grace);
+  StopReadsAt(Clock::now());
+  for (grpc::ClientContext* client : forwards_) client->TryCancel();
+}
+
+grpc::Status FeatureServiceImpl::Stopped() const {
+  std::ostringstream text;  // the grace as Python's "{:g}" writes it, as the other plane does
+  text << "the server is stopping and its grace period (" << grace_over_.load()
+       << " s) ended before this call finished; retry on another server";
+  return {grpc::StatusCode::UNAVAILABLE, text.str()};
 }
 
 void FeatureServiceImpl::Account(const pb::GetOnlineFeaturesResponse& response) {
@@ -553,35 +634,39 @@ void FeatureServiceImpl::Account(const pb::GetOnlineFeaturesResponse& response) 
   }
 }
 
-template <typename Call>
-grpc::Status FeatureServiceImpl::Relay(const char* method, grpc::ServerContext* context,
-                                       Call call) {
+template <typename Request>
+grpc::Status FeatureServiceImpl::Relay(const char* method,
+                                       const grpc::internal::RpcMethod& backend_method,
+                                       grpc::ServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) {
+  arrivals_.fetch_add(1, std::memory_order_relaxed);
   grpc::Status status = Authorize(context);
   if (!status.ok()) return status;
   InFlight in_flight(metrics_.in_flight());
   Timer timer;
-  grpc::ClientContext client;
-  ClientDeadline(context, client);
-  metrics_.Backend(method);
-  status = call(client);
+  Request parsed;  // only checked: the backend gets the bytes as they came
+  status = Parse(*request, parsed);
+  if (status.ok()) {
+    metrics_.Backend(method);
+    status = Forward(backend_method, context, *request, *response);
+  }
   metrics_.Call(method, CodeName(status.error_code()), timer.seconds());
   return status;
 }
 
 grpc::Status FeatureServiceImpl::ListFeatures(grpc::ServerContext* context,
-                                              const pb::ListFeaturesRequest* request,
-                                              pb::ListFeaturesResponse* response) {
-  return Relay("ListFeatures", context, [&](grpc::ClientContext& client) {
-    return backend_->ListFeatures(&client, *request, response);
-  });
+                                              const grpc::ByteBuffer* request,
+                                              grpc::ByteBuffer* response) {
+  return Relay<pb::ListFeaturesRequest>("ListFeatures", backend_list_, context, request,
+                                        response);
 }
 
 grpc::Status FeatureServiceImpl::DescribeFamily(grpc::ServerContext* context,
-                                                const pb::DescribeFamilyRequest* request,
-                                                pb::DescribeFamilyResponse* response) {
-  return Relay("DescribeFamily", context, [&](grpc::ClientContext& client) {
-    return backend_->DescribeFamily(&client, *request, response);
-  });
+                                                const grpc::ByteBuffer* request,
+                                                grpc::ByteBuffer* response) {
+  return Relay<pb::DescribeFamilyRequest>("DescribeFamily", backend_describe_, context, request,
+                                          response);
 }
 
 }  // namespace nbf

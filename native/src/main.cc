@@ -22,6 +22,8 @@
 namespace {
 
 constexpr const char* kServiceName = "nbfeatures.serving.v1.FeatureService";
+// After the grace period, the time calls cut off by it get to send their status.
+constexpr std::chrono::milliseconds kAnswerTime{1000};
 
 std::string ReadFile(const std::string& path) {
   std::ifstream file(path);
@@ -87,6 +89,7 @@ int main(int argc, char** argv) {
   options.max_request_bytes = std::stoll(Flag(flags, "max-request-bytes", "4194304"));
   options.log_sample_rate = std::stod(Flag(flags, "log-sample-rate", "0"));
   auto health_interval = Millis(Flag(flags, "health-interval", "0.5"));
+  double grace_seconds = std::stod(Flag(flags, "grace", "10"));
   auto grace = Millis(Flag(flags, "grace", "10"));
   std::string listen = Flag(flags, "listen", "127.0.0.1:6566");
   std::string backend_address = Flag(flags, "backend");
@@ -184,20 +187,54 @@ int main(int argc, char** argv) {
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
+  // The watcher is told to stop but not waited for: its PING may hang with Redis, and new
+  // calls must be refused at once.
   {
     std::lock_guard<std::mutex> lock(wait_mutex);
     stopping.store(true);
   }
   wake.notify_all();
-  watcher.join();
   {
     std::lock_guard<std::mutex> lock(health_mutex);
     server->GetHealthCheckService()->Shutdown();  // NOT_SERVING from now on
   }
+  // gRPC's core cancels, when the server shuts down, the calls it has received but not yet
+  // handed to a handler thread (a burst, a busy moment): wait until no call has arrived for
+  // 50 ms, at most a second, so those are answered too.
+  {
+    auto ends = std::chrono::steady_clock::now() + std::min<std::chrono::milliseconds>(
+                                                         std::chrono::milliseconds(1000), grace / 2);
+    uint64_t seen = service.Arrivals();
+    for (int quiet = 0; quiet < 10 && std::chrono::steady_clock::now() < ends;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      uint64_t now_seen = service.Arrivals();
+      quiet = now_seen == seen ? quiet + 1 : 0;
+      seen = now_seen;
+    }
+  }
   std::cerr << "no new calls accepted" << std::endl;
-  // New calls are refused at once; calls in flight get the grace period to finish.
-  server->Shutdown(std::chrono::system_clock::now() + grace);
+  // New calls are refused at once; calls in flight get the grace period to finish. When it
+  // ends, the calls still waiting (on Redis or on the backend) are answered UNAVAILABLE
+  // saying so, and gRPC cancels whatever remains a moment later.
+  std::mutex done_mutex;
+  std::condition_variable done_changed;
+  bool done = false;
+  std::thread grace_timer([&] {
+    std::unique_lock<std::mutex> lock(done_mutex);
+    if (!done_changed.wait_for(lock, grace, [&] { return done; })) {
+      service.GraceOver(grace_seconds);
+    }
+  });
+  server->Shutdown(std::chrono::system_clock::now() + grace + kAnswerTime);
   server->Wait();
+  {
+    std::lock_guard<std::mutex> lock(done_mutex);
+    done = true;
+  }
+  done_changed.notify_all();
+  grace_timer.join();
+  nbf::StopReadsAt(std::chrono::steady_clock::now());  // a PING of the watcher's, if it hangs
+  watcher.join();
   metrics.Stop();
   return 0;
 }

@@ -8,6 +8,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -48,6 +50,19 @@ void AppendCommand(std::string& out, std::initializer_list<std::string_view> par
 
 void AppendCommand(std::string& out, const std::vector<std::string_view>& parts) {
   AppendParts(out, parts);
+}
+
+namespace {
+
+// StopReadsAt's time, in steady-clock ticks; max: reads never stop.
+std::atomic<std::chrono::steady_clock::rep> stop_reads_at{
+    std::chrono::steady_clock::time_point::max().time_since_epoch().count()};
+constexpr std::chrono::milliseconds kPollSlice{50};
+
+}  // namespace
+
+void StopReadsAt(std::chrono::steady_clock::time_point when) {
+  stop_reads_at.store(when.time_since_epoch().count());
 }
 
 RedisConnection::RedisConnection(RedisTarget target, std::chrono::milliseconds timeout)
@@ -185,8 +200,13 @@ bool RedisConnection::Fill(std::chrono::steady_clock::time_point deadline, Failu
   bool deadline_first = deadline < timeout_at;
   auto until = deadline_first ? deadline : timeout_at;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - std::chrono::steady_clock::now());
+    auto current = std::chrono::steady_clock::now();
+    if (current.time_since_epoch().count() >= stop_reads_at.load()) {
+      failure = Failure::kStopped;
+      error = "the server stopped";
+      return false;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - current);
     if (left.count() <= 0) {
       failure = deadline_first ? Failure::kDeadline : Failure::kConnection;
       error = deadline_first ? "the deadline passed while reading"
@@ -194,7 +214,8 @@ bool RedisConnection::Fill(std::chrono::steady_clock::time_point deadline, Failu
       return false;
     }
     pollfd wait{fd_, POLLIN, 0};
-    int ready = ::poll(&wait, 1, static_cast<int>(left.count()));
+    // In slices, so a stop (StopReadsAt) is noticed while Redis keeps silent.
+    int ready = ::poll(&wait, 1, static_cast<int>(std::min(left, kPollSlice).count()));
     if (ready < 0 && errno == EINTR) continue;
     if (ready == 0) continue;  // the loop above decides which limit passed
     char chunk[16384];

@@ -28,8 +28,13 @@ struct Reply {
   std::vector<Reply> items;
 };
 
-// Why a round trip failed: the connection (or its timeout) or the deadline of the call.
-enum class Failure { kNone, kConnection, kDeadline };
+// Why a round trip failed: the connection (or its timeout), the deadline of the call, or the
+// server stopping (its grace period over, see StopReadsAt).
+enum class Failure { kNone, kConnection, kDeadline, kStopped };
+
+// From `when` on, every read waiting on Redis, in any thread, gives up with kStopped: the
+// server's grace period is over. Reads notice within a poll slice (50 ms).
+void StopReadsAt(std::chrono::steady_clock::time_point when);
 
 // Appends one command in RESP to `out`.
 void AppendCommand(std::string& out, std::initializer_list<std::string_view> parts);

@@ -1,4 +1,12 @@
-"""Bearer-token checking and TLS credentials for the feature server."""
+"""Bearer-token checking and TLS credentials for the feature server.
+
+The rule, the same on both data planes: FeatureService needs the token; health and server
+reflection are open. Load balancers probe health without credentials, and reflection tells
+only the schema, which is public (``proto/``): a generic client (grpcurl, a reflection-only
+client) can then find and health-check the server, and still needs the token to read
+features. A call carrying two ``authorization`` headers is refused: which one counts would be
+a guess, and proxies differ in which they keep.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +17,12 @@ from typing import Any
 
 import grpc
 
-# Load balancers probe health without credentials; everything else needs the token.
-_OPEN_SERVICES = ("/grpc.health.v1.Health/",)
+# Open without the token (see above); everything else needs it.
+_OPEN_SERVICES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
 
 
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -27,10 +39,16 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method: str = handler_call_details.method
         if method.startswith(_OPEN_SERVICES):
             return await continuation(handler_call_details)
-        sent = dict(handler_call_details.invocation_metadata or ()).get("authorization")
-        if sent is None:
+        sent = [
+            value
+            for key, value in handler_call_details.invocation_metadata or ()
+            if key == "authorization"
+        ]
+        if not sent:
             return _refusal("this server needs a bearer token in the 'authorization' metadata")
-        given = sent.encode() if isinstance(sent, str) else bytes(sent)
+        if len(sent) > 1:
+            return _refusal("more than one authorization header was sent")
+        given = sent[0].encode() if isinstance(sent[0], str) else bytes(sent[0])
         if not hmac.compare_digest(given, self._expected):
             return _refusal("the bearer token was not accepted")
         return await continuation(handler_call_details)

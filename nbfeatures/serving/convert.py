@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from nbfeatures.definitions import FeatureRef, FeatureType, parse_refs
 from nbfeatures.errors import DefinitionError, InvalidRequest
@@ -44,9 +45,46 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # -- wiring -------------------------------------------------------------------------------
 
 
+# Each method's request and response messages.
+_MESSAGES: dict[str, tuple[Any, Any]] = {
+    "GetOnlineFeatures": (pb.GetOnlineFeaturesRequest, pb.GetOnlineFeaturesResponse),
+    "ListFeatures": (pb.ListFeaturesRequest, pb.ListFeaturesResponse),
+    "DescribeFamily": (pb.DescribeFamilyRequest, pb.DescribeFamilyResponse),
+}
+
+
 def add_feature_service(server: grpc.Server, servicer: Any) -> None:
-    """Register ``servicer`` (GetOnlineFeatures, ListFeatures, DescribeFamily) on ``server``."""
-    pb_grpc.add_FeatureServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    """Register ``servicer`` (GetOnlineFeatures, ListFeatures, DescribeFamily) on ``server``.
+
+    Its methods receive the request's bytes and parse them with ``parse_request``: gRPC's own
+    parsing would end malformed bytes with UNKNOWN and a Python exception's text, where they
+    are the caller's mistake (INVALID_ARGUMENT, naming the message and the parser's reason).
+    """
+    import grpc
+
+    handlers = {
+        method: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method), response_serializer=response.SerializeToString
+        )
+        for method, (_, response) in _MESSAGES.items()
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
+def parse_request(method: str, data: bytes) -> Any:
+    """The request message of ``method`` in ``data``; ``InvalidRequest`` when it does not parse."""
+    message = _MESSAGES[method][0]
+    try:
+        return message.FromString(data)
+    except DecodeError as exc:
+        # "Error parsing message with type 'x.Y': Wire format was corrupt" -> the reason alone.
+        reason = str(exc).rpartition("': ")[2] or "it does not parse"
+        raise InvalidRequest(
+            "request",
+            f"the request is not a valid {message.DESCRIPTOR.full_name}: "
+            f"{reason[:1].lower()}{reason[1:]}",
+        ) from None
 
 
 def feature_stub(channel: grpc.Channel | grpc.aio.Channel) -> Any:

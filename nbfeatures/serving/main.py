@@ -16,7 +16,6 @@ import queue
 import signal
 import sys
 import threading
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from nbfeatures.errors import ConfigError
@@ -56,23 +55,59 @@ def serve(settings: Settings, config: ServerConfig) -> int:
         )
     if config.processes > 1:
         return _serve_processes(settings, config)
-    stop_requested = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop_requested.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = _StopSignals(_STOP_SIGNALS)
     server, store = _start(settings, config)
     metrics = f", metrics on :{server.metrics_port}" if server.metrics_port else ""
     print(
         f"nbfeatures serving on {config.host}:{server.port}{metrics}", file=sys.stderr, flush=True
     )
-    stop_requested.wait()
+    stop.wait()
     print("stopping: finishing in-flight calls", file=sys.stderr, flush=True)
     server.stop()
     store.close()
     return 0
+
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+_SIGNAL_POLL_SECONDS = 0.5
+
+
+class _StopSignals:
+    """SIGTERM/SIGINT taken by the main thread, whichever thread the kernel gives them to.
+
+    A Python handler alone runs only when the main thread runs Python: a signal the kernel
+    gave to a gRPC or event-loop thread (as after the process was stopped and continued) set
+    its flag while the main thread slept on an event, and the server never stopped. So the
+    signals are blocked here, before any thread starts (threads inherit the mask), and taken
+    with ``sigtimedwait``. The handler stays for what arrives unblocked: before ``block`` or
+    after something unblocked them (``multiprocessing``'s resource tracker does, when it
+    starts); the timeout of ``wait`` notices its flag.
+    """
+
+    def __init__(self, signals: set[signal.Signals], *, block: bool = True) -> None:
+        self._signals = signals
+        self._flag = threading.Event()
+        for number in signals:
+            signal.signal(number, lambda signum, frame: self._flag.set())
+        if block:
+            self.block()
+
+    def block(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, self._signals)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Whether a stop signal came, waiting up to ``timeout`` seconds (None: until one does)."""
+        while not self._flag.is_set():
+            step = _SIGNAL_POLL_SECONDS if timeout is None else min(timeout, _SIGNAL_POLL_SECONDS)
+            if signal.sigtimedwait(self._signals, step) is not None:
+                self._flag.set()
+            elif timeout is not None:
+                timeout -= step
+                if timeout <= 0:
+                    break
+        return self._flag.is_set()
 
 
 def _start(
@@ -93,13 +128,12 @@ def _start(
 
 def _serve_one(settings: Settings, config: ServerConfig, ready: Any, index: int) -> None:
     """One of several server processes (``multiprocessing`` target): serve until SIGTERM."""
-    stop_requested = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
     # SIGINT reaches the whole process group from a terminal; the parent forwards it once.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = _StopSignals({signal.SIGTERM})
     server, store = _start(settings, config)
     ready.put((index, server.metrics_port))
-    stop_requested.wait()
+    stop.wait()
     server.stop()
     store.close()
 
@@ -110,6 +144,9 @@ def _serve_processes(settings: Settings, config: ServerConfig) -> int:
 
     if config.port == 0:
         raise ConfigError("serve.port", "several processes need a fixed port to share")
+    # Blocked once the children run: starting them starts multiprocessing's resource tracker,
+    # which unblocks SIGTERM and SIGINT.
+    stop = _StopSignals(_STOP_SIGNALS, block=False)
     # Spawned, not forked: gRPC's core must not be copied into a child from a live parent.
     context = multiprocessing.get_context("spawn")
     ready = context.Queue()
@@ -124,13 +161,12 @@ def _serve_processes(settings: Settings, config: ServerConfig) -> int:
         )
         child.start()
         children.append(child)
-    stop_requested = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
-    signal.signal(signal.SIGINT, lambda signum, frame: stop_requested.set())
+    stop.block()
+    stop_requested = False
     started = 0
     while started < len(children):
-        if any(c.exitcode not in (None, 0) for c in children):
-            stop_requested.set()
+        if any(c.exitcode not in (None, 0) for c in children) or stop.wait(0):
+            stop_requested = True
             break
         with contextlib.suppress(queue.Empty):
             ready.get(timeout=0.5)
@@ -141,7 +177,7 @@ def _serve_processes(settings: Settings, config: ServerConfig) -> int:
             file=sys.stderr,
             flush=True,
         )
-    while not stop_requested.wait(0.5):
+    while not stop_requested and not stop.wait(0.5):
         if any(not c.is_alive() for c in children):
             break  # one died: stop the others rather than serve with fewer silently
     print("stopping: finishing in-flight calls", file=sys.stderr, flush=True)

@@ -8,7 +8,8 @@ an on-demand definition), runs on a small thread pool (``workers`` threads).
 
 Errors of the library become status codes here and nowhere else:
 
-    InvalidRequest, a limit passed      INVALID_ARGUMENT
+    InvalidRequest, a limit passed,     INVALID_ARGUMENT
+    request bytes that do not parse
     FeatureNotFound                     NOT_FOUND (naming every unknown family and feature)
     Redis unreachable                   UNAVAILABLE, and health turns NOT_SERVING until a ping
                                         from the health watcher succeeds again
@@ -65,6 +66,10 @@ if TYPE_CHECKING:
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError)
 _STATUSES = tuple(Status)
 _DEADLINE_MARGIN = 0.05
+# Stopping: the longest wait for calls gRPC holds to reach a handler, and the time given to
+# calls cut off at the end of the grace period to send their status.
+_CATCH_UP_SECONDS = 1.0
+_ABORT_SECONDS = 1.0
 _PRESENT, _STALE = int(Status.PRESENT), int(Status.STALE)
 # Metadata the native front adds to the calls it sampled for the served-vector log.
 _LOG_MARK = "nbf-log-sample"
@@ -117,16 +122,29 @@ class FeatureServicer:
         code = grpc.StatusCode.OK
         self._in_flight.inc()
         task = asyncio.current_task()
-        handlers = self._server.handlers
+        server = self._server
+        server.arrivals += 1
+        handlers = server.handlers
         if task is not None:
             handlers.add(task)
         try:
             try:
+                if server.gate is not None:  # stopping: see ``ServingServer._catch_up``
+                    await server.gate.wait()
                 return await work
             except Exception as exc:
                 code, message = await self._status_of(exc)
             await context.abort(code, message)
         except asyncio.CancelledError:
+            if server.grace_passed is not None:
+                # Stopping, and the grace period ran out before this call finished: say so,
+                # rather than the bare CANCELLED gRPC gives the calls it cuts off.
+                code = grpc.StatusCode.UNAVAILABLE
+                await context.abort(
+                    code,
+                    f"the server is stopping and its grace period ({server.grace_passed:g} s)"
+                    " ended before this call finished; retry on another server",
+                )
             # The client went away or the deadline passed; grpc cancels the handler. A client
             # cancels at its deadline a moment before the server's copy of it (set when the
             # call arrived) expires, hence the margin.
@@ -171,17 +189,17 @@ class FeatureServicer:
 
     # -- GetOnlineFeatures -------------------------------------------------------------------
 
-    async def GetOnlineFeatures(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._serve("GetOnlineFeatures", context, self._get(request, context))
+    async def GetOnlineFeatures(self, data: bytes, context: grpc.aio.ServicerContext) -> Any:
+        return await self._serve("GetOnlineFeatures", context, self._get(data, context))
 
-    async def _get(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def _get(self, data: bytes, context: grpc.aio.ServicerContext) -> Any:
         config = self._config
-        size = request.ByteSize()
+        size = len(data)
         if size > config.max_request_bytes:
             raise InvalidRequest(
                 "request", f"{size} bytes is over the limit of {config.max_request_bytes}"
             )
-        query = convert.request_to_query(request)
+        query = convert.request_to_query(convert.parse_request("GetOnlineFeatures", data))
         if query.row_count > config.max_entities:
             raise InvalidRequest(
                 "request",
@@ -278,18 +296,20 @@ class FeatureServicer:
 
     # -- listing -----------------------------------------------------------------------------
 
-    async def ListFeatures(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await self._serve(
-            "ListFeatures", context, self._server.blocking(self._server.list_features)
-        )
+    async def ListFeatures(self, data: bytes, context: grpc.aio.ServicerContext) -> Any:
+        return await self._serve("ListFeatures", context, self._list(data))
 
-    async def DescribeFamily(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def _list(self, data: bytes) -> Any:
+        convert.parse_request("ListFeatures", data)  # no fields; malformed bytes are refused
+        return await self._server.blocking(self._server.list_features)
+
+    async def DescribeFamily(self, data: bytes, context: grpc.aio.ServicerContext) -> Any:
+        return await self._serve("DescribeFamily", context, self._describe(data))
+
+    async def _describe(self, data: bytes) -> Any:
+        request = convert.parse_request("DescribeFamily", data)
         family, version = convert.describe_request_fields(request)
-        return await self._serve(
-            "DescribeFamily",
-            context,
-            self._server.blocking(self._server.describe_family, family, version),
-        )
+        return await self._server.blocking(self._server.describe_family, family, version)
 
 
 def _code_of(exc: NbfeaturesError) -> grpc.StatusCode:
@@ -340,8 +360,13 @@ class ServingServer:
         )
         self._thread.start()
         self._watcher: asyncio.Task[None] | None = None
-        # The tasks answering calls now (so a stop can wait for them).
+        # The tasks answering calls now (so a stop can wait for them), how many calls have
+        # reached a handler, and the stop's state: while ``gate`` is set new handlers wait at
+        # it; ``grace_passed`` is the grace period, once it is over.
         self.handlers: set[asyncio.Task[Any]] = set()
+        self.arrivals = 0
+        self.gate: asyncio.Event | None = None
+        self.grace_passed: float | None = None
         self._stopped = threading.Event()
         try:
             self.port: int = self._on_loop(self._build())
@@ -419,26 +444,54 @@ class ServingServer:
         return self._stopped
 
     async def _stop(self, grace: float) -> None:
-        await self.health.enter_graceful_shutdown()
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + grace
+        await self.health.enter_graceful_shutdown()  # NOT_SERVING: balancers look elsewhere
         if self._watcher is not None:
             self._watcher.cancel()
-        stopping = asyncio.ensure_future(self.grpc.stop(grace))
-        # The first step of ``stop`` shuts the listener and refuses new calls.
+        await self._catch_up(min(_CATCH_UP_SECONDS, grace / 2))
+        # gRPC's stop shuts the listener and refuses new calls at once; it cancels the calls
+        # still running when its grace ends, so ours (below) ends first, to answer them.
+        stopping = asyncio.ensure_future(self.grpc.stop(grace + _ABORT_SECONDS))
         await asyncio.sleep(0)
         if self.on_draining is not None:
             self.on_draining()
-        await stopping
-        # Handlers still running (none, unless gRPC let go of a call early) finish before the
-        # loop closes, so no answer is cut off; after the grace, they are cancelled.
         handlers = set(self.handlers)
         if handlers:
-            _, late = await asyncio.wait(handlers, timeout=grace)
-            for task in late:
-                task.cancel()
+            _, late = await asyncio.wait(handlers, timeout=max(ends - loop.time(), 0.0))
+            if late:
+                self.grace_passed = grace
+                for task in late:
+                    task.cancel()
+                await asyncio.wait(late, timeout=_ABORT_SECONDS)
+        await stopping
         if self.pipe is not None:
             self.pipe.close()
         # aclose: redis-py 5+; the installed type stubs predate it.
         await self.redis.aclose()  # type: ignore[attr-defined]
+
+    async def _catch_up(self, limit: float) -> None:
+        """Take every call gRPC holds for this server before its stop refuses new ones.
+
+        A call that has arrived waits in gRPC's core until the event loop asks for it (one at
+        a time per method); the core cancels those still waiting when the server stops, so a
+        busy loop lost calls it had received (CANCELLED a few milliseconds after SIGTERM).
+        Here handlers that start wait at a gate instead of working, which leaves the loop free
+        to take the waiting calls, until none has arrived for 50 ms (or ``limit`` seconds,
+        under a stream of new calls that health NOT_SERVING has not yet turned away).
+        """
+        loop = asyncio.get_running_loop()
+        self.gate = asyncio.Event()
+        try:
+            ends = loop.time() + limit
+            seen, quiet = self.arrivals, 0
+            while quiet < 10 and loop.time() < ends:
+                await asyncio.sleep(0.005)
+                quiet = quiet + 1 if self.arrivals == seen else 0
+                seen = self.arrivals
+        finally:
+            self.gate.set()
+            self.gate = None
 
     def _close_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
 import queue
 import signal
@@ -10,7 +12,11 @@ import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 import redis
 from serving_fixtures import (
@@ -27,6 +33,7 @@ from serving_fixtures import (
 from nbfeatures.client import FeatureClient
 from nbfeatures.errors import ConfigError, ServingUnavailable
 from nbfeatures.online import OnlineStore
+from nbfeatures.serving import convert
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 
@@ -150,6 +157,219 @@ def test_sigterm_finishes_the_call_in_flight_and_refuses_new_ones(users, own_red
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# -- SIGTERM with many calls in flight, Redis hung (its process stopped) -------------------
+
+
+class Serve:
+    """``nbfeatures serve`` as a process of its own on this test's Redis and data plane."""
+
+    def __init__(self, redis_server: RedisProcess, store: OnlineStore, folder, **env: str):
+        self.port, self.metrics_port = free_port(), free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "nbfeatures.cli", "--workspace", str(folder), "serve",
+             "--port", str(self.port)],
+            env={**os.environ, "NBF_REDIS_URL": redis_server.url,
+                 "NBF_SERVE_KEY_PREFIX": store.prefix, **plane_env(),
+                 "NBF_SERVE_METRICS_PORT": str(self.metrics_port), **env},
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stderr is not None
+        self.stderr = self.proc.stderr
+        banner = self.stderr.readline()
+        assert f"serving on 127.0.0.1:{self.port}" in banner, banner
+        self.target = f"127.0.0.1:{self.port}"
+        self.front = front_pid(self.proc.pid)  # None on the Python plane
+        assert (self.front is not None) == (plane_env()["NBF_SERVE_DATA_PLANE"] == "native")
+        # Several connections, as several clients would open.
+        self.channels = [
+            grpc.insecure_channel(self.target, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(8)
+        ]
+        for channel in self.channels:  # connected now, so every call below reaches the server
+            grpc.channel_ready_future(channel).result(timeout=30)
+
+    def call(self, index: int, message: Any) -> grpc.Future:
+        stub = convert.feature_stub(self.channels[index % len(self.channels)])
+        return stub.GetOnlineFeatures.future(message, timeout=60)  # type: ignore[no-any-return]
+
+    def list_call(self, index: int) -> grpc.Future:
+        stub = convert.feature_stub(self.channels[index % len(self.channels)])
+        return stub.ListFeatures.future(convert.list_request(), timeout=60)  # type: ignore[no-any-return]
+
+    def in_flight(self) -> float | None:
+        return _metric(self.metrics_port, "nbf_serving_in_flight")
+
+    def wait_in_flight(self, count: int) -> None:
+        for _ in range(3000):
+            if self.in_flight() == count:
+                return
+            threading.Event().wait(0.01)  # polling until every call reached a handler
+        assert self.in_flight() == count
+
+    def draining(self) -> str:
+        """stderr up to the line saying new calls are refused."""
+        lines: list[str] = []
+        while "no new calls accepted" not in "".join(lines):
+            line = self.stderr.readline()
+            assert line, f"the server exited early: {''.join(lines)}"
+            lines.append(line)
+        return "".join(lines)
+
+    def refuses_new_calls(self) -> None:
+        with FeatureClient(self.target, timeout=1.0) as late, pytest.raises(ServingUnavailable):
+            late.get_online_features({"user_id": 1}, ["users:tier"])
+
+    def close(self) -> None:
+        for channel in self.channels:
+            channel.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.front is not None:  # left behind when its parent was killed
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.front, signal.SIGKILL)
+
+
+def request(rows: int) -> Any:
+    ids = [1 + i % 3 for i in range(rows)]  # user 1 is held, 2 and 3 are not
+    return convert.build_request({"user_id": ids}, ["users:tier"])
+
+
+def tiers(response: Any) -> list[str]:
+    return list(response.families[0].features[0].values.string_values.values)
+
+
+@contextmanager
+def redis_stopped(server: RedisProcess) -> Iterator[None]:
+    """The test's own redis-server stopped (SIGSTOP): connections open, no answer."""
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+
+
+def front_pid(parent: int) -> int | None:
+    """The native front: the child of ``nbfeatures serve`` running nbf-serve-native."""
+    for folder in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            ppid = int((folder / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == parent and b"nbf-serve-native" in (folder / "cmdline").read_bytes():
+                return int(folder.name)
+    return None
+
+
+def test_sigterm_finishes_every_call_in_flight_while_redis_hangs(users, own_redis, tmp_path):
+    serve = Serve(own_redis, users, tmp_path, NBF_SERVE_REDIS_TIMEOUT_SECONDS="40")
+    try:
+        data = request(50)
+        assert tiers(serve.call(0, data).result()) == ["gold", "", ""] * 16 + ["gold", ""]
+        with redis_stopped(own_redis):
+            calls = [serve.call(i, data) for i in range(120)]
+            serve.wait_in_flight(120)
+            serve.proc.send_signal(signal.SIGTERM)
+            # New calls are refused at once, while Redis still hangs.
+            serve.draining()
+            serve.refuses_new_calls()
+            assert not any(call.done() for call in calls)
+        for call in calls:
+            assert tiers(call.result()) == ["gold", "", ""] * 16 + ["gold", ""]
+        assert serve.proc.wait(timeout=60) == 0
+    finally:
+        serve.close()
+
+
+def test_sigterm_finishes_the_calls_a_busy_server_had_received(users, own_redis, tmp_path):
+    """Calls that arrived while the server was busy (here: stopped) are answered, not dropped."""
+    # The live version stays cached, so the burst's reads are its values alone.
+    serve = Serve(own_redis, users, tmp_path, NBF_SERVE_LIVE_CACHE_SECONDS="600")
+    try:
+        data = request(900)  # large requests keep the server busy once it runs again
+        expected = tiers(serve.call(0, data).result())
+        busy = serve.front or serve.proc.pid
+        os.kill(busy, signal.SIGSTOP)
+        try:
+            calls = [serve.call(i, data) for i in range(150)]
+            threading.Event().wait(1.0)  # the client writes them to the (stopped) server
+            serve.proc.send_signal(signal.SIGTERM)  # taken once the server runs again
+            if busy != serve.proc.pid:
+                # The native front is stopped by its parent: wait until it is told to stop.
+                threading.Event().wait(0.5)
+        finally:
+            os.kill(busy, signal.SIGCONT)
+        outcomes = collections.Counter()
+        for call in calls:
+            try:
+                outcomes["OK" if tiers(call.result()) == expected else "wrong"] += 1
+            except grpc.RpcError as exc:
+                outcomes[f"{exc.code().name}: {exc.details()}"] += 1
+        assert outcomes == {"OK": 150}
+        assert serve.proc.wait(timeout=60) == 0
+    finally:
+        serve.close()
+
+
+def test_sigterm_stops_several_processes_each_finishing_its_calls(
+    users, own_redis, tmp_path, data_plane
+):
+    if data_plane == "native":
+        pytest.skip("the native data plane runs one process")
+    serve = Serve(own_redis, users, tmp_path, NBF_SERVE_PROCESSES="2")
+    try:
+        data = request(3)
+        with redis_stopped(own_redis):
+            calls = [serve.call(i, data) for i in range(40)]
+            for _ in range(3000):
+                held = sum(
+                    _metric(serve.metrics_port + i, "nbf_serving_in_flight") or 0 for i in (0, 1)
+                )
+                if held == 40:
+                    break
+                threading.Event().wait(0.01)  # polling until every call reached a handler
+            assert held == 40
+            serve.proc.send_signal(signal.SIGTERM)
+            serve.draining()
+            serve.refuses_new_calls()
+        for call in calls:
+            assert tiers(call.result()) == ["gold", "", ""]
+        assert serve.proc.wait(timeout=60) == 0
+    finally:
+        serve.close()
+
+
+def test_calls_still_waiting_when_the_grace_ends_say_so_and_the_server_exits(
+    users, own_redis, tmp_path
+):
+    serve = Serve(
+        own_redis, users, tmp_path,
+        NBF_SERVE_REDIS_TIMEOUT_SECONDS="120", NBF_SERVE_GRACE_SECONDS="1.5",
+    )  # fmt: skip
+    try:
+        data = request(3)
+        assert tiers(serve.call(0, data).result()) == ["gold", "", ""]
+        with redis_stopped(own_redis):
+            calls = [serve.call(i, data) for i in range(60)]
+            # Listing reads Redis on the Python server (behind the native front: forwarded).
+            calls += [serve.list_call(i) for i in range(4)]
+            serve.wait_in_flight(64)
+            serve.proc.send_signal(signal.SIGTERM)
+            serve.draining()
+            serve.refuses_new_calls()
+            # Redis never answers within the grace: every call ends, naming why, and the
+            # server exits while Redis still hangs.
+            for call in calls:
+                with pytest.raises(grpc.RpcError) as ended:
+                    call.result()
+                assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert "grace period (1.5 s) ended before this call finished" in (
+                    ended.value.details() or ""
+                )
+            assert serve.proc.wait(timeout=60) == 0
+    finally:
+        serve.close()
 
 
 def test_mutual_tls(users, tmp_path):
