@@ -17,7 +17,12 @@ from nbfeatures.online.version_stats import version_stats
 
 pytestmark = pytest.mark.integration
 
-NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)  # for values without a ttl only
+
+
+def now() -> dt.datetime:
+    """Ages are taken from the test's own now: a long session ages import-time values."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def numbers_layout(ttl: int | None = 3600, strings: bool = False) -> FamilyLayout:
@@ -33,11 +38,11 @@ def numbers_layout(ttl: int | None = 3600, strings: bool = False) -> FamilyLayou
     )
 
 
-def batch(ages_s: list[int], strings: bool = False) -> pa.RecordBatch:
+def batch(at: dt.datetime, ages_s: list[int], strings: bool = False) -> pa.RecordBatch:
     n = len(ages_s)
     columns = {
         "user_id": pa.array(range(n), pa.int64()),
-        "ts": pa.array([NOW - dt.timedelta(seconds=a) for a in ages_s], pa.timestamp("us", "UTC")),
+        "ts": pa.array([at - dt.timedelta(seconds=a) for a in ages_s], pa.timestamp("us", "UTC")),
         "total": pa.array([1.5] * n, pa.float64()),
         "count": pa.array([3] * n, pa.int64()),
     }
@@ -52,11 +57,14 @@ def test_entities_newest_event_time_and_expired_share(store: OnlineStore, string
     target = store.write_layout(layout, entities=8)
     assert (target.packing is None) == strings
     # Four fresh values, six past the 1 h ttl (kept: the retention is another hour).
-    store.write_rows(layout, batch([10, 20, 30, 40, 4000, 4000, 4000, 5000, 6000, 7000], strings))
+    at = now()
+    store.write_rows(
+        layout, batch(at, [10, 20, 30, 40, 4000, 4000, 4000, 5000, 6000, 7000], strings)
+    )
     stats = version_stats(store, "stats_fam", 1)
     assert stats is not None
     assert (stats.entities, stats.sampled) == (10, 10)
-    assert stats.newest == NOW - dt.timedelta(seconds=10)
+    assert stats.newest == at - dt.timedelta(seconds=10)
     assert stats.expired_share == pytest.approx(0.6)
     assert "entities 10" in stats.line() and "expired 60% (ttl 1h)" in stats.line()
     assert "sample" not in stats.line()

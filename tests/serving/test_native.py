@@ -27,7 +27,7 @@ from nbfeatures.serving.native import NativeServer, find_binary
 pytestmark = pytest.mark.integration
 
 # Past the 1 h ttl, inside its retention (another hour by default): read STALE.
-OLD = NOW - dt.timedelta(minutes=90)
+OLD = NOW - dt.timedelta(minutes=65)  # past the 1 h ttl, well inside the retention
 
 
 @pytest.fixture

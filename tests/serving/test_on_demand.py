@@ -51,7 +51,7 @@ def served(store):
         [
             {"user_id": 1, "clicks": 7, "score": 0.5, "tier": "gold"},
             {"user_id": 2, "clicks": 3, "score": 1.5, "tier": "blue",
-             "ts": NOW - dt.timedelta(minutes=90)},  # stale: null for the function, as in batch
+             "ts": NOW - dt.timedelta(minutes=65)},  # stale: null for the function, as in batch
             {"user_id": 3, "clicks": None, "score": 3.0},
         ],
     )  # fmt: skip

@@ -15,7 +15,7 @@ from nbfeatures.errors import FeatureNotFound, InvalidRequest
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 
 # Past the 1 h ttl, inside its retention (another hour by default): read STALE.
-OLD = NOW - dt.timedelta(minutes=90)
+OLD = NOW - dt.timedelta(minutes=65)  # past the 1 h ttl, well inside the retention
 SEEN = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
 

@@ -21,7 +21,7 @@ from nbfeatures.serving.redis_pipe import RedisPipe
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 
 # Past the 1 h ttl, inside its retention (another hour by default): read STALE.
-OLD = NOW - dt.timedelta(minutes=90)
+OLD = NOW - dt.timedelta(minutes=65)  # past the 1 h ttl, well inside the retention
 USERS = 150
 
 
