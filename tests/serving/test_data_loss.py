@@ -144,8 +144,9 @@ def test_a_layout_rewritten_with_another_ttl_is_applied_by_running_servers(own_r
     with running_server(store) as serving, FeatureClient(f"127.0.0.1:{serving.port}") as client:
         got = client.get_online_features({"user_id": 1}, refs)
         assert got.statuses["gamma:clicks"] == ["PRESENT"]
-        # The ttl set to one hour, as changing a family's ttl rewrites the layout's JSON.
-        hour = replace(day, ttl_seconds=3600)
+        # The ttl set to one hour (values kept a day more), as changing a family's ttl
+        # rewrites the layout's JSON.
+        hour = replace(day, ttl_seconds=3600, retention_seconds=86400)
         store.client.set(store.keys.layout("gamma", 1), hour.to_json())
 
         def stale(answer: Any) -> bool:
