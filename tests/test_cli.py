@@ -95,10 +95,9 @@ def test_serve_processes_flag_is_checked(workspace: Path) -> None:
 @pytest.fixture
 def own_redis() -> Iterator[str]:
     """A redis-server of the test's own (it is flushed), as the serving tests start one."""
-    sys.path.insert(0, str(Path(__file__).parent / "serving"))
-    from serving_fixtures import RedisProcess
+    from servers import RedisServer
 
-    server = RedisProcess()
+    server = RedisServer()
     server.start()
     yield server.url
     server.stop()

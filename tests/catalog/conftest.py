@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from servers import free_port, wait_for_http
 
 # MLflow 3 reports usage to its vendor unless told not to; tests reach no outside network.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -50,12 +47,6 @@ class Backend:
 
     def catalog(self, **options: object) -> Catalog:
         return Catalog(self.tracking_uri, self.artifact_location, **options)  # type: ignore[arg-type]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ensure_postgres() -> None:
@@ -89,23 +80,6 @@ def _admin(statement: str) -> None:
         connection.close()
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"mlflow server exited with {process.returncode}:\n{log.read_text()}"
-            )
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.25)  # polling for readiness, not asserting on time
-    raise RuntimeError(f"mlflow server did not become healthy:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="session")
 def sqlite_backend(tmp_path_factory: pytest.TempPathFactory) -> Backend:
     root = tmp_path_factory.mktemp("catalog-sqlite")
@@ -120,7 +94,7 @@ def server_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend
     database = f"nbf_catalog_{uuid.uuid4().hex[:12]}"
     _admin(f"CREATE DATABASE {database}")
     root = tmp_path_factory.mktemp("catalog-server")
-    port = _free_port()
+    port = free_port()
     log = root / "server.log"
     command = [
         sys.executable, "-m", "mlflow", "server",
@@ -141,7 +115,7 @@ def server_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, process, log)
+        wait_for_http(url + "/health", process, log, SERVER_START_TIMEOUT)
         yield Backend("server", url, None)
     finally:
         process.terminate()

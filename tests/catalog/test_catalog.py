@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from servers import free_port
 
 from nbfeatures.catalog import Catalog, FamilyDeprecatedWarning
 from nbfeatures.config import load_settings
@@ -383,9 +383,7 @@ def test_failed_registration_leaves_nothing(
 
 
 def test_unreachable_catalog_raises_catalog_unavailable(family: Make, new_name: NewName) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed once the block ends
+    port = free_port()  # nothing listens there
     uri = f"http://127.0.0.1:{port}"
     before = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_HTTP")}
     catalog = Catalog(uri, timeout=2, retries=0)

@@ -10,54 +10,18 @@ from __future__ import annotations
 
 import atexit
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import free_port, stop_group, wait_for_http, wait_for_port
 
 _servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
 _BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """End the server and everything it started (its own process group)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
-def _wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path, limit: float) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
-        with socket.socket() as probe:
-            probe.settimeout(1)
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    _stop(process)
-    raise RuntimeError(
-        f"server did not listen on {port} within {limit}s:\n{log.read_text()[-3000:]}"
-    )
 
 
 def connect_url() -> str:
@@ -95,8 +59,8 @@ def connect_url() -> str:
             command, env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    atexit.register(_stop, process)
-    _wait_for_port(process, port, log, limit=180)
+    atexit.register(stop_group, process)
+    wait_for_port(process, port, log, limit=180)
     url = f"sc://127.0.0.1:{port}"
     _servers["connect"] = (process, url)
     return url
@@ -118,19 +82,11 @@ def gcs_emulator() -> str:
              "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    atexit.register(_stop, process)
-    _wait_for_port(process, port, log, limit=60)
+    atexit.register(stop_group, process)
+    wait_for_port(process, port, log, limit=60)
     url = f"http://127.0.0.1:{port}"
     # The port opens a moment before the API answers; wait for a real answer.
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/storage/v1/b?project=test", timeout=2).read()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    wait_for_http(f"{url}/storage/v1/b?project=test", process, log, limit=30)
     _servers["gcs"] = (process, url)
     return url
 

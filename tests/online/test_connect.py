@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
-import redis
-from online_servers import free_port, wait_for_ping
+from servers import RedisServer, free_port
 
 from nbfeatures.errors import OnlineStoreError, OnlineStoreUnavailable
 from nbfeatures.online import FamilyLayout, OnlineStore
@@ -26,20 +21,10 @@ PASSWORD = "s3cret-pw"
 @pytest.fixture(scope="module")
 def auth_port() -> Iterator[int]:
     """A private redis-server with ``requirepass`` (also free to reconfigure, unlike 6379)."""
-    root = Path(tempfile.mkdtemp(prefix="nbf-auth-"))
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--requirepass", PASSWORD,
-         "--save", "", "--appendonly", "no", "--dir", str(root)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for_ping(redis.Redis(port=port, password=PASSWORD))
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(root, ignore_errors=True)
+    server = RedisServer(password=PASSWORD)
+    server.start()
+    yield server.port
+    server.stop()
 
 
 def test_right_password_connects(auth_port: int) -> None:

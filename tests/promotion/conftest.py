@@ -1,24 +1,19 @@
 """Fixtures for promotion: a real redis-server per test run, a workspace with a SQLite MLflow
 catalog, demo transactions and registered families.
 
-The Redis server is this run's own (a free port, a temporary folder), so tests can stop and
-restart it; ``RedisServer.stop(save=True)`` keeps its data for the restart.
+The Redis server is this run's own (``servers.RedisServer``: a free port, a temporary folder),
+so tests can stop and restart it; ``RedisServer.stop(save=True)`` keeps its data for the restart.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import RedisServer, redis_server  # noqa: F401  (the session fixture)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -46,68 +41,6 @@ FEATURES = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class RedisServer:
-    """A redis-server process on 127.0.0.1:``port`` with its data in ``folder``."""
-
-    port: int
-    folder: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            pytest.skip("redis-server is not installed")
-        self.process = subprocess.Popen(
-            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-             "--save", "", "--appendonly", "no", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        import redis
-
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 20
-        while True:  # readiness poll, not a timing assertion
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        client.close()
-
-    def stop(self, save: bool = False) -> None:
-        """Shut down; with ``save`` the data is written to the folder for the next start."""
-        import redis
-
-        if self.process is None:
-            return
-        with contextlib.suppress(redis.ConnectionError):
-            redis.Redis(port=self.port).shutdown(save=save, nosave=not save)
-        self.process.wait(timeout=30)
-        self.process = None
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
-
-
 def make_settings(root: Path, redis_url: str) -> Settings:
     """A workspace whose nbfeatures.yaml points at ``redis_url``; the kernel reads it too."""
     root.mkdir(parents=True, exist_ok=True)
@@ -130,7 +63,10 @@ def family(name: str, sql: str, data: Path) -> FeatureFamily:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Settings:
+def workspace(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: RedisServer,  # noqa: F811  (the fixture imported above, by pytest's name)
+) -> Settings:
     """One workspace (one MLflow database) per test module; tests use distinct names."""
     return make_settings(tmp_path_factory.mktemp("promotion-ws"), redis_server.url)
 

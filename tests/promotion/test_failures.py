@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import RedisServer, free_port
 
 from nbfeatures.catalog import Catalog
 from nbfeatures.config import Settings
 from nbfeatures.errors import PromotionFailed
 from nbfeatures.promotion import StepEvent
 
-from .conftest import SQL_V1, SQL_V2, RedisServer, family, free_port, make_settings
+from .conftest import SQL_V1, SQL_V2, family, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +45,7 @@ def test_redis_stopped_during_materialize(tmp_path: Path, transactions: Path) ->
     from nbfeatures.online.store import FamilyLayout, OnlineStore
     from nbfeatures.promotion import promote
 
-    server = RedisServer(free_port(), tmp_path / "redis")
-    server.folder.mkdir()
+    server = RedisServer(tmp_path / "redis")
     server.start()
     try:
         settings = make_settings(tmp_path / "ws", server.url)

@@ -11,12 +11,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from servers import RedisServer
 
 from nbfeatures.catalog import Catalog
 from nbfeatures.config import Settings
 from nbfeatures.errors import FeatureNotFound, PromotionInProgress
 
-from .conftest import SQL_V1, SQL_V2, RedisServer, family, forget_family
+from .conftest import SQL_V1, SQL_V2, family, forget_family
 
 pytestmark = pytest.mark.integration
 

@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import RedisServer
 
 from nbfeatures.config import Settings
 
-from .conftest import SQL_V1, SQL_V2, RedisServer, family, free_port, make_settings
+from .conftest import SQL_V1, SQL_V2, family, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +67,7 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Place]:
     from nbfeatures.catalog import Catalog
     from nbfeatures.demo_data import write_transactions
 
-    server = RedisServer(free_port(), tmp_path_factory.mktemp("recovery-redis"))
+    server = RedisServer(tmp_path_factory.mktemp("recovery-redis"))
     server.start()
     try:
         settings = make_settings(tmp_path_factory.mktemp("recovery-ws"), server.url)

@@ -1,3 +1,5 @@
-"""Fixtures of the serving tests; defined in ``serving_fixtures`` (Redis started once)."""
+"""Fixtures of the serving tests; defined in ``serving_fixtures`` and ``servers`` (Redis
+started once)."""
 
-from serving_fixtures import data_plane, redis_server, store  # noqa: F401
+from servers import redis_server  # noqa: F401
+from serving_fixtures import data_plane, store  # noqa: F401

@@ -1,7 +1,7 @@
 """Real Redis and real feature servers for the serving tests.
 
-- ``RedisProcess``: a redis-server on a free loopback port that a test can stop and restart.
-- ``redis_url``: one such server for the whole test session.
+- ``redis_server``: a redis-server of the serving tests' own for the whole session
+  (``servers.RedisServer``; tests that stop, pause or flush one start their own).
 - ``store``: an ``OnlineStore`` with its own key prefix on it, keys deleted afterwards.
 - ``put_family``: writes a family version's layout and rows (``write_rows``, no Spark) and can
   make it live.
@@ -13,10 +13,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
-import subprocess
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-import redis
+from servers import RedisServer
 
 from nbfeatures.online import FamilyLayout, OnlineStore
 from nbfeatures.online.connect import client_from_url
@@ -37,46 +33,6 @@ from nbfeatures.serving.server import ServingServer, create_server
 NOW = dt.datetime.now(dt.UTC)
 # The data plane ``running_server`` starts unless told otherwise (set by ``data_plane``).
 _PLANE = {"name": "python"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class RedisProcess:
-    """A redis-server of our own (no persistence) that can be stopped and started again."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="nbf-serving-redis-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port)
-        for _ in range(200):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)  # polling for readiness: the server is still binding
-        raise RuntimeError("redis-server did not answer")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-            self.proc = None
 
 
 @pytest.fixture(params=["python", "native"])
@@ -91,21 +47,13 @@ def plane_env() -> dict[str, str]:
     return {"NBF_SERVE_DATA_PLANE": _PLANE["name"]}
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisProcess]:
-    server = RedisProcess()
-    server.start()
-    yield server
-    server.stop()
-
-
 def open_store(url: str, prefix: str | None = None) -> OnlineStore:
     client = client_from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
     return OnlineStore(client, prefix or f"nbfsrv-{uuid.uuid4().hex[:10]}:", url=url)
 
 
 @pytest.fixture
-def store(redis_server: RedisProcess) -> Iterator[OnlineStore]:
+def store(redis_server: RedisServer) -> Iterator[OnlineStore]:
     online = open_store(redis_server.url)
     yield online
     for key in online.client.scan_iter(match=f"{online.prefix}*", count=1000):

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 import redis
-from serving_fixtures import NOW, RedisProcess, layout, open_store, put_family, running_server
+from servers import RedisServer
+from serving_fixtures import NOW, layout, open_store, put_family, running_server
 
 from nbfeatures.client import FeatureClient
 from nbfeatures.errors import FeatureNotFound, ServingUnavailable
@@ -32,8 +33,8 @@ POLLS = 400  # at 0.05 s: a bound of 20 s on what a live cache of 0.2 s does at 
 
 
 @pytest.fixture
-def own_redis() -> Iterator[tuple[RedisProcess, OnlineStore]]:
-    server = RedisProcess()
+def own_redis() -> Iterator[tuple[RedisServer, OnlineStore]]:
+    server = RedisServer()
     server.start()
     store = open_store(server.url)
     try:
@@ -66,12 +67,11 @@ def served_as_present(answer: Any, ref: str) -> list[Any]:
     return [v for v, s in zip(answer[ref], statuses, strict=True) if s == "PRESENT"]
 
 
-def lose_data(server: RedisProcess, how: str) -> None:
+def lose_data(server: RedisServer, how: str) -> None:
     if how == "flushall":
         redis.Redis(port=server.port).flushall()
     else:  # a restart without persistence: the data is gone
-        server.stop()
-        server.start()
+        server.restart()
 
 
 @pytest.mark.usefixtures("data_plane")

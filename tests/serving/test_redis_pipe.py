@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 
 import pytest
 import redis
-from serving_fixtures import free_port, layout, open_store, put_family, running_server
+from servers import RedisServer
+from serving_fixtures import layout, open_store, put_family, running_server
 
 from nbfeatures.client import FeatureClient
 from nbfeatures.serving.redis_pipe import RedisPipe, open_pipe
@@ -22,22 +20,10 @@ PASSWORD = "pipe-s3cret"
 @pytest.fixture(scope="module")
 def locked_redis() -> Iterator[int]:
     """A redis-server of this module's own that demands a password."""
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--requirepass", PASSWORD, "--dir", tempfile.mkdtemp()],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port, password=PASSWORD)
-    for _ in range(200):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)  # polling for readiness: the server is still binding
-    yield port
-    proc.terminate()
-    proc.wait(timeout=30)
+    server = RedisServer(password=PASSWORD)
+    server.start()
+    yield server.port
+    server.stop()
 
 
 def test_server_reads_through_the_pipe_with_auth_and_a_database(locked_redis: int) -> None:

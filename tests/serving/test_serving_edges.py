@@ -15,9 +15,8 @@ import grpc
 import pyarrow.parquet as pq
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from servers import RedisServer, free_port
 from serving_fixtures import (
-    RedisProcess,
-    free_port,
     layout,
     open_store,
     put_family,
@@ -178,7 +177,7 @@ def test_served_vector_log_and_flush(users, tmp_path):
 
 @pytest.mark.usefixtures("data_plane")
 def test_redis_outage_and_recovery():
-    own = RedisProcess()
+    own = RedisServer()
     own.start()
     try:
         store = open_store(own.url)

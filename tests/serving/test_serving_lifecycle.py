@@ -19,9 +19,8 @@ from typing import Any
 import grpc
 import pytest
 import redis
+from servers import RedisServer, free_port
 from serving_fixtures import (
-    RedisProcess,
-    free_port,
     layout,
     open_store,
     plane_env,
@@ -39,23 +38,23 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 
 
 @pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
+def own_redis() -> Iterator[RedisServer]:
     """A Redis of this test's own, since the tests pause it."""
-    server = RedisProcess()
+    server = RedisServer()
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def users(own_redis: RedisProcess) -> Iterator[OnlineStore]:
+def users(own_redis: RedisServer) -> Iterator[OnlineStore]:
     store = open_store(own_redis.url)
     put_family(store, layout("users", 1), [{"user_id": 1, "clicks": 7, "tier": "gold"}])
     yield store
     store.close()
 
 
-def pause_redis(server: RedisProcess, milliseconds: int) -> None:
+def pause_redis(server: RedisServer, milliseconds: int) -> None:
     """Every client's commands wait (``CLIENT PAUSE ... ALL``) for ``milliseconds``."""
     with redis.Redis(port=server.port) as admin:
         admin.execute_command("CLIENT", "PAUSE", milliseconds, "ALL")
@@ -165,7 +164,7 @@ def test_sigterm_finishes_the_call_in_flight_and_refuses_new_ones(users, own_red
 class Serve:
     """``nbfeatures serve`` as a process of its own on this test's Redis and data plane."""
 
-    def __init__(self, redis_server: RedisProcess, store: OnlineStore, folder, **env: str):
+    def __init__(self, redis_server: RedisServer, store: OnlineStore, folder, **env: str):
         self.port, self.metrics_port = free_port(), free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "nbfeatures.cli", "--workspace", str(folder), "serve",
@@ -242,14 +241,13 @@ def tiers(response: Any) -> list[str]:
 
 
 @contextmanager
-def redis_stopped(server: RedisProcess) -> Iterator[None]:
+def redis_stopped(server: RedisServer) -> Iterator[None]:
     """The test's own redis-server stopped (SIGSTOP): connections open, no answer."""
-    assert server.proc is not None
-    server.proc.send_signal(signal.SIGSTOP)
+    server.pause()
     try:
         yield
     finally:
-        server.proc.send_signal(signal.SIGCONT)
+        server.resume()
 
 
 def front_pid(parent: int) -> int | None:
