@@ -109,9 +109,7 @@ class _StopSignals:
         return self._flag.is_set()
 
 
-def _start(
-    settings: Settings, config: ServerConfig
-) -> tuple[Server, OnlineStore]:
+def _start(settings: Settings, config: ServerConfig) -> tuple[Server, OnlineStore]:
     from nbfeatures.serving.factory import create_server
 
     store = open_store(settings, config)

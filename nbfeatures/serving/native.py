@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from nbfeatures.online import OnlineStore
     from nbfeatures.serving.config import ServerConfig
 
+
 class Backend(Protocol):
     """The Python server behind the front (``factory.create_server`` builds it)."""
 

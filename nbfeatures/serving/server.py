@@ -555,4 +555,3 @@ class ServingServer:
         )
         self._versions[family] = (found, now)
         return found
-
