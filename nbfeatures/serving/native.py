@@ -141,7 +141,7 @@ class ScrapedMetrics:
 
 
 class NativeServer:
-    """The native front and its Python backend, with ``ServingServer``'s start/stop/wait."""
+    """The native front and its Python backend: a ``factory.Server`` like ``ServingServer``."""
 
     def __init__(
         self,
