@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -71,3 +72,29 @@ def test_every_public_name_works_twice_in_one_process(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "FeatureNotFound,FeatureNotFound"
+
+
+def test_serving_and_client_load_no_spark_mlflow_ipython_or_pandas() -> None:
+    """A serving container installs ``nbfeatures[serving]``: the server's modules must not
+    need the batch, catalog or notebook stacks, nor pandas (every request would pay for it)."""
+    modules = (
+        "nbfeatures.serving",
+        "nbfeatures.serving.factory",
+        "nbfeatures.serving.server",
+        "nbfeatures.serving.native",
+        "nbfeatures.serving.lookup",
+        "nbfeatures.serving.main",
+        "nbfeatures.client",
+    )
+    probe = (
+        f"import importlib, json, sys\n"
+        f"for name in {modules!r}:\n"
+        f"    importlib.import_module(name)\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    roots = set(json.loads(loaded))
+    assert {"nbfeatures", "grpc"} <= roots  # the probe really imported the server
+    assert roots & {"pyspark", "mlflow", "IPython", "pandas"} == set()

@@ -1,4 +1,4 @@
-"""The feature catalog: families and their versions, kept in MLflow's model registry.
+"""The catalog owns families and their versions in MLflow: owner, aliases, status, deprecation.
 
 Importing this package does not import MLflow; the first catalog call does.
 """

@@ -1,4 +1,4 @@
-"""Batch engine: the Spark session, running transformations, offline store, point-in-time joins.
+"""The engine owns batch work: Spark and in-process Arrow compute, offline store, PIT joins.
 
 Importing this package loads no Spark; each module imports pyspark when first used.
 """

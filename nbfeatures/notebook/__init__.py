@@ -1,4 +1,4 @@
-"""The notebook experience: ``%load_ext nbfeatures`` magics and the preview widget.
+"""The notebook package owns the ``%%feature`` magics, the cell state and the preview widget.
 
 Importing this package loads IPython and ipywidgets, so ``nbfeatures`` imports it only
 inside ``load_ipython_extension``.

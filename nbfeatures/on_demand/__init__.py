@@ -1,4 +1,4 @@
-"""On-demand (request-time) features: a Python function over request data and fetched features.
+"""On-demand owns request-time features: one Python function, run in batch and in the server.
 
     define_on_demand(name, body, entity_key=..., inputs={ref: type}, request={field: type}, ...)
     apply_on_demand(family, frame, input_types) -> DataFrame       the batch path (pandas)

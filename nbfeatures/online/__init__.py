@@ -1,4 +1,4 @@
-"""The online store: Redis keys and values per family version, the live pointer, embedded Redis.
+"""The online store owns Redis: values per family version, the live pointer, embedded Redis.
 
 ``OnlineStore`` talks to Redis (standalone, TLS/AUTH, or Cluster; see ``connect``); values are
 encoded by ``codec``; keys are laid out as ``layout`` documents (a family without strings

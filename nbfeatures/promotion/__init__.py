@@ -1,4 +1,4 @@
-"""Promotion: make a registered family version what production serves, or take it back.
+"""Promotion owns making a family version what production serves (and taking it back).
 
     promote(settings, family, version=None, *, progress=None, options=None) -> PromotionRecord
     rollback(settings, family) -> int

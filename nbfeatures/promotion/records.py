@@ -47,9 +47,6 @@ class PromotionOptions:
     allow_expired: bool = False
     recompute: bool = False
     restore: bool = False
-    #: Test hook: the template corrupts one online value after materializing, so the verify
-    #: step must catch it. Never set it outside tests.
-    inject_mismatch: bool = False
 
 
 @dataclass(frozen=True)

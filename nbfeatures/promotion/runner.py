@@ -317,7 +317,6 @@ def _run(
                 "start": options.start.isoformat() if options.start else None,
                 "end": options.end.isoformat() if options.end else None,
                 "sample_size": options.sample_size,
-                "inject_mismatch": options.inject_mismatch,
                 "engine": options.engine,
                 "allow_expired": options.allow_expired,
                 "recompute": options.recompute,

@@ -280,7 +280,6 @@ class PromotionRun:
         self,
         sample_size: int = 100,
         *,
-        inject_mismatch: bool = False,
         allow_expired: bool = False,
         max_expired_share: float | None = None,
     ) -> dict[str, Any]:
@@ -288,8 +287,6 @@ class PromotionRun:
 
         An empty keyspace, or one where more than ``max_expired_share`` (default one half) of
         the entities are past their ttl, fails unless ``allow_expired``.
-        ``inject_mismatch`` is a test hook: it overwrites one sampled entity's online value
-        first, so tests can prove that a mismatch stops the promotion.
         """
         from nbfeatures.promotion.verify import MAX_EXPIRED_SHARE, verify_keyspace
 
@@ -300,7 +297,6 @@ class PromotionRun:
             self.fv.family,
             self.offline_latest(),
             sample_size,
-            inject_mismatch=inject_mismatch,
             allow_expired=allow_expired,
             max_expired_share=MAX_EXPIRED_SHARE if max_expired_share is None else max_expired_share,
         )

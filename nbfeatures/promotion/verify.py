@@ -63,7 +63,6 @@ class VerifyReport:
     sampled: int
     missing: list[str | int] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
-    injected: str | None = None
     # Offline entities whose latest value is past the ttl (STALE or gone online).
     expired: int = 0
     newest: dt.datetime | None = None
@@ -140,7 +139,6 @@ class VerifyReport:
             "sampled": self.sampled,
             "missing": len(self.missing),
             "mismatches": len(self.mismatches),
-            "injected": self.injected,
             "reason": self.reason(),
         }
 
@@ -165,7 +163,6 @@ def verify_keyspace(
     latest: DataFrame,
     sample_size: int,
     *,
-    inject_mismatch: bool = False,
     now: dt.datetime | None = None,
     allow_expired: bool = False,
     max_expired_share: float = MAX_EXPIRED_SHARE,
@@ -202,10 +199,8 @@ def verify_keyspace(
         expected_low, expected_high = int(counted["sure"] or 0), int(counted["maybe"] or 0)
     sample: Any = served.orderBy(F.rand(_SAMPLE_SEED)).limit(sample_size).toPandas()
     keys = [_plain(k) for k in sample[key].tolist()]
-    injected = _inject(store, layout, sample) if inject_mismatch and keys else None
     online_keys = store.count_keys(layout.family, layout.version)
     report = VerifyReport(entities, expected_low, expected_high, online_keys, len(keys))
-    report.injected = injected
     report.expired = int(counted["expired"] or 0) if kept is not None else 0
     if counted["newest"] is not None:
         report.newest = _EPOCH + dt.timedelta(microseconds=int(counted["newest"]))
@@ -246,25 +241,6 @@ def values_equal(kind: FeatureType, offline: Any, online: Any) -> bool:
     if kind is FeatureType.BOOL:
         return bool(offline) == bool(online)
     return str(offline) == str(online)
-
-
-def _inject(store: OnlineStore, layout: FamilyLayout, sample: Any) -> str:
-    """Test hook: rewrite the first sampled entity with its first feature changed."""
-    pa = require("pyarrow", "spark")
-    row = sample.iloc[[0]].copy()
-    name, kind = layout.features[0]
-    value = row[name].iloc[0]
-    if FeatureType(kind) is FeatureType.STRING:
-        row[name] = f"{value}-corrupted"
-    elif FeatureType(kind) is FeatureType.BOOL:
-        row[name] = not bool(value)
-    elif FeatureType(kind) is FeatureType.TIMESTAMP:
-        row[name] = value + dt.timedelta(seconds=1)
-    else:
-        row[name] = (0 if _is_null(value) else value) + 1
-    batch = pa.RecordBatch.from_pandas(row, preserve_index=False)
-    store.write_rows(layout, batch)
-    return f"{_plain(row[layout.entity_key].iloc[0])}.{name}"
 
 
 def _as_list(values: Any) -> list[Any]:

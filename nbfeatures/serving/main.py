@@ -24,8 +24,7 @@ if TYPE_CHECKING:
     from nbfeatures.config import Settings
     from nbfeatures.online import OnlineStore
     from nbfeatures.serving.config import ServerConfig
-    from nbfeatures.serving.native import NativeServer
-    from nbfeatures.serving.server import ServingServer
+    from nbfeatures.serving.factory import Server
 
 
 def open_store(settings: Settings, config: ServerConfig) -> OnlineStore:
@@ -110,10 +109,8 @@ class _StopSignals:
         return self._flag.is_set()
 
 
-def _start(
-    settings: Settings, config: ServerConfig
-) -> tuple[ServingServer | NativeServer, OnlineStore]:
-    from nbfeatures.serving.server import create_server
+def _start(settings: Settings, config: ServerConfig) -> tuple[Server, OnlineStore]:
+    from nbfeatures.serving.factory import create_server
 
     store = open_store(settings, config)
     server, _ = create_server(config, store)

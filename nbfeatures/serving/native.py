@@ -27,7 +27,7 @@ import threading
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nbfeatures.errors import ConfigError
 
@@ -36,7 +36,17 @@ if TYPE_CHECKING:
 
     from nbfeatures.online import OnlineStore
     from nbfeatures.serving.config import ServerConfig
-    from nbfeatures.serving.server import ServingServer
+
+
+class Backend(Protocol):
+    """The Python server behind the front (``factory.create_server`` builds it)."""
+
+    metrics_port: int | None
+
+    def start(self, metrics_host: str | None = None) -> None: ...
+
+    def stop(self, grace: float | None = None) -> threading.Event: ...
+
 
 BINARY_NAME = "nbf-serve-native"
 _SOURCE_BUILD = Path(__file__).resolve().parents[2] / "native" / "build" / BINARY_NAME
@@ -131,11 +141,15 @@ class ScrapedMetrics:
 
 
 class NativeServer:
-    """The native front and its Python backend, with ``ServingServer``'s start/stop/wait."""
+    """The native front and its Python backend: a ``factory.Server`` like ``ServingServer``."""
 
-    def __init__(self, config: ServerConfig, store: OnlineStore) -> None:
-        from nbfeatures.serving.server import ServingServer
-
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: OnlineStore,
+        backend: Callable[[ServerConfig], Backend],
+    ) -> None:
+        """``backend(config)`` builds the Python server that answers what the front passes on."""
         if config.processes != 1:
             raise ConfigError(
                 "serve.processes",
@@ -160,7 +174,7 @@ class NativeServer:
             log_sample_rate=1.0 if config.log_sample_rate > 0 else 0.0,
             data_plane="python",
         )
-        self.backend: ServingServer = ServingServer(backend_config, store, log_marked_only=True)
+        self.backend = backend(backend_config)
         self.store = store
         self.port = config.port or _free_port(config.host)
         self.metrics_port: int | None = None

@@ -1,4 +1,4 @@
-"""The gRPC feature server: ``create_server(config, store)`` builds it, ``start`` runs it.
+"""The Python gRPC feature server (``factory.create_server`` builds it), ``start`` runs it.
 
 One ``grpc.aio`` server on one asyncio event loop (a thread of its own, so ``start`` and
 ``stop`` are plain calls), reading Redis with ``redis.asyncio``: a request costs its Python
@@ -61,7 +61,6 @@ if TYPE_CHECKING:
     from nbfeatures.on_demand.publish import OnDemandLayout
     from nbfeatures.online import OnlineStore
     from nbfeatures.serving.config import ServerConfig
-    from nbfeatures.serving.native import NativeServer
 
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError)
 _STATUSES = tuple(Status)
@@ -556,19 +555,3 @@ class ServingServer:
         )
         self._versions[family] = (found, now)
         return found
-
-
-def create_server(
-    config: ServerConfig, store: OnlineStore
-) -> tuple[ServingServer | NativeServer, int]:
-    """A server for ``store`` bound as ``config`` says (not started); returns it and its port.
-
-    With ``data_plane: native`` the port is the native front's (``nbfeatures.serving.native``).
-    """
-    if config.data_plane == "native":
-        from nbfeatures.serving.native import NativeServer
-
-        native = NativeServer(config, store)
-        return native, native.port
-    server = ServingServer(config, store)
-    return server, server.port

@@ -1,0 +1,1 @@
+"""Templates own the papermill notebooks shipped in the wheel: ``promote.ipynb`` (promotion)."""

@@ -24,6 +24,7 @@ from nbfeatures.errors import PromotionFailed, PromotionInProgress
 from nbfeatures.promotion import PromotionOptions, StepEvent
 
 from .conftest import SQL_V1, SQL_V2, SQL_V3, family, forget_family
+from .test_verify import corrupt_value
 
 pytestmark = pytest.mark.integration
 
@@ -163,18 +164,33 @@ def test_killed_promotion_changes_nothing_and_the_next_one_closes_its_run(
     assert not [r for r in runs.values() if r.info.status == "RUNNING"]
 
 
-def test_rollback_mismatch_and_cleanup(workspace: Settings, registered: dict[int, int]) -> None:
+def test_rollback_mismatch_and_cleanup(
+    workspace: Settings, registered: dict[int, int], transactions: Path
+) -> None:
+    import pyarrow.parquet as pq
+
     from nbfeatures.promotion import cleanup, promote, rollback
 
     assert rollback(workspace, NAME) == 1
     store = _store(workspace)
     assert store.live_version(NAME) == 1 and _production(workspace) == 1
 
+    # Genuinely different data: just before the verify step runs, one value of v3's freshly
+    # written keyspace is rewritten in Redis (papermill reports a step before running it).
+    entity = pq.read_table(transactions, columns=["user_id"]).column(0)[0].as_py()
+    corrupted: list[str] = []
+
+    def corrupt_before_verify(event: StepEvent) -> None:
+        if event.step == "verify" and event.seconds is None:
+            corrupt_value(store, store.layout(NAME, 3), entity)
+            corrupted.append(entity)
+
     with pytest.raises(PromotionFailed) as failed:
-        promote(workspace, NAME, 3, options=PromotionOptions(inject_mismatch=True))
+        promote(workspace, NAME, 3, progress=corrupt_before_verify)
+    assert corrupted == [entity]
     error = failed.value
     assert (error.step, error.version) == ("verify", 3)
-    assert "differ" in error.reason and ".amount: offline" in error.reason
+    assert "differ" in error.reason and f"{entity}.amount: offline" in error.reason
     assert error.notebook is not None and Path(error.notebook).exists()
     assert error.cell is not None
     import nbformat

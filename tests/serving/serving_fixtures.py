@@ -27,8 +27,9 @@ from servers import RedisServer
 from nbfeatures.online import FamilyLayout, OnlineStore
 from nbfeatures.online.connect import client_from_url
 from nbfeatures.serving.config import ServerConfig
+from nbfeatures.serving.factory import create_server
 from nbfeatures.serving.native import NativeServer
-from nbfeatures.serving.server import ServingServer, create_server
+from nbfeatures.serving.server import ServingServer
 
 NOW = dt.datetime.now(dt.UTC)
 # The data plane ``running_server`` starts unless told otherwise (set by ``data_plane``).

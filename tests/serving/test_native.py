@@ -22,6 +22,7 @@ from nbfeatures.errors import ConfigError
 from nbfeatures.online import OnlineStore
 from nbfeatures.serving import convert, native
 from nbfeatures.serving.config import ServerConfig
+from nbfeatures.serving.factory import create_server
 from nbfeatures.serving.native import NativeServer, find_binary
 
 pytestmark = pytest.mark.integration
@@ -200,12 +201,12 @@ def test_configuration_errors_name_the_setting(families, tmp_path, monkeypatch):
         ServerConfig(data_plane="rust")
     config = ServerConfig(port=0, data_plane="native")
     with pytest.raises(ConfigError, match=r"processes.*leave processes at 1"):
-        NativeServer(replace(config, processes=2), families)
+        create_server(replace(config, processes=2), families)
     tls_store = OnlineStore(families.client, families.prefix, url="rediss://127.0.0.1:6380/0")
     with pytest.raises(ConfigError, match="not rediss://; use data_plane: python"):
-        NativeServer(config, tls_store)
+        create_server(config, tls_store)
     with pytest.raises(ConfigError, match=r"native_binary.*is not an executable file"):
-        NativeServer(replace(config, native_binary=str(tmp_path / "missing")), families)
+        create_server(replace(config, native_binary=str(tmp_path / "missing")), families)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(native, "_SOURCE_BUILD", tmp_path / "missing")
     with pytest.raises(ConfigError, match="run `make native`"):
@@ -217,8 +218,9 @@ def test_a_front_that_cannot_start_is_an_error_and_stops_the_backend(families):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        server = NativeServer(ServerConfig(port=port, metrics_port=None, data_plane="native"),
-                              families)  # fmt: skip
+        config = ServerConfig(port=port, metrics_port=None, data_plane="native")
+        server, _ = create_server(config, families)
+        assert isinstance(server, NativeServer)
         with pytest.raises(ConfigError, match="did not start"):
             server.start()
     backend = server.backend
