@@ -22,6 +22,7 @@ ships the jars; Java 17 is needed, as for local mode).
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,11 @@ _QUERY_NODES = frozenset(
 # Allowed below a query node only: in a relation's place `IDENTIFIER(...)` names a table;
 # as the statement it may build any command.
 _RELATION_ONLY = frozenset({"PlanWithUnresolvedIdentifier"})
+# Functions that call any static Java method (``reflect('java.lang.System', 'setProperty',
+# ...)``): a query made only of read-only operators could still change or stop the JVM with
+# them. Spark prints an unresolved function call as ``'name(`` (a string literal has no
+# leading quote), possibly qualified (``'system.builtin.reflect(``).
+_JAVA_CALL = re.compile(r"'(?:[\w`]+\.)*`?(reflect|java_method|try_reflect)`?\(", re.IGNORECASE)
 _gateway_lock = threading.Lock()
 _gateway_parser: Any = None
 
@@ -69,6 +75,14 @@ def check_read_only(
     except Exception as exc:  # ParseException, raw or converted by PySpark
         raise _parse_failure(family, exc, prefix_lines) from None
     refused = _refused_node(plan)
+    if refused is None:
+        called = _java_call(plan)
+        if called is not None:
+            raise TransformationError(
+                family,
+                f"the body calls {called}(), which runs any static Java method: refused, "
+                "nothing was run",
+            )
     if refused is not None:
         line, column = _origin(refused, prefix_lines)
         raise TransformationError(
@@ -93,6 +107,19 @@ def _refused_node(plan: Any) -> Any | None:
         name = _name(node)
         if name not in _QUERY_NODES and name not in _RELATION_ONLY:
             return node
+        for nested in ("children", "innerChildren", "subqueries"):
+            stack.extend(_seq(getattr(node, nested)()))
+    return None
+
+
+def _java_call(plan: Any) -> str | None:
+    """The name of a Java-calling function anywhere in ``plan`` (subqueries too), or None."""
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        found = _JAVA_CALL.search(str(node.simpleString(1_000_000)))
+        if found is not None:
+            return found.group(1).lower()
         for nested in ("children", "innerChildren", "subqueries"):
             stack.extend(_seq(getattr(node, nested)()))
     return None

@@ -72,6 +72,10 @@ def hostile_bodies(world: dict[str, Any]) -> dict[str, str]:
         "transform": f"SELECT TRANSFORM(user_id) USING 'touch {marker}' FROM transactions",
         "execute immediate": f"EXECUTE IMMEDIATE 'DROP TABLE {table}'",
         "drop": f"DROP TABLE {table}",
+        "reflect": "SELECT user_id, REFLECT('java.lang.System', 'setProperty', 'nbf.hostile', "
+        "'ran') AS x FROM transactions",
+        "java_method in a subquery": "SELECT user_id FROM transactions WHERE user_id IN "
+        "(SELECT system.builtin.java_method('java.lang.System', 'exit', 3) FROM users)",
     }
 
 
@@ -91,7 +95,7 @@ def assert_nothing_ran(spark: Any, world: dict[str, Any]) -> None:
     "kind",
     [
         "script", "insert directory", "cte insert", "two statements", "ctas", "set", "cache",
-        "use", "transform", "execute immediate", "drop",
+        "use", "transform", "execute immediate", "drop", "reflect", "java_method in a subquery",
     ],
 )  # fmt: skip
 def test_a_body_that_changes_anything_is_refused_and_nothing_runs(
