@@ -75,54 +75,45 @@ def check_read_only(
     except Exception as exc:  # ParseException, raw or converted by PySpark
         raise _parse_failure(family, exc, prefix_lines) from None
     refused = _refused_node(plan)
-    if refused is None:
-        called = _java_call(plan)
-        if called is not None:
-            raise TransformationError(
-                family,
-                f"the body calls {called}(), which runs any static Java method: refused, "
-                "nothing was run",
-            )
     if refused is not None:
-        line, column = _origin(refused, prefix_lines)
-        raise TransformationError(
-            family,
-            "the body must be a query that only reads (SELECT ..., WITH ... SELECT ...); "
-            f"Spark parses it as {_describe(_name(refused))}: refused, nothing was run",
-            line,
-            column,
-        )
+        node, what = refused
+        line, column = _origin(node, prefix_lines)
+        raise TransformationError(family, f"{what}: refused, nothing was run", line, column)
 
 
-def _refused_node(plan: Any) -> Any | None:
-    """The first node that makes ``plan`` more than a read-only query, or None."""
+def _refused_node(plan: Any) -> tuple[Any, str] | None:
+    """The first node that makes ``plan`` more than a read-only query, and why; or None.
+
+    One walk over the tree (subquery plans included) checks each node's operator and the
+    function calls it prints.
+    """
     statement = plan
     while _name(statement) == "UnresolvedWith":  # WITH ... <statement>: check the statement
         statement = statement.child()
     if _name(statement) not in _QUERY_NODES:
-        return statement
+        return statement, _not_a_query(statement)
     stack = [plan]
     while stack:
         node = stack.pop()
         name = _name(node)
         if name not in _QUERY_NODES and name not in _RELATION_ONLY:
-            return node
+            return node, _not_a_query(node)
+        called = _JAVA_CALL.search(str(node.simpleString(1_000_000)))
+        if called is not None:
+            return (
+                node,
+                f"the body calls {called.group(1).lower()}(), which runs any static Java method",
+            )
         for nested in ("children", "innerChildren", "subqueries"):
             stack.extend(_seq(getattr(node, nested)()))
     return None
 
 
-def _java_call(plan: Any) -> str | None:
-    """The name of a Java-calling function anywhere in ``plan`` (subqueries too), or None."""
-    stack = [plan]
-    while stack:
-        node = stack.pop()
-        found = _JAVA_CALL.search(str(node.simpleString(1_000_000)))
-        if found is not None:
-            return found.group(1).lower()
-        for nested in ("children", "innerChildren", "subqueries"):
-            stack.extend(_seq(getattr(node, nested)()))
-    return None
+def _not_a_query(node: Any) -> str:
+    return (
+        "the body must be a query that only reads (SELECT ..., WITH ... SELECT ...); "
+        f"Spark parses it as {_describe(_name(node))}"
+    )
 
 
 def _origin(node: Any, prefix_lines: int) -> tuple[int | None, int | None]:
