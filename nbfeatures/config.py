@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,10 @@ class Settings:
     # Spark has Google's GCS connector: it writes and reads gs:// offline sets itself (a
     # local session loads the connector jar of the ``gcs`` extra). Otherwise pyarrow does.
     gcs_connector: bool = False
+    # The ``monitoring:`` mapping of nbfeatures.yaml, checked when loaded; read it through
+    # ``nbfeatures.monitoring.config.monitoring_config(settings)``. Not settable from the
+    # environment: it is a nested mapping.
+    monitoring: Mapping[str, Any] | None = field(default=None, hash=False, compare=False)
 
     @property
     def home(self) -> Path:
@@ -108,6 +112,11 @@ def _coerce(key: str, value: Any) -> Any:
         return number
     if key == "workspace":
         return Path(str(value)).expanduser().resolve()
+    if key == "monitoring":
+        from nbfeatures.monitoring.config import parse_monitoring
+
+        parse_monitoring(value)  # refuse a wrong key or value when the workspace is read
+        return dict(value)
     if not isinstance(value, str | int | float):
         raise ConfigError(key, f"expected text, got {type(value).__name__}")
     return str(value)
@@ -143,7 +152,7 @@ def load_settings(
                 )
             values[key] = _coerce(key, value)
 
-    for key in known:
+    for key in known - {"monitoring"}:
         env_value = env.get(ENV_PREFIX + key.upper())
         if env_value:
             values[key] = _coerce(key, env_value)

@@ -1,0 +1,152 @@
+"""The served-vector log of one family over a window, one row per served entity vector.
+
+``nbfeatures logs flush`` writes the log as long Parquet (one row per served value, values as
+JSON text) under ``<offline>/_served/date=YYYY-MM-DD/``. Reports want it wide: per served
+vector its request time, entity, version, status, event time and one typed column per
+feature. Values are decoded with Arrow kernels, not per value in Python: a million vectors of
+ten features is ten million values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from nbfeatures._deps import require
+from nbfeatures.config import Settings
+from nbfeatures.definitions import FeatureFamily, FeatureType
+from nbfeatures.engine.gcs import arrow_filesystem
+
+SERVED_FOLDER = "_served"
+# Columns of a served window besides one per feature.
+VECTOR_COLUMNS = (
+    "log_id",
+    "request_id",
+    "request_time",
+    "entity",
+    "version",
+    "status",
+    "event_time",
+)
+
+
+@dataclass(frozen=True)
+class ServedWindow:
+    """Served vectors of one family in ``[start, end)``: ``frame`` (pandas) holds ``rows`` of
+    the ``rows_total`` the window had (fewer when sampled, chosen uniformly with a fixed seed)."""
+
+    family: str
+    start: dt.datetime
+    end: dt.datetime
+    frame: Any
+    rows: int
+    rows_total: int
+
+    @property
+    def sampled(self) -> bool:
+        return self.rows < self.rows_total
+
+
+def served_root(settings: Settings) -> str:
+    return f"{settings.offline.rstrip('/')}/{SERVED_FOLDER}"
+
+
+def _long_table(settings: Settings, family: str, start: dt.datetime, end: dt.datetime) -> Any:
+    pa = require("pyarrow", "spark")
+    ds = require("pyarrow.dataset", "spark")
+    fs, root = arrow_filesystem(served_root(settings))
+    try:
+        dataset = ds.dataset(root, format="parquet", filesystem=fs, partitioning="hive")
+    except (FileNotFoundError, pa.ArrowInvalid):
+        return None
+    days = ds.field("date") >= start.date().isoformat()
+    days &= ds.field("date") <= end.date().isoformat()
+    wanted = (ds.field("family") == family) & days
+    wanted &= (ds.field("request_time") >= pa.scalar(start, pa.timestamp("us", "UTC"))) & (
+        ds.field("request_time") < pa.scalar(end, pa.timestamp("us", "UTC"))
+    )
+    return dataset.to_table(filter=wanted)
+
+
+def _decode(values: Any, dtype: FeatureType) -> Any:
+    """JSON text -> a typed Arrow array (``null`` and missing become nulls)."""
+    pa = require("pyarrow", "spark")
+    pc = require("pyarrow.compute", "spark")
+    values = pc.if_else(pc.equal(values, "null"), pa.scalar(None, pa.string()), values)
+    if dtype.is_numeric:
+        target = pa.int64() if dtype in (FeatureType.INT32, FeatureType.INT64) else pa.float64()
+        return pc.cast(values, target)
+    if dtype is FeatureType.BOOL:
+        return pc.equal(values, "true")
+    # Strings and timestamps are JSON strings: drop the quotes; unescape the rare escaped one.
+    text = pc.utf8_slice_codeunits(values, 1, -1)
+    if dtype is FeatureType.TIMESTAMP:
+        return pc.cast(pc.cast(text, pa.timestamp("us", "UTC")), pa.timestamp("us", "UTC"))
+    escaped = pc.match_substring(values, "\\")
+    if pc.any(escaped).as_py():
+        import json
+
+        fixed = [json.loads(v) if v is not None else None for v in values.to_pylist()]
+        return pa.array(fixed, pa.string())
+    return text
+
+
+def read_served(
+    settings: Settings,
+    family: FeatureFamily,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    version: int | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+) -> ServedWindow:
+    """The family's served vectors with request time in ``[start, end)``, at most ``limit``.
+
+    ``frame`` has ``VECTOR_COLUMNS`` then one column per feature of ``family`` (typed from the
+    definition; a feature a version did not serve is null). ``version`` keeps one version.
+    """
+    pa = require("pyarrow", "spark")
+    pc = require("pyarrow.compute", "spark")
+    long = _long_table(settings, family.name, start, end)
+    names = [f.name for f in family.features]
+    if long is None or long.num_rows == 0:
+        empty = pa.table({c: pa.array([], pa.string()) for c in (*VECTOR_COLUMNS, *names)})
+        return ServedWindow(family.name, start, end, empty.to_pandas(), 0, 0)
+    if version is not None:
+        long = long.filter(pc.equal(long["version"], version))
+    long = long.sort_by([("log_id", "ascending")])
+    # Within one log entry a feature lists every entity of the request in order, so the
+    # rows of one feature line up, position by position, with those of any other feature.
+    pieces = []
+    for served_version in pc.unique(long["version"]).to_pylist():
+        part = long.filter(pc.equal(long["version"], served_version))
+        lead = part.filter(pc.equal(part["feature"], part["feature"][0]))
+        served_features = set(pc.unique(part["feature"]).to_pylist())
+        columns: dict[str, Any] = {
+            "log_id": lead["log_id"],
+            "request_id": lead["request_id"],
+            "request_time": lead["request_time"],
+            "entity": lead["entity"],
+            "version": lead["version"],
+            "status": lead["status"],
+            "event_time": lead["event_time"],
+        }
+        for feature in family.features:
+            if feature.name in served_features:
+                column = part.filter(pc.equal(part["feature"], feature.name))["value"]
+                columns[feature.name] = _decode(column.combine_chunks(), feature.dtype)
+            else:
+                columns[feature.name] = pa.nulls(lead.num_rows)
+        pieces.append(pa.table(columns))
+    wide = pa.concat_tables(pieces, promote_options="permissive") if pieces else None
+    total = wide.num_rows if wide is not None else 0
+    if wide is not None and limit is not None and total > limit:
+        picked = sorted(random.Random(seed).sample(range(total), limit))
+        wide = wide.take(pa.array(picked))
+    frame = wide.to_pandas() if wide is not None else None
+    return ServedWindow(
+        family.name, start, end, frame, len(frame) if frame is not None else 0, total
+    )
