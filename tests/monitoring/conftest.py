@@ -35,3 +35,6 @@ def make_workspace(root: Path, redis_url: str | None = None, monitoring: str = "
 @pytest.fixture
 def workspace(tmp_path: Path) -> Settings:
     return make_workspace(tmp_path / "ws")
+
+
+from skew_fixtures import skew_world  # noqa: E402, F401  (the skew tests' promoted family)
