@@ -192,3 +192,13 @@ def test_online_store_not_refreshed_shows_stale(skew_world, spark, tmp_path):
     for example in stale:
         assert example["served_event_time"] < example["offline_event_time"]
         assert dt.datetime.fromisoformat(example["offline_event_time"]) == later
+
+
+def test_a_window_without_served_vectors_warns_and_says_why(skew_world, tmp_path):
+    long_ago = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    result = skew_report(skew_world.settings, "skew_spend", output_dir=tmp_path,
+                         start=long_ago, end=long_ago + dt.timedelta(days=1))  # fmt: skip
+    data = json.loads(result.summary.to_json())
+    assert data["status"] == "warn" and data["rows"] == 0 and data["checks"] == []
+    assert any("no served vectors" in note for note in data["notes"])
+    assert "no served vectors" in result.html.read_text()
