@@ -18,6 +18,7 @@ from skew_fixtures import (
     write_source,
 )
 
+from nbfeatures.errors import ConfigError
 from nbfeatures.monitoring.kinds import report_function
 from nbfeatures.monitoring.skew import skew_report
 from nbfeatures.monitoring.summary import ReportSummary
@@ -126,6 +127,16 @@ def test_spark_and_arrow_joins_give_the_same_summary(skew_world, version_window,
     assert summaries[0]["detail"]["by_cause"]["version"] == 5
 
 
+def test_a_sample_smaller_than_the_window_is_stated(skew_world, version_window, tmp_path):
+    start, end = version_window
+    result = skew_report(skew_world.settings, "skew_spend", output_dir=tmp_path, start=start,
+                         end=end, version=2, engine="arrow", sample=3)  # fmt: skip
+    data = summary_of(result)
+    assert data["rows"] == 3 and data["rows_total"] == 6
+    assert any("sampled 3 of 6" in note for note in data["notes"])
+    assert check(data, "cents")["detail"]["compared"] == 3
+
+
 def test_bug_in_the_served_on_demand_function_shows_value_skew(skew_world, tmp_path):
     # The catalog's v1 doubles the amount; the server is given a v1 that triples it.
     buggy = ratio_family("skew_ratio", "skew_spend", factor="3.0")
@@ -202,3 +213,5 @@ def test_a_window_without_served_vectors_warns_and_says_why(skew_world, tmp_path
     assert data["status"] == "warn" and data["rows"] == 0 and data["checks"] == []
     assert any("no served vectors" in note for note in data["notes"])
     assert "no served vectors" in result.html.read_text()
+    with pytest.raises(ConfigError, match=r"skew\.sample.*is 0"):
+        skew_report(skew_world.settings, "skew_spend", output_dir=tmp_path, sample=0)
