@@ -1,9 +1,11 @@
-"""Fixtures of the monitoring tests: a redis-server of their own for the session, and
-workspaces (SQLite MLflow catalog, Parquet offline store) per test."""
+"""Fixtures of the monitoring tests: a redis-server of their own for the session, workspaces
+(SQLite MLflow catalog, Parquet offline store) per test; the GCS emulator is the engine
+tests' (started once)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,15 @@ from servers import RedisServer, redis_server  # noqa: F401  (the session fixtur
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from nbfeatures.config import Settings, load_settings
+
+# The engine tests' fixture module starts the emulator at most once per run; import that
+# same module (by the same name) rather than a second copy of it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+
+# The catalog tests' MLflow tracking server on PostgreSQL (one test runs the store on it).
+from catalog.conftest import server_backend  # noqa: E402, F401
+from offline_fixtures import gcs_root  # noqa: E402, F401
+from report_fixtures import make_result, receiver, report_workspace  # noqa: E402, F401
 
 
 @pytest.fixture
