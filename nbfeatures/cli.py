@@ -23,6 +23,10 @@
                                             serve online features over gRPC
     nbfeatures logs flush [--config serving.yaml]
                                             served-vector log to Parquet in the offline store
+    nbfeatures monitor run (--family NAME ... | --all) [--kind K ...] [--in-process]
+                                            drift, skew, freshness reports once; exit 0 ok,
+                                            1 something in alert, 2 a report could not run
+    nbfeatures monitor schedule             the reports on the cron schedules of nbfeatures.yaml
 
 Settings are read here, once (``nbfeatures.yaml`` in ``--workspace`` plus ``NBF_*``);
 errors of the library become one line on stderr and exit code 2.
@@ -165,6 +169,10 @@ def _parser() -> argparse.ArgumentParser:
     logs = commands.add_parser("logs", help="the served-vector log")
     logs.add_argument("action", choices=["flush"], help="flush: write it to Parquet and trim it")
     logs.add_argument("--config", help="serving YAML file (names the stream)")
+
+    from nbfeatures.monitoring import monitor_cli
+
+    monitor_cli.add_parser(commands)
     return parser
 
 
@@ -231,6 +239,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         code = print_status(settings)
         _repair(settings)
         return code
+    if args.command == "monitor":
+        from nbfeatures.monitoring import monitor_cli
+
+        return monitor_cli.run(settings, args)
     if args.command in ("serve", "logs"):
         from nbfeatures.serving.config import load_server_config
         from nbfeatures.serving.main import flush_logs, serve
