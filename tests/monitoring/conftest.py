@@ -1,10 +1,18 @@
-"""Fixtures of the monitoring tests."""
+"""Fixtures of the monitoring tests; the GCS emulator is the engine tests' (started once)."""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+# The engine tests' fixture module starts the emulator at most once per run; import that
+# same module (by the same name) rather than a second copy of it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+
+from offline_fixtures import gcs_root  # noqa: E402, F401
+from report_fixtures import make_result, receiver, report_workspace  # noqa: E402, F401
 from runner_fixtures import promoted_workspace  # noqa: E402, F401
 from servers import redis_server  # noqa: E402, F401  (the session fixture)
