@@ -1,10 +1,17 @@
-"""Fixtures of the monitoring tests; the GCS emulator is the engine tests' (started once)."""
+"""Fixtures of the monitoring tests: a redis-server of their own for the session, workspaces
+(SQLite MLflow catalog, Parquet offline store) per test, the report store's fixtures and the
+runner's promoted workspace. The GCS emulator is the engine tests' (started once)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+import redis
+from servers import RedisServer, redis_server  # noqa: F401  (the session fixture)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -15,4 +22,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 from offline_fixtures import gcs_root  # noqa: E402, F401
 from report_fixtures import make_result, receiver, report_workspace  # noqa: E402, F401
 from runner_fixtures import promoted_workspace  # noqa: E402, F401
-from servers import redis_server  # noqa: E402, F401  (the session fixture)
+
+from nbfeatures.config import Settings, load_settings  # noqa: E402
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:  # noqa: F811
+    with redis_server.client() as client:
+        yield client
+
+
+def make_workspace(root: Path, redis_url: str | None = None, monitoring: str = "") -> Settings:
+    """A workspace of its own: nbfeatures.yaml with an owner, a Redis and monitoring settings."""
+    root.mkdir(parents=True, exist_ok=True)
+    text = "owner: tests\nspark_memory: 1g\n"
+    if redis_url:
+        text += f"redis_url: {redis_url}\n"
+    (root / "nbfeatures.yaml").write_text(text + monitoring)
+    return load_settings(root, environ={})
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Settings:
+    return make_workspace(tmp_path / "ws")
