@@ -126,11 +126,11 @@ def run_reports(
         summary = summaries.get(family)
         if summary is None:
             known = ", ".join(sorted(summaries)) or "none"
-            failure = ReportFailure(
+            missing = ReportFailure(
                 family, None, f"no family {family!r} in the catalog (families: {known})"
             )
-            failures.append(failure)
-            say(failure.line())
+            failures.append(missing)
+            say(missing.line())
             continue
         chosen = tuple(kinds or config.for_family(family).reports)
         folder = _run_folder(settings, family)
@@ -236,7 +236,8 @@ def _record_line(record: ReportRecord) -> str:
     bad = [c.feature for c in checks if c.status is not Status.OK]
     detail = f"{len(checks)} checks" + (f", not ok: {', '.join(bad)}" if bad else "")
     version = f" v{record.version}" if record.version is not None else ""
-    return f"{record.family}{version} {record.kind}: {record.status.value} ({detail}); report {record.id}"
+    status = record.status.value
+    return f"{record.family}{version} {record.kind}: {status} ({detail}); report {record.id}"
 
 
 def production_families(catalog: Catalog) -> list[str]:

@@ -28,7 +28,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
-from nbfeatures.errors import ConfigError, NbfeaturesError
+from nbfeatures.errors import ConfigError, MonitoringError
 from nbfeatures.monitoring.config import FamilyMonitoring, monitoring_config
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ RunFunction = Callable[[str, Sequence[str]], "RunOutcome"]
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
-class ScheduledRunFailed(NbfeaturesError):
+class ScheduledRunFailed(MonitoringError):
     """A scheduled run of a family's reports where at least one report could not run."""
 
     def __init__(self, family: str, reasons: Sequence[str]) -> None:
@@ -286,7 +286,7 @@ def serve_schedule(
             pass
     finally:
         scheduler.shutdown(wait=True)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         log.info("scheduler stopped")
     return 0

@@ -148,7 +148,7 @@ def embedded_page(page: Path, height: int = 900) -> str:
         return f"<p>no page was written ({html.escape(page.name)})</p>"
     document = html.escape(page.read_text(), quote=True)
     return (
-        f"<iframe srcdoc=\"{document}\" style='width:100%;height:{height}px;border:1px solid "
+        f'<iframe srcdoc="{document}" style=\'width:100%;height:{height}px;border:1px solid '
         "#d0d7de' sandbox='allow-scripts allow-same-origin'></iframe>"
     )
 
