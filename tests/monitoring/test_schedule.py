@@ -77,8 +77,13 @@ def test_star_stands_for_every_production_family_not_named(
         ScheduledFamily("other", ("freshness",), "*/5 * * * *"),
     ]
     scheduler = build_scheduler(settings, jobs=jobs)
-    job = scheduler.get_job(f"reports:{OLD}")
-    assert job.coalesce and job.max_instances == 1 and job.misfire_grace_time > 0
+    scheduler.start(paused=True)  # job defaults apply once the scheduler holds its jobs
+    try:
+        job = scheduler.get_job(f"reports:{OLD}")
+        assert job.coalesce and job.max_instances == 1 and job.misfire_grace_time > 0
+        assert str(job.trigger) == str(cron_trigger("0 6 * * *"))
+    finally:
+        scheduler.shutdown(wait=False)
 
 
 @pytest.mark.integration
