@@ -95,7 +95,9 @@ def print_table(records: list[ReportRecord]) -> None:
     headers = ("id", "created (UTC)", "family", "version", "kind", "status", "owner", "review")
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     for line in (headers, *rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
 
 
 def review_text(record: ReportRecord) -> str:

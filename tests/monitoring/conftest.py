@@ -9,8 +9,7 @@ from pathlib import Path
 # same module (by the same name) rather than a second copy of it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 
-from offline_fixtures import gcs_root  # noqa: E402, F401
-from report_fixtures import make_result, receiver, report_workspace  # noqa: E402, F401
-
 # The catalog tests' MLflow tracking server on PostgreSQL (one test runs the store on it).
-from catalog.conftest import server_backend  # noqa: E402, F401
+from catalog.conftest import server_backend  # noqa: F401
+from offline_fixtures import gcs_root  # noqa: F401
+from report_fixtures import make_result, receiver, report_workspace  # noqa: F401

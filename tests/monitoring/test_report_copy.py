@@ -43,7 +43,11 @@ def test_a_report_is_copied_to_a_local_report_root(
 
     folder = Path(_expected_folder(str(root), family, "skew", record.id, record.created_at))
     assert record.copy_uri == str(folder) and record.copy_error is None
-    assert sorted(p.name for p in folder.iterdir()) == ["report.html", "report.ipynb", "summary.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "report.html",
+        "report.ipynb",
+        "summary.json",
+    ]
     assert (folder / "report.html").read_text() == PAGE.format(family=family, kind="skew")
     assert json.loads((folder / "summary.json").read_text())["status"] == "warn"
     assert (folder / "report.ipynb").read_text() == '{"cells": []}'

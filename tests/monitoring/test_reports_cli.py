@@ -35,12 +35,24 @@ def _run(settings: Settings, *argv: str) -> int:
 
 
 def test_list_prints_a_table_newest_first_with_filters(
-    report_workspace: Settings, saved: tuple[str, list[ReportRecord]], capsys: pytest.CaptureFixture[str]
+    report_workspace: Settings,
+    saved: tuple[str, list[ReportRecord]],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     family, (drift, skew, freshness) = saved
     assert _run(report_workspace, "list", "--family", family) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["id", "created", "(UTC)", "family", "version", "kind", "status", "owner", "review"]
+    assert lines[0].split() == [
+        "id",
+        "created",
+        "(UTC)",
+        "family",
+        "version",
+        "kind",
+        "status",
+        "owner",
+        "review",
+    ]
     assert [line.split()[0] for line in lines[1:]] == [freshness.id, skew.id, drift.id]
     first = lines[1].split()
     assert first[3:] == [family, "v2", "freshness", "warn", "ana", "pending"]
@@ -74,7 +86,9 @@ def test_review_defaults_to_user_and_unreviewed_hides_it(
     ids = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
     assert ids == [_freshness.id]
     _run(report_workspace, "list", "--family", family)
-    reviews = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()[1:]}
+    reviews = {
+        line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()[1:]
+    }
     assert reviews[skew.id] == "carol" and reviews[_freshness.id] == "pending"
 
 

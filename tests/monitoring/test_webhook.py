@@ -10,7 +10,12 @@ from report_fixtures import Receiver, unique_family, with_monitoring
 from servers import free_port
 
 from nbfeatures.config import Settings
-from nbfeatures.monitoring.store import TAG_WEBHOOK, TAG_WEBHOOK_ERROR, ReportDeliveryWarning, ReportStore
+from nbfeatures.monitoring.store import (
+    TAG_WEBHOOK,
+    TAG_WEBHOOK_ERROR,
+    ReportDeliveryWarning,
+    ReportStore,
+)
 from nbfeatures.monitoring.summary import ReportResult, ReportSummary, Status
 from nbfeatures.monitoring.webhook import post_json
 
@@ -28,7 +33,9 @@ def _store(settings: Settings, url: str) -> ReportStore:
     return ReportStore.from_settings(with_monitoring(settings, webhook=url))
 
 
-def test_an_alert_posts_its_summary(hook: Receiver, report_workspace: Settings, make_result: Make) -> None:
+def test_an_alert_posts_its_summary(
+    hook: Receiver, report_workspace: Settings, make_result: Make
+) -> None:
     store = _store(report_workspace, hook.url)
     family = unique_family()
     result = make_result(family, "skew", Status.ALERT, version=3)
@@ -66,7 +73,9 @@ def test_a_server_error_is_retried_once(
     hook: Receiver, report_workspace: Settings, make_result: Make
 ) -> None:
     hook.answers.extend([503])
-    record = _store(report_workspace, hook.url).save(make_result(unique_family(), status=Status.ALERT))
+    record = _store(report_workspace, hook.url).save(
+        make_result(unique_family(), status=Status.ALERT)
+    )
     assert [r["json"]["report_id"] for r in hook.requests] == [record.id, record.id]
     assert record.webhook_error is None
 
@@ -82,7 +91,9 @@ def test_a_refusal_is_not_retried_and_is_recorded(
     assert record.webhook_error is not None and "answered 400" in record.webhook_error
 
 
-def test_a_dead_webhook_does_not_fail_the_save(report_workspace: Settings, make_result: Make) -> None:
+def test_a_dead_webhook_does_not_fail_the_save(
+    report_workspace: Settings, make_result: Make
+) -> None:
     dead = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
     store = _store(report_workspace, dead)
     family = unique_family()
