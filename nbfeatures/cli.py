@@ -27,6 +27,9 @@
                                             drift, skew, freshness reports once; exit 0 ok,
                                             1 something in alert, 2 a report could not run
     nbfeatures monitor schedule             the reports on the cron schedules of nbfeatures.yaml
+    nbfeatures reports list [--family F] [--kind K] [--status S] [--unreviewed] [--limit N]
+    nbfeatures reports show ID [--html PATH]    one monitoring report: checks, notes, review
+    nbfeatures reports review ID [--by NAME] [--comment TEXT]
 
 Settings are read here, once (``nbfeatures.yaml`` in ``--workspace`` plus ``NBF_*``);
 errors of the library become one line on stderr and exit code 2.
@@ -170,9 +173,10 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("action", choices=["flush"], help="flush: write it to Parquet and trim it")
     logs.add_argument("--config", help="serving YAML file (names the stream)")
 
-    from nbfeatures.monitoring import monitor_cli
+    from nbfeatures.monitoring import monitor_cli, reports_cli
 
     monitor_cli.add_parser(commands)
+    reports_cli.add_parser(commands)
     return parser
 
 
@@ -256,6 +260,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             },
         )
         return serve(settings, config) if args.command == "serve" else flush_logs(settings, config)
+    if args.command == "reports":
+        from nbfeatures.monitoring import reports_cli
+
+        return reports_cli.run(settings, args)
     from nbfeatures.catalog import Catalog
 
     catalog = Catalog.from_settings(settings)

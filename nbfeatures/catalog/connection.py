@@ -188,9 +188,7 @@ def ensure_experiment(
     if experiment is None:
         try:
             return str(
-                connection.call(
-                    client.create_experiment, name, artifact_location=artifact_location
-                )
+                connection.call(client.create_experiment, name, artifact_location=artifact_location)
             )
         except Exception as exc:
             if error_code(exc) != "RESOURCE_ALREADY_EXISTS":

@@ -234,7 +234,7 @@ class ReportStore:
     def _deliver(
         self, summary: ReportSummary, run_id: str, created: dt.datetime, files: dict[str, Path]
     ) -> None:
-        """Copy to ``report_root`` and call the webhook; each failure becomes a tag and a warning."""
+        """Copy to ``report_root``, call the webhook; a failure of either is a tag and a warning."""
         tags: dict[str, str] = {}
         if self.report_root:
             folder = copy_folder(self.report_root, summary.family, summary.kind, created, run_id)
@@ -252,7 +252,9 @@ class ReportStore:
             self._set_tags(run_id, tags)
         for key in (TAG_COPY_ERROR, TAG_WEBHOOK_ERROR):
             if key in tags:
-                message = f"report {run_id} ({summary.family} {summary.kind}) is saved, but {tags[key]}"
+                message = (
+                    f"report {run_id} ({summary.family} {summary.kind}) is saved, but {tags[key]}"
+                )
                 log.warning(message)
                 warnings.warn(message, ReportDeliveryWarning, stacklevel=3)
 
@@ -295,7 +297,9 @@ class ReportStore:
             clauses.append(f"tags.`{TAG_FAMILY}` = '{family}'")
         if kind is not None:
             if kind not in REPORT_KINDS:
-                raise ConfigError("report kind", f"{kind!r} is not one of {', '.join(REPORT_KINDS)}")
+                raise ConfigError(
+                    "report kind", f"{kind!r} is not one of {', '.join(REPORT_KINDS)}"
+                )
             clauses.append(f"tags.`{TAG_KIND}` = '{kind}'")
         if status is not None:
             clauses.append(f"tags.`{TAG_STATUS}` = '{_status(status).value}'")

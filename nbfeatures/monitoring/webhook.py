@@ -54,13 +54,13 @@ def post_json(
     for attempt in range(attempts):
         if attempt:
             time.sleep(RETRY_PAUSE_SECONDS)
-        request = urllib.request.Request(
-            url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "nbfeatures-monitoring"},
-        )
         try:
+            request = urllib.request.Request(
+                url,
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json", "User-Agent": "nbfeatures-monitoring"},
+            )
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 response.read()
                 return None

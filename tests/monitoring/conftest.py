@@ -23,6 +23,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # same module (by the same name) rather than a second copy of it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 
+# The catalog tests' MLflow tracking server on PostgreSQL (one test runs the store on it).
+from catalog.conftest import server_backend  # noqa: F401
 from offline_fixtures import gcs_root  # noqa: F401
 from report_fixtures import make_result, receiver, report_workspace  # noqa: F401
 from runner_fixtures import promoted_workspace  # noqa: F401

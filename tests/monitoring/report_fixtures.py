@@ -73,7 +73,9 @@ def make_summary(
 def make_result(tmp_path: Path) -> Callable[..., ReportResult]:
     """``make_result(family, kind=..., status=..., version=...)``: a summary and its page."""
 
-    def build(family: str, kind: str = "drift", status: Status = Status.OK, **kw: Any) -> ReportResult:
+    def build(
+        family: str, kind: str = "drift", status: Status = Status.OK, **kw: Any
+    ) -> ReportResult:
         page = tmp_path / f"{family}-{kind}-{uuid.uuid4().hex[:6]}.html"
         page.write_text(PAGE.format(family=family, kind=kind))
         return ReportResult(make_summary(family, kind, status, **kw), page)

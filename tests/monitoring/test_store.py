@@ -177,9 +177,7 @@ def test_unknown_ids_are_report_not_found(
     with pytest.raises(ReportNotFound):
         store.html("0" * 32)
     # A run of another experiment (a catalog registration) is not a report.
-    catalog_run = Catalog.from_settings(report_workspace).get(
-        _registered(report_workspace)
-    ).run_id
+    catalog_run = Catalog.from_settings(report_workspace).get(_registered(report_workspace)).run_id
     with pytest.raises(ReportNotFound):
         store.get(catalog_run)
 
@@ -209,7 +207,7 @@ def test_a_missing_page_fails_before_anything_is_written(
 ) -> None:
     family = unique_family()
     result = ReportResult(make_summary(family), tmp_path / "never-written.html")
-    with pytest.raises(ReportFailed, match="never-written.html does not exist") as raised:
+    with pytest.raises(ReportFailed, match=r"never-written\.html does not exist") as raised:
         store.save(result)
     assert (raised.value.family, raised.value.kind) == (family, "drift")
     assert store.list(family=family) == []
