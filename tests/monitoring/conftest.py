@@ -28,6 +28,7 @@ from catalog.conftest import server_backend  # noqa: F401
 from offline_fixtures import gcs_root  # noqa: F401
 from report_fixtures import make_result, receiver, report_workspace  # noqa: F401
 from runner_fixtures import promoted_workspace  # noqa: F401
+from skew_fixtures import skew_world  # noqa: F401  (the skew tests' promoted family)
 
 from nbfeatures.config import Settings, load_settings
 from nbfeatures.definitions import (
