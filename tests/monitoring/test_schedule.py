@@ -6,9 +6,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from runner_fixtures import FRESH, OLD, PromotedWorkspace
@@ -124,3 +129,37 @@ def test_scheduler_keeps_running_the_good_family_while_another_fails(
     assert errors and all("missing_family [skew] all=FAILED (no family" in e for e in errors)
     good = [r.getMessage() for r in caplog.records if f" {FRESH} [skew] skew=" in r.getMessage()]
     assert len(good) >= 2
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_command_stops_cleanly_on_a_signal(tmp_path: Path, signum: signal.Signals) -> None:
+    (tmp_path / "nbfeatures.yaml").write_text(
+        "owner: tests\nmonitoring:\n  families:\n    user_spend: {schedule: '0 6 * * *'}\n"
+    )
+    command = [sys.executable, "-m", "nbfeatures.cli", "--workspace", str(tmp_path)]
+    process = subprocess.Popen(
+        [*command, "monitor", "schedule"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert process.stderr is not None
+    lines = []
+    for line in process.stderr:  # wait until the job is scheduled, then stop it
+        lines.append(line)
+        if "scheduled user_spend [drift,skew,freshness] 0 6 * * *" in line:
+            break
+    process.send_signal(signum)
+    _, rest = process.communicate(timeout=60)
+    assert process.returncode == 0, "".join(lines) + rest
+    assert f"{signal.Signals(signum).name} received" in rest and "scheduler stopped" in rest
+
+
+def test_nothing_scheduled_exits_1_with_the_setting_to_add(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from nbfeatures.cli import run as cli_run
+
+    (tmp_path / "nbfeatures.yaml").write_text("owner: tests\n")
+    assert cli_run(["--workspace", str(tmp_path), "monitor", "schedule"]) == 1
+    assert "nothing to schedule: set monitoring.defaults.schedule" in caplog.text
