@@ -27,10 +27,15 @@ from nbfeatures._deps import require
 from nbfeatures.errors import ConfigError
 from nbfeatures.monitoring.config import monitoring_config
 from nbfeatures.monitoring.summary import REPORT_KINDS, Status
-from nbfeatures.monitoring.template_cells import KindOutcome, first_line, read_outcome, run_kind
+from nbfeatures.monitoring.template_cells import (
+    KindOutcome,
+    error_path,
+    first_line,
+    read_outcome,
+    run_kind,
+)
 
 if TYPE_CHECKING:
-    from nbfeatures.catalog import Catalog
     from nbfeatures.config import Settings
     from nbfeatures.monitoring.store import ReportRecord, ReportStore
 
@@ -199,12 +204,12 @@ def _run_notebook(
     except Exception as exc:
         # Kinds that finished before the stop keep their results; the rest carry the reason.
         reason = f"the report notebook stopped: {_papermill_reason(exc)}"
-        outcomes = [read_outcome(folder, kind) for kind in kinds]
-        return [
-            o if o.result is not None or (folder / f"{o.kind}.error.txt").exists()
-            else KindOutcome(o.kind, error=reason)
-            for o in outcomes
-        ]  # fmt: skip
+        outcomes = []
+        for kind in kinds:
+            outcome = read_outcome(folder, kind)
+            ran = outcome.result is not None or error_path(folder, kind).exists()
+            outcomes.append(outcome if ran else KindOutcome(kind, error=reason))
+        return outcomes
     return [read_outcome(folder, kind) for kind in kinds]
 
 
@@ -238,8 +243,3 @@ def _record_line(record: ReportRecord) -> str:
     version = f" v{record.version}" if record.version is not None else ""
     status = record.status.value
     return f"{record.family}{version} {record.kind}: {status} ({detail}); report {record.id}"
-
-
-def production_families(catalog: Catalog) -> list[str]:
-    """Every family with a production version, by name."""
-    return sorted(catalog.production_versions())

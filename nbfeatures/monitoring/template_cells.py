@@ -143,13 +143,14 @@ def _number(value: float | None) -> str:
 
 def embedded_page(page: Path, height: int = 900) -> str:
     """The Evidently page inside an iframe (``srcdoc``): it keeps its own scripts and styles
-    apart from the notebook's, and travels with the notebook file."""
+    apart from the notebook's, and travels with the notebook file. JupyterLab shows it once
+    the notebook is trusted (its sanitizer drops iframes of untrusted outputs)."""
     if not page.exists():
         return f"<p>no page was written ({html.escape(page.name)})</p>"
     document = html.escape(page.read_text(), quote=True)
     return (
         f'<iframe srcdoc="{document}" style=\'width:100%;height:{height}px;border:1px solid '
-        "#d0d7de' sandbox='allow-scripts allow-same-origin'></iframe>"
+        "#d0d7de'></iframe>"
     )
 
 

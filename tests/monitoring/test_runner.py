@@ -132,3 +132,16 @@ def test_exit_code_failure_outranks_alert() -> None:
     assert RunOutcome().exit_code == EXIT_OK and RunOutcome().status is Status.OK
     assert RunOutcome(failures=(failure,)).exit_code == EXIT_FAILED
     assert EXIT_ALERT == 1 and failure.line() == "f drift: FAILED: boom"
+
+
+def test_a_notebook_that_cannot_run_fails_each_of_its_kinds(
+    promoted_workspace: PromotedWorkspace,
+) -> None:
+    outcome = run_reports(
+        promoted_workspace.settings, [FRESH], [KIND, "freshness"], kernel_name="no-such-kernel"
+    )
+    assert outcome.records == ()
+    assert [f.kind for f in outcome.failures] == [KIND, "freshness"]
+    for failure in outcome.failures:
+        assert failure.reason.startswith("the report notebook stopped: ")
+        assert "no-such-kernel" in failure.reason
