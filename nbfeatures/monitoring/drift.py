@@ -353,9 +353,13 @@ def drift_report(
     config: FamilyMonitoring | None = None,
     reference: Any = None,
     engine: str = "auto",
+    spark: Any = None,
 ) -> ReportResult:
     """Compare the served values of ``family`` in the window with a reference; write
-    ``output_dir/drift.html`` and return the summary (see the module's docstring)."""
+    ``output_dir/drift.html`` and return the summary (see the module's docstring).
+
+    ``spark``: the session of the Spark engine (default: the workspace's).
+    """
     if engine not in ENGINES:
         raise ConfigError("engine", f"{engine!r} is not one of {', '.join(ENGINES)}")
     from nbfeatures.catalog import Catalog
@@ -371,7 +375,9 @@ def drift_report(
     if engine == "spark":
         from nbfeatures.monitoring.drift_spark import collect_spark
 
-        collected = collect_spark(settings, fv, window, reference_range, reference, drift)
+        collected = collect_spark(
+            settings, fv, window, reference_range, reference, drift, spark=spark
+        )
     else:
         if reference is not None:
             reference_frame = training_reference(reference, fv.family)
