@@ -291,7 +291,7 @@ def evidently_page(
         if current[f.name].notna().any() and reference[f.name].notna().any()
     ]
     if not shown or len(current) == 0:
-        html.write_text(_empty_page(title, "no served values to compare in this window"))
+        html.write_text(plain_page(title, "no served values to compare in this window"))
         return {}
     definition = evidently.DataDefinition(
         numerical_columns=[f.name for f in shown if is_numeric(f.dtype)],
@@ -328,7 +328,7 @@ def titled(html: Path, title: str) -> None:
     html.write_text(text.replace("<body>", f"<body>{heading}", 1))
 
 
-def _empty_page(title: str, reason: str) -> str:
+def plain_page(title: str, reason: str) -> str:
     import html as html_text
 
     return (
