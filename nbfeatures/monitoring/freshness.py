@@ -244,7 +244,7 @@ def _page(
     ages: Any, materialized_age: float | None, sla_seconds: float | None, html: Path, title: str
 ) -> None:
     """Evidently's page of the served ages, each held to the SLA by a test."""
-    from nbfeatures.monitoring.drift import _empty_page
+    from nbfeatures.monitoring.drift import plain_page
 
     evidently = require("evidently", "monitoring")
     metrics = require("evidently.metrics", "monitoring")
@@ -253,7 +253,7 @@ def _page(
     frame = pd.DataFrame({"served_age_seconds": ages["age_seconds"].astype("float64")})
     if len(frame) == 0:
         if materialized_age is None:
-            html.write_text(_empty_page(title, "no served values and nothing online"))
+            html.write_text(plain_page(title, "no served values and nothing online"))
             return
         # Nothing served in the window: the page shows the online age alone.
         frame = pd.DataFrame({"served_age_seconds": [materialized_age]})

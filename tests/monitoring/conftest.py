@@ -126,3 +126,9 @@ def drift_workspace(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> Set
     compute("steady", 1, start=REFERENCE_START, end=REFERENCE_END, settings=settings,
             catalog=catalog, spark=spark, progress=False)  # fmt: skip
     return settings
+
+
+# The Spark Connect server of the engine tests, reused (one per test run whichever folder
+# starts it): its module is imported under the same name as tests/engine's conftest does.
+sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
+from offline_fixtures import connect_spark  # noqa: E402, F401

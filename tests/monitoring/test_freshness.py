@@ -33,13 +33,21 @@ def family(name: str, **kwargs: Any) -> FeatureFamily:
     )
 
 
-@pytest.fixture
-def live(tmp_path, redis_server, redis_client):
-    """Register a family, write its values online with a given newest event time, make it
-    live, and log served requests; cleans its keys afterwards."""
-    settings = make_workspace(tmp_path / "ws", redis_server.url)
-    catalog = Catalog.from_settings(settings)
+@pytest.fixture(scope="module")
+def online(tmp_path_factory, redis_server):
+    """One workspace (one MLflow database: creating one costs seconds) for the module's
+    families, which have distinct names, on this folder's Redis."""
+    settings = make_workspace(tmp_path_factory.mktemp("fresh-ws"), redis_server.url)
     store = OnlineStore.from_settings(settings)
+    yield settings, Catalog.from_settings(settings), store
+    store.close()
+
+
+@pytest.fixture
+def live(online, redis_client):
+    """Register a family, write its values online with a given newest event time, make it
+    live, and log served requests; deletes its keys afterwards."""
+    settings, catalog, store = online
     names: list[str] = []
 
     def make(
@@ -71,7 +79,6 @@ def live(tmp_path, redis_server, redis_client):
     for name in names:
         store.client.delete(store.keys.live(name))
         store.delete_version(name, 1)
-    store.close()
 
 
 def run(settings, name: str, end: dt.datetime, tmp_path) -> ReportSummary:
