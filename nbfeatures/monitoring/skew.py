@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
 from nbfeatures.definitions import FeatureFamily, FeatureRef
+from nbfeatures.errors import ConfigError
 from nbfeatures.monitoring.config import FamilyMonitoring, monitoring_config
 from nbfeatures.monitoring.served import ServedWindow, read_served
 from nbfeatures.monitoring.summary import ReportResult, ReportSummary, Status
@@ -92,6 +93,8 @@ def skew_report(
     end = _utc(end) if end is not None else dt.datetime.now(dt.UTC)
     start = _utc(start) if start is not None else end - config.window
     limit = sample if sample is not None else skew.sample
+    if limit <= 0:
+        raise ConfigError("skew.sample", f"is {limit}; recompute at least one served vector")
     window = read_served(settings, reference.family, start, end, limit=limit)
     output_dir.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
@@ -148,6 +151,7 @@ def _report(
         "mismatch_rate": rate,
         "by_cause": dict(cause_totals(features)),
         "examples": examples(aligned, features, reference.version, skew.examples),
+        "tolerance": {"rel": skew.rel_tolerance, "abs": skew.abs_tolerance},
         "rule": (
             f"alert: a feature's value-cause rate or the overall mismatch rate above "
             f"{skew.alert_rate}; warn: a feature's or the overall mismatch rate above "

@@ -18,6 +18,7 @@ from skew_fixtures import (
     write_source,
 )
 
+from nbfeatures.errors import ConfigError
 from nbfeatures.monitoring.kinds import report_function
 from nbfeatures.monitoring.skew import skew_report
 from nbfeatures.monitoring.summary import ReportSummary
@@ -56,6 +57,7 @@ def test_no_skew_through_a_real_server_is_ok(skew_world, tmp_path: Path):
     assert data["detail"]["compared_values"] == 8 * 4
     assert data["detail"]["served_versions"] == {"1": 8}
     assert data["detail"]["examples"] == {}
+    assert data["detail"]["tolerance"] == {"rel": 1e-6, "abs": 1e-9}
     assert check(data, "amount")["detail"]["smape"] == 0.0
     assert {c["status"] for c in data["checks"]} == {"ok"}
     page = result.html.read_text()
@@ -124,6 +126,16 @@ def test_spark_and_arrow_joins_give_the_same_summary(skew_world, version_window,
         summaries.append(data)
     assert summaries[0] == summaries[1]
     assert summaries[0]["detail"]["by_cause"]["version"] == 5
+
+
+def test_a_sample_smaller_than_the_window_is_stated(skew_world, version_window, tmp_path):
+    start, end = version_window
+    result = skew_report(skew_world.settings, "skew_spend", output_dir=tmp_path, start=start,
+                         end=end, version=2, engine="arrow", sample=3)  # fmt: skip
+    data = summary_of(result)
+    assert data["rows"] == 3 and data["rows_total"] == 6
+    assert any("sampled 3 of 6" in note for note in data["notes"])
+    assert check(data, "cents")["detail"]["compared"] == 3
 
 
 def test_bug_in_the_served_on_demand_function_shows_value_skew(skew_world, tmp_path):
@@ -202,3 +214,5 @@ def test_a_window_without_served_vectors_warns_and_says_why(skew_world, tmp_path
     assert data["status"] == "warn" and data["rows"] == 0 and data["checks"] == []
     assert any("no served vectors" in note for note in data["notes"])
     assert "no served vectors" in result.html.read_text()
+    with pytest.raises(ConfigError, match=r"skew\.sample.*is 0"):
+        skew_report(skew_world.settings, "skew_spend", output_dir=tmp_path, sample=0)
