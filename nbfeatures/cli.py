@@ -23,6 +23,10 @@
                                             serve online features over gRPC
     nbfeatures logs flush [--config serving.yaml]
                                             served-vector log to Parquet in the offline store
+    nbfeatures monitor run (--family NAME ... | --all) [--kind K ...] [--in-process]
+                                            drift, skew, freshness reports once; exit 0 ok,
+                                            1 something in alert, 2 a report could not run
+    nbfeatures monitor schedule             the reports on the cron schedules of nbfeatures.yaml
     nbfeatures reports list [--family F] [--kind K] [--status S] [--unreviewed] [--limit N]
     nbfeatures reports show ID [--html PATH]    one monitoring report: checks, notes, review
     nbfeatures reports review ID [--by NAME] [--comment TEXT]
@@ -169,8 +173,9 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("action", choices=["flush"], help="flush: write it to Parquet and trim it")
     logs.add_argument("--config", help="serving YAML file (names the stream)")
 
-    from nbfeatures.monitoring import reports_cli
+    from nbfeatures.monitoring import monitor_cli, reports_cli
 
+    monitor_cli.add_parser(commands)
     reports_cli.add_parser(commands)
     return parser
 
@@ -238,6 +243,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         code = print_status(settings)
         _repair(settings)
         return code
+    if args.command == "monitor":
+        from nbfeatures.monitoring import monitor_cli
+
+        return monitor_cli.run(settings, args)
     if args.command in ("serve", "logs"):
         from nbfeatures.serving.config import load_server_config
         from nbfeatures.serving.main import flush_logs, serve

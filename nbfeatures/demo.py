@@ -51,6 +51,21 @@ def summarize(workspace: Path) -> None:
             f"  {family.name:<16} latest v{family.latest_version}  production {production}  "
             f"owner {family.owner}  features {', '.join(family.features)}"
         )
+    _summarize_reports(workspace)
+
+
+def _summarize_reports(workspace: Path) -> None:
+    """The reports the quickstart's last step saved, one line each."""
+    from nbfeatures.monitoring.store import ReportStore
+
+    reports = ReportStore.from_settings(load_settings(workspace, environ={})).list(limit=10)
+    if not reports:
+        return
+    print("\nreports (MLflow experiment of the monitoring runs):")
+    for report in reports:
+        version = f"v{report.version}" if report.version is not None else "-"
+        print(f"  {report.family:<16} {version:<4} {report.kind:<10} {report.status.value}")
+    print(f"  read them: nbfeatures --workspace {workspace} reports list")
 
 
 def main(argv: list[str] | None = None) -> None:

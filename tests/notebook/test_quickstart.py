@@ -63,6 +63,9 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
         for output in cell.get("outputs", [])
     )
     assert served.count("PRESENT") == 2 and served.count("NOT_FOUND") == 1
+    # The served vectors were logged and the reports on user_spend saved.
+    assert "user_spend: 3 of 3 reports saved" in printed
+    assert "user_spend v2 freshness: " in printed and "user_spend v2 skew: " in printed
 
     from nbfeatures.catalog import Catalog
 
@@ -71,3 +74,8 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
     assert names["user_spend"].latest_version == 2
     assert names["user_countries"].latest_version == 1
     assert {"txn_count", "spend", "max_amount"} <= set(names["user_spend"].features)
+
+    from nbfeatures.monitoring.store import ReportStore
+
+    reports = ReportStore.from_settings(load_settings(workspace, environ={})).latest("user_spend")
+    assert set(reports) == {"drift", "skew", "freshness"}
