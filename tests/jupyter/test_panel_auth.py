@@ -51,9 +51,7 @@ async def _log_in(jp_fetch: Fetch, jp_serverapp: ServerApp) -> dict[str, str]:
     page = await jp_fetch("login", headers=dict(NO_TOKEN))
     cookies = _cookies(page)
     xsrf = cookies["_xsrf"]
-    form = urllib.parse.urlencode(
-        {"password": jp_serverapp.identity_provider.token, "_xsrf": xsrf}
-    )
+    form = urllib.parse.urlencode({"password": jp_serverapp.identity_provider.token, "_xsrf": xsrf})
     done = await jp_fetch(
         "login",
         method="POST",
