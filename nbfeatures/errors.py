@@ -29,10 +29,12 @@
     │   ├── InvalidRequest(target, reason)        too many entities or features, a bad reference
     │   ├── Unauthenticated(target, reason)       no token, or a wrong one
     │   └── ServingUnavailable(target, reason)    the server or its online store is unreachable
-    └── MonitoringError                           anything a report or its storage refuses
-        ├── ReportNotFound(report_id)             no report (monitoring run) with that id
-        ├── ReportFailed(family, kind, reason)    a report could not be made or saved
-        └── ReviewRefused(report_id, reason)      a review without a reviewer's name
+    ├── MonitoringError                           anything a report or its storage refuses
+    │   ├── ReportNotFound(report_id)             no report (monitoring run) with that id
+    │   ├── ReportFailed(family, kind, reason)    a report could not be made or saved
+    │   └── ReviewRefused(report_id, reason)      a review without a reviewer's name
+    └── InvalidInput(field, reason)               a field of a request to an HTTP API (the
+                                                  JupyterLab panel's) that cannot be used
 
 The core raises these; the edges translate them: magics into ``UsageError``, the CLI into a
 message and exit code, the server into gRPC status codes. This module imports nothing of ours
@@ -356,3 +358,12 @@ class ReviewRefused(MonitoringError, ValueError):
         self.report_id = report_id
         self.reason = reason
         super().__init__(f"review of report {report_id}: {reason}; nothing was recorded")
+
+
+class InvalidInput(NbfeaturesError, ValueError):
+    """A field of a request to one of our HTTP APIs cannot be used; nothing was changed."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
