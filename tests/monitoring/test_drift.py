@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DRIFT_FEATURES, steady_values
+from drift_fixtures import DRIFT_FEATURES, steady_values
 from served_log import Served, entry, log_requests
 
 from nbfeatures.catalog import Catalog

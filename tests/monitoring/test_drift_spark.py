@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import steady_values
+from drift_fixtures import steady_values
 from test_drift import VECTORS, serve_day
 
 from nbfeatures.monitoring.config import parse_monitoring

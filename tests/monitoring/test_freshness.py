@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from conftest import make_workspace
+from drift_fixtures import make_workspace
 from served_log import Served, entry, log_requests
 
 from nbfeatures.catalog import Catalog
