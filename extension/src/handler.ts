@@ -51,19 +51,24 @@ export async function requestAPI<T>(
   }
   const text = await response.text();
   let data: unknown = null;
+  let isJSON = false;
   if (text.length > 0) {
     try {
       data = JSON.parse(text);
+      isJSON = true;
     } catch {
-      // A proxy or an unhandled crash may answer with HTML; keep its start for the message.
-      data = { message: text.slice(0, 200) };
+      // Jupyter's own HTML error page: its text says nothing about our route.
     }
   }
   if (!response.ok) {
-    const message =
-      data && typeof data === 'object' && 'message' in data
-        ? String((data as { message: unknown }).message)
-        : response.statusText;
+    let message = response.statusText || 'no message';
+    if (isJSON && data && typeof data === 'object' && 'message' in data) {
+      message = String((data as { message: unknown }).message);
+    } else if (response.status === 404) {
+      message =
+        'no such route: the nbfeatures server extension is not enabled on this Jupyter server ' +
+        '(jupyter server extension list)';
+    }
     throw new APIError(
       endPoint,
       response.status,

@@ -1,0 +1,149 @@
+"""The Features panel in a real JupyterLab, clicked through in headless Chromium.
+
+The tests of this module run in order on one page, as a person would: open the panel, search,
+open a family, promote it (a real promotion: papermill, a kernel with its own Spark, this
+run's Redis) and see the new production version, open a report, and read an error that names
+what failed. Each step leaves a screenshot in the artifacts folder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import REPORT_MARKER, LabServer, PanelWorkspace
+
+pytestmark = pytest.mark.integration
+
+# Generous: a promotion starts a kernel and Spark on a shared two-core machine.
+PROMOTION_LIMIT_MS = 420_000
+UI_LIMIT_MS = 30_000
+
+
+def testid(name: str) -> str:
+    return f'[data-testid="{name}"]'
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, jupyter_lab: LabServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context.set_default_timeout(UI_LIMIT_MS)
+    page = context.new_page()
+    page.goto(jupyter_lab.lab_url())
+    page.wait_for_selector("#jp-main-dock-panel")
+    yield page
+    context.close()
+
+
+@pytest.fixture(autouse=True)
+def screenshot_on_failure(request: pytest.FixtureRequest, artifacts: Path) -> Iterator[None]:
+    """A failing step leaves a picture of the page as it was."""
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed and "page" in request.fixturenames:
+        shot(request.getfixturevalue("page"), artifacts, f"failed-{request.node.name}")
+
+
+def shot(page: Any, artifacts: Path, name: str) -> Path:
+    path = artifacts / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def test_the_panel_lists_the_catalog_with_badges(
+    page: Any, artifacts: Path, panel_workspace: PanelWorkspace
+) -> None:
+    page.click('li[data-id="nbfeatures-panel"]')
+    spend = page.locator(testid("nbf-family-user_spend"))
+    spend.wait_for()
+    assert page.locator(testid("nbf-family-merchant_names")).is_visible()
+    assert spend.locator(testid("nbf-badge-owner")).inner_text() == "tests"
+    assert spend.locator(testid("nbf-badge-production")).inner_text() == "not in production"
+    report_badge = spend.locator(testid("nbf-badge-report")).inner_text()
+    assert report_badge == ("reports warn" if panel_workspace.report_id else "no report")
+    shot(page, artifacts, "01-list")
+
+
+def test_search_narrows_the_list(page: Any, artifacts: Path) -> None:
+    page.fill(testid("nbf-search"), "merchant")
+    page.locator(testid("nbf-family-user_spend")).wait_for(state="detached")
+    assert page.locator(testid("nbf-family-merchant_names")).is_visible()
+    shot(page, artifacts, "02-search")
+    page.fill(testid("nbf-search"), "spend")
+    page.locator(testid("nbf-family-merchant_names")).wait_for(state="detached")
+    assert page.locator(testid("nbf-family-user_spend")).is_visible()
+
+
+def test_a_family_shows_versions_definition_changes_and_lineage(page: Any, artifacts: Path) -> None:
+    page.click(testid("nbf-family-user_spend"))
+    detail = page.locator(testid("nbf-detail"))
+    detail.wait_for()
+    assert page.locator(testid("nbf-detail-name")).inner_text() == "user_spend"
+    assert page.locator(testid("nbf-version-1")).is_visible()
+    assert page.locator(testid("nbf-version-2")).is_visible()
+    definition = page.locator(testid("nbf-definition"))
+    # Not in production yet: the latest version's SQL is shown, highlighted by CodeMirror.
+    page.wait_for_function(
+        "el => el.querySelector('span') !== null",
+        arg=definition.element_handle(),
+    )
+    assert "upper(merchant)" in definition.inner_text()
+    page.click(testid("nbf-version-1"))
+    page.wait_for_function(
+        "el => !el.textContent.includes('upper(')", arg=definition.element_handle()
+    )
+    changes = page.locator(testid("nbf-changes"))
+    assert "v1 → v2" in changes.inner_text()
+    assert "transactions" in page.locator(testid("nbf-lineage")).inner_text()
+    shot(page, artifacts, "03-detail")
+
+
+def test_promote_shows_the_new_production_version(
+    page: Any, artifacts: Path, panel_workspace: PanelWorkspace
+) -> None:
+    from nbfeatures.catalog import Catalog
+
+    page.select_option(testid("nbf-promote-version"), "2")
+    page.click(testid("nbf-promote"))
+    job = page.locator(testid("nbf-job"))
+    job.wait_for()
+    shot(page, artifacts, "04-promoting")
+    page.wait_for_selector(
+        f'{testid("nbf-job")}:not([data-state="running"])', timeout=PROMOTION_LIMIT_MS
+    )
+    state = job.get_attribute("data-state")
+    assert state == "succeeded", page.locator(testid("nbf-job")).inner_text()
+    assert "user_spend v2 is in production" in page.locator(testid("nbf-job-result")).inner_text()
+    production = page.locator(testid("nbf-production-version"))
+    page.wait_for_function("el => el.textContent === 'prod v2'", arg=production.element_handle())
+    summaries = {s.name: s for s in Catalog.from_settings(panel_workspace.settings).list()}
+    assert summaries["user_spend"].production_version == 2
+    shot(page, artifacts, "05-promoted")
+
+    # The executed promotion notebook opens in the main area.
+    page.click(testid("nbf-job-notebook"))
+    notebook = page.locator(".jp-NotebookPanel:visible")
+    notebook.wait_for()
+    notebook.locator(".jp-Cell").first.wait_for()
+    current_tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab.jp-mod-current")
+    assert current_tab.inner_text().strip().endswith(".ipynb")
+    shot(page, artifacts, "06-notebook")
+
+
+def test_a_report_opens_in_the_main_area(
+    page: Any, artifacts: Path, panel_workspace: PanelWorkspace
+) -> None:
+    if panel_workspace.report_id is None:
+        pytest.skip(panel_workspace.report_missing_reason)
+    report_id = panel_workspace.report_id
+    page.click(testid("nbf-report-open-" + report_id))
+    frame_element = page.wait_for_selector(".nbf-report-frame iframe")
+    assert re.search(rf"reports/{report_id}/html$", frame_element.get_attribute("src") or "")
+    frame = frame_element.content_frame()
+    frame.wait_for_selector("#marker")
+    assert frame.inner_text("#marker") == REPORT_MARKER
+    shot(page, artifacts, "07-report")
