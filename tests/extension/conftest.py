@@ -144,6 +144,7 @@ def _save_report(settings: Settings, folder: Path) -> tuple[str | None, str]:
 def panel_workspace(
     tmp_path_factory: pytest.TempPathFactory,
     redis_server: RedisServer,  # noqa: F811  (the fixture imported above, by pytest's name)
+    spark: object,  # registration checks SQL bodies with Spark's parser: the session's Spark
 ) -> PanelWorkspace:
     from nbfeatures.catalog import Catalog
     from nbfeatures.demo_data import write_transactions
