@@ -25,10 +25,12 @@
     ├── PromotionFailed(family, version, step, notebook, cell)
     ├── PromotionInProgress(family, holder, expires_in)
     │                                             another promotion of the family holds its lock
-    └── ServingError(target, reason)              the feature server refused or failed a call
-        ├── InvalidRequest(target, reason)        too many entities or features, a bad reference
-        ├── Unauthenticated(target, reason)       no token, or a wrong one
-        └── ServingUnavailable(target, reason)    the server or its online store is unreachable
+    ├── ServingError(target, reason)              the feature server refused or failed a call
+    │   ├── InvalidRequest(target, reason)        too many entities or features, a bad reference
+    │   ├── Unauthenticated(target, reason)       no token, or a wrong one
+    │   └── ServingUnavailable(target, reason)    the server or its online store is unreachable
+    └── InvalidInput(field, reason)               a field of a request to an HTTP API (the
+                                                  JupyterLab panel's) that cannot be used
 
 The core raises these; the edges translate them: magics into ``UsageError``, the CLI into a
 message and exit code, the server into gRPC status codes. This module imports nothing of ours
@@ -318,3 +320,12 @@ class Unauthenticated(ServingError, PermissionError):
 
 class ServingUnavailable(ServingError, ConnectionError):
     """The server, or the online store behind it, cannot be reached (retries were exhausted)."""
+
+
+class InvalidInput(NbfeaturesError, ValueError):
+    """A field of a request to one of our HTTP APIs cannot be used; nothing was changed."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")

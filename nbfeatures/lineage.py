@@ -37,6 +37,8 @@ class RunUse:
     run_id: str
     experiment_id: str
     models: tuple[tuple[str, str], ...]
+    run_name: str = ""
+    experiment_name: str = ""
 
 
 def _client(tracking_uri: str | None) -> Any:
@@ -80,7 +82,8 @@ def versions_used(run_id: str, tracking_uri: str | None = None) -> list[str]:
 def runs_using(family: str, version: int, tracking_uri: str | None = None) -> list[RunUse]:
     """Every run, in any experiment, whose training set used ``family`` v``version``."""
     client = _client(tracking_uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
+    names = {e.experiment_id: e.name for e in client.search_experiments()}
+    experiments = list(names)
     if not experiments:
         return []
     uses: list[RunUse] = []
@@ -99,6 +102,8 @@ def runs_using(family: str, version: int, tracking_uri: str | None = None) -> li
                     run_id=run.info.run_id,
                     experiment_id=run.info.experiment_id,
                     models=tuple((m.name, str(m.version)) for m in models),
+                    run_name=str(run.info.run_name or ""),
+                    experiment_name=names.get(run.info.experiment_id, ""),
                 )
             )
         token = page.token

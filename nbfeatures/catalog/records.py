@@ -117,6 +117,9 @@ class FamilySummary:
     status: str
     entity: str
     features: tuple[str, ...]
+    # The family's freshness SLA (metadata), so a listing can judge staleness without a
+    # call per family.
+    freshness: dt.timedelta | None = None
 
 
 def metadata_tags(family: FeatureFamily) -> dict[str, str]:

@@ -570,6 +570,7 @@ class Catalog:
             status=family_status(production, read_deprecation(tags)),
             entity=family.entity.name,
             features=family.feature_names,
+            freshness=family.freshness,
         )
 
 
