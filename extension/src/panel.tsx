@@ -400,7 +400,9 @@ function VersionRow({
   selected: boolean;
   onSelect: () => void;
 }): JSX.Element {
-  const aliases = version.aliases.length > 0 ? ` (${version.aliases.join(', ')})` : '';
+  // The production alias is already the status; show only the other aliases.
+  const others = version.aliases.filter(alias => alias !== version.status);
+  const aliases = others.length > 0 ? ` (${others.join(', ')})` : '';
   return (
     <tr
       className={selected ? 'nbf-selected' : ''}

@@ -177,7 +177,7 @@ def _built_panel() -> Path:
 
 @pytest.fixture(scope="session")
 def jupyter_lab(
-    panel_workspace: PanelWorkspace, tmp_path_factory: pytest.TempPathFactory
+    panel_workspace: PanelWorkspace, tmp_path_factory: pytest.TempPathFactory, artifacts: Path
 ) -> Iterator[LabServer]:
     home = tmp_path_factory.mktemp("lab")
     # This checkout's build under the package's name, found before any installed copy.
@@ -221,7 +221,7 @@ def jupyter_lab(
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
     }
-    log = home / "lab.log"
+    log = artifacts / "lab.log"  # kept with the screenshots: it explains a failed step
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
