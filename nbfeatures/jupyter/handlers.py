@@ -195,6 +195,11 @@ class ReportPageHandler(JupyterHandler):
     def content_security_policy(self) -> str:
         return str(super().content_security_policy) + "; sandbox allow-scripts"
 
+    def get_login_url(self) -> str:
+        # Part of the API: without credentials it is refused (403), as API routes are,
+        # rather than redirected to the login page.
+        raise tornado.web.HTTPError(403)
+
     @tornado.web.authenticated
     async def get(self, report_id: str) -> None:
         panel: Panel = self.settings["nbfeatures_panel"]

@@ -24,16 +24,17 @@ from nbfeatures.config import Settings
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def workspace(
     tmp_path_factory: pytest.TempPathFactory,
     redis_server: RedisServer,  # noqa: F811  (the fixture imported above, by pytest's name)
 ) -> Settings:
-    """One workspace per test module, which is also the Jupyter server's root."""
+    """One workspace for the folder, which is also the Jupyter server's root: its MLflow
+    database is created once (seconds); test modules use distinct family names."""
     return make_settings(tmp_path_factory.mktemp("panel-ws"), redis_server.url)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def transactions(workspace: Settings) -> Path:
     from nbfeatures.demo_data import write_transactions
 

@@ -20,8 +20,13 @@ async def api(
         kwargs["body"] = json.dumps(body)
     elif method == "POST":
         kwargs["body"] = ""
+    # A first call creates the workspace's MLflow database, which takes a while on a busy
+    # machine: a generous limit, so only a hang fails.
+    kwargs.setdefault("request_timeout", 300)
     response = await fetch("nbfeatures", "api", *path, method=method, raise_error=False, **kwargs)
     text = response.body.decode() if response.body else ""
+    if "json" not in response.headers.get("Content-Type", ""):
+        return response.code, text  # an HTML page, or Jupyter's own error page
     return response.code, json.loads(text) if text else None
 
 
