@@ -146,6 +146,17 @@ def test_promote_shows_the_new_production_version(
     shot(page, artifacts, "06-notebook")
 
 
+def test_a_refused_rollback_shows_what_failed(page: Any, artifacts: Path) -> None:
+    # v2 is the first version ever live: there is nothing to roll back to.
+    page.click(tid("nbf-rollback"))
+    page.wait_for_selector(f'{tid("nbf-job")}[data-state="failed"]')
+    error = page.locator(tid("nbf-job-error")).inner_text()
+    assert "rollback" in error
+    assert "no previous version" in error
+    assert page.locator(tid("nbf-production-version")).inner_text() == "prod v2"
+    shot(page, artifacts, "06b-rollback-refused")
+
+
 def test_a_report_opens_in_the_main_area(
     page: Any, artifacts: Path, panel_workspace: PanelWorkspace
 ) -> None:
