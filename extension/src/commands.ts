@@ -72,9 +72,8 @@ export function registerCommands(
       const answer = await requestAPI<{ families: IFamilySummary[] }>('families');
       names = answer.families.map(f => f.name);
     } catch (error) {
-      model.error = { action: 'Loading the feature families', message: String(error) };
+      model.reportError('Loading the feature families', error);
       showPanel();
-      await model.refresh();
       return null;
     }
     if (names.length === 0) {
@@ -90,7 +89,7 @@ export function registerCommands(
       try {
         return await requestAPI<IReport>(`reports/${encodeURIComponent(args.reportId)}`);
       } catch (error) {
-        model.error = { action: `Loading report ${args.reportId}`, message: String(error) };
+        model.reportError(`Loading report ${args.reportId}`, error);
         showPanel();
         return null;
       }

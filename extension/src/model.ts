@@ -80,7 +80,7 @@ export class FeaturesModel {
         this.families = answer.families;
       }
     } catch (error) {
-      this._fail('Loading the feature families', error);
+      this.reportError('Loading the feature families', error);
     } finally {
       if (ticket === this._listTicket) {
         this.loadingFamilies = false;
@@ -98,7 +98,7 @@ export class FeaturesModel {
     try {
       this.detail = await requestAPI<IFamilyDetail>(`families/${encodeURIComponent(name)}`);
     } catch (error) {
-      this._fail(`Opening family ${name}`, error);
+      this.reportError(`Opening family ${name}`, error);
     } finally {
       this.loadingDetail = false;
       this._emit();
@@ -160,7 +160,7 @@ export class FeaturesModel {
       void this.refresh();
       return true;
     } catch (error) {
-      this._fail(`Deprecating ${family}`, error);
+      this.reportError(`Deprecating ${family}`, error);
       return false;
     }
   }
@@ -182,14 +182,14 @@ export class FeaturesModel {
       this._emit();
       return record;
     } catch (error) {
-      this._fail(`Marking report ${reportId} reviewed`, error);
+      this.reportError(`Marking report ${reportId} reviewed`, error);
       return null;
     }
   }
 
   private async _startJob(what: string, path: string, body: unknown): Promise<void> {
     if (this.jobRunning) {
-      this._fail(what, new Error(`${this.job!.action} of ${this.job!.family} is still running`));
+      this.reportError(what, new Error(`${this.job!.action} of ${this.job!.family} is still running`));
       return;
     }
     try {
@@ -199,7 +199,7 @@ export class FeaturesModel {
       this._emit();
       this._schedulePoll();
     } catch (error) {
-      this._fail(what, error);
+      this.reportError(what, error);
     }
   }
 
@@ -217,7 +217,7 @@ export class FeaturesModel {
       this.job = await requestAPI<IJob>(`jobs/${encodeURIComponent(id)}`);
     } catch (error) {
       // The job goes on in the server; say we lost sight of it rather than guess its end.
-      this._fail(`Following job ${id}`, error);
+      this.reportError(`Following job ${id}`, error);
       return;
     }
     this._emit();
@@ -232,7 +232,8 @@ export class FeaturesModel {
     }
   }
 
-  private _fail(action: string, error: unknown): void {
+  /** Show that `action` failed, with the error's message (the commands use it too). */
+  reportError(action: string, error: unknown): void {
     const message = error instanceof Error ? error.message : String(error);
     this.error = { action, message };
     this._emit();
