@@ -537,14 +537,16 @@ function Reports({
           <Badge testid="nbf-report-status" level={report.status}>
             {report.kind} {report.status}
           </Badge>
-          <span className="nbf-muted">
-            {' '}
+          <span className="nbf-muted nbf-gap">
             {report.version === null ? '' : `v${report.version}, `}
             {when(report.created_at)}
           </span>
           {report.review ? (
-            <span className="nbf-muted" data-testid="nbf-report-reviewed">
-              {' '}
+            <span
+              className="nbf-muted nbf-gap"
+              data-testid="nbf-report-reviewed"
+              title={report.review.comment}
+            >
               reviewed by {report.review.reviewer}
             </span>
           ) : (
