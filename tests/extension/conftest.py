@@ -62,7 +62,6 @@ SPEND_V2 = (
     "SELECT user_id, ts, amount * 100 AS amount, upper(merchant) AS merchant FROM transactions"
 )
 MERCHANT_SQL = "SELECT user_id, ts, length(merchant) AS merchant_len FROM transactions"
-REPORT_MARKER = "Drift of user_spend, written for the panel test"
 
 
 @dataclass(frozen=True)
@@ -110,6 +109,20 @@ def _merchant_family(data: Path) -> FeatureFamily:
     )
 
 
+def _evidently_page(path: Path) -> Path:
+    """A real Evidently drift page (its plots are drawn by its own scripts in the browser)."""
+    import numpy as np
+    import pandas as pd
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    rng = np.random.default_rng(15)
+    reference = pd.DataFrame({"amount": rng.normal(20.0, 5.0, 300)})
+    current = pd.DataFrame({"amount": rng.normal(26.0, 5.0, 300)})
+    Report([DataDriftPreset()]).run(current, reference).save_html(str(path))
+    return path
+
+
 def _save_report(settings: Settings, folder: Path) -> tuple[str | None, str]:
     """One drift report of user_spend v1 through the report store, when this tree has it."""
     try:
@@ -119,11 +132,6 @@ def _save_report(settings: Settings, folder: Path) -> tuple[str | None, str]:
     from nbfeatures.monitoring.summary import FeatureCheck, ReportResult, ReportSummary, Status
 
     now = dt.datetime.now(dt.UTC)
-    page = folder / "drift.html"
-    page.write_text(
-        f"<!doctype html><html><body><h1 id='marker'>{REPORT_MARKER}</h1>"
-        "<p>amount: PSI 0.31 (threshold 0.2)</p></body></html>"
-    )
     summary = ReportSummary(
         kind="drift",
         family="user_spend",
@@ -132,10 +140,11 @@ def _save_report(settings: Settings, folder: Path) -> tuple[str | None, str]:
         created_at=now,
         window_start=now - dt.timedelta(days=1),
         window_end=now,
-        rows=400,
-        rows_total=400,
+        rows=300,
+        rows_total=300,
         checks=(FeatureCheck("amount", Status.WARN, "psi", 0.31, 0.2),),
     )
+    page = _evidently_page(folder / "drift.html")
     record = ReportStore.from_settings(settings).save(ReportResult(summary, page))
     return record.id, ""
 

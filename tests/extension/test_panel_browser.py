@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import REPORT_MARKER, LabServer, PanelWorkspace
+from .conftest import LabServer, PanelWorkspace
 
 pytestmark = pytest.mark.integration
 
@@ -167,8 +167,10 @@ def test_a_report_opens_in_the_main_area(
     frame_element = page.wait_for_selector(".nbf-report-frame iframe")
     assert re.search(rf"reports/{report_id}/html$", frame_element.get_attribute("src") or "")
     frame = frame_element.content_frame()
-    frame.wait_for_selector("#marker")
-    assert frame.inner_text("#marker") == REPORT_MARKER
+    # The column's name is only in the page's data until Evidently's scripts draw it: seeing
+    # it means they ran inside the sandboxed frame.
+    frame.wait_for_function("document.body.innerText.includes('amount')")
+    assert "Drift" in frame.inner_text("body")
     shot(page, artifacts, "07-report")
 
 
