@@ -23,6 +23,9 @@
                                             serve online features over gRPC
     nbfeatures logs flush [--config serving.yaml]
                                             served-vector log to Parquet in the offline store
+    nbfeatures reports list [--family F] [--kind K] [--status S] [--unreviewed] [--limit N]
+    nbfeatures reports show ID [--html PATH]    one monitoring report: checks, notes, review
+    nbfeatures reports review ID [--by NAME] [--comment TEXT]
 
 Settings are read here, once (``nbfeatures.yaml`` in ``--workspace`` plus ``NBF_*``);
 errors of the library become one line on stderr and exit code 2.
@@ -165,6 +168,10 @@ def _parser() -> argparse.ArgumentParser:
     logs = commands.add_parser("logs", help="the served-vector log")
     logs.add_argument("action", choices=["flush"], help="flush: write it to Parquet and trim it")
     logs.add_argument("--config", help="serving YAML file (names the stream)")
+
+    from nbfeatures.monitoring import reports_cli
+
+    reports_cli.add_parser(commands)
     return parser
 
 
@@ -244,6 +251,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             },
         )
         return serve(settings, config) if args.command == "serve" else flush_logs(settings, config)
+    if args.command == "reports":
+        from nbfeatures.monitoring import reports_cli
+
+        return reports_cli.run(settings, args)
     from nbfeatures.catalog import Catalog
 
     catalog = Catalog.from_settings(settings)

@@ -29,6 +29,10 @@
     │   ├── InvalidRequest(target, reason)        too many entities or features, a bad reference
     │   ├── Unauthenticated(target, reason)       no token, or a wrong one
     │   └── ServingUnavailable(target, reason)    the server or its online store is unreachable
+    ├── MonitoringError                           anything a report or its storage refuses
+    │   ├── ReportNotFound(report_id)             no report (monitoring run) with that id
+    │   ├── ReportFailed(family, kind, reason)    a report could not be made or saved
+    │   └── ReviewRefused(report_id, reason)      a review without a reviewer's name
     └── InvalidInput(field, reason)               a field of a request to an HTTP API (the
                                                   JupyterLab panel's) that cannot be used
 
@@ -320,6 +324,40 @@ class Unauthenticated(ServingError, PermissionError):
 
 class ServingUnavailable(ServingError, ConnectionError):
     """The server, or the online store behind it, cannot be reached (retries were exhausted)."""
+
+
+class MonitoringError(NbfeaturesError):
+    """Base of what monitoring reports, their storage and their review refuse."""
+
+
+class ReportNotFound(MonitoringError, LookupError):
+    """No report with this id in the monitoring experiment (``nbfeatures reports list``)."""
+
+    def __init__(self, report_id: str) -> None:
+        self.report_id = report_id
+        super().__init__(
+            f"report {report_id!r} not found in the monitoring experiment; "
+            "`nbfeatures reports list` shows the ids"
+        )
+
+
+class ReportFailed(MonitoringError):
+    """A ``kind`` report on ``family`` could not be made or saved; ``reason`` says why."""
+
+    def __init__(self, family: str, kind: str, reason: str) -> None:
+        self.family = family
+        self.kind = kind
+        self.reason = reason
+        super().__init__(f"{kind} report on {family}: {reason}")
+
+
+class ReviewRefused(MonitoringError, ValueError):
+    """A review of ``report_id`` was refused (no reviewer named); nothing was recorded."""
+
+    def __init__(self, report_id: str, reason: str) -> None:
+        self.report_id = report_id
+        self.reason = reason
+        super().__init__(f"review of report {report_id}: {reason}; nothing was recorded")
 
 
 class InvalidInput(NbfeaturesError, ValueError):

@@ -174,6 +174,33 @@ class Connection:
                 return results
 
 
+def ensure_experiment(
+    connection: Connection, name: str, artifact_location: str | None
+) -> str | None:
+    """The id of experiment ``name``, created with ``artifact_location`` if it does not exist.
+
+    A deleted experiment is restored (its name cannot be reused otherwise). Another process
+    creating it at the same moment is fine: its experiment is used. None only if the
+    experiment could be neither created nor found.
+    """
+    client = connection.client
+    experiment = connection.call(client.get_experiment_by_name, name)
+    if experiment is None:
+        try:
+            return str(
+                connection.call(client.create_experiment, name, artifact_location=artifact_location)
+            )
+        except Exception as exc:
+            if error_code(exc) != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = connection.call(client.get_experiment_by_name, name)
+    if experiment is None:
+        return None
+    if experiment.lifecycle_stage == "deleted":
+        connection.call(client.restore_experiment, experiment.experiment_id)
+    return str(experiment.experiment_id)
+
+
 def error_code(exc: BaseException) -> str | None:
     """MLflow's error code (``RESOURCE_ALREADY_EXISTS``...) of an ``MlflowException``."""
     code = getattr(exc, "error_code", None)

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from nbfeatures.catalog.connection import Connection, error_code
+from nbfeatures.catalog.connection import Connection, ensure_experiment, error_code
 from nbfeatures.catalog.records import (
     MAX_MODEL_TAG_VALUE,
     MAX_VERSION_TAG_VALUE,
@@ -142,31 +142,13 @@ class VersionWriter:
                 continue
 
     def experiment(self) -> str:
-        if self._experiment_id is not None:
-            return self._experiment_id
-        client = self._connection.client
-        experiment = self._connection.call(client.get_experiment_by_name, self.experiment_name)
-        if experiment is None:
-            try:
-                self._experiment_id = str(
-                    self._connection.call(
-                        client.create_experiment,
-                        self.experiment_name,
-                        artifact_location=self.artifact_location,
-                    )
-                )
-                return self._experiment_id
-            except Exception as exc:
-                if error_code(exc) != "RESOURCE_ALREADY_EXISTS":
-                    raise
-                experiment = self._connection.call(
-                    client.get_experiment_by_name, self.experiment_name
-                )
-        if experiment is None:
-            raise RegistrationFailed("*", "creating the experiment", self.experiment_name)
-        if experiment.lifecycle_stage == "deleted":
-            self._connection.call(client.restore_experiment, experiment.experiment_id)
-        self._experiment_id = str(experiment.experiment_id)
+        if self._experiment_id is None:
+            found = ensure_experiment(
+                self._connection, self.experiment_name, self.artifact_location
+            )
+            if found is None:
+                raise RegistrationFailed("*", "creating the experiment", self.experiment_name)
+            self._experiment_id = found
         return self._experiment_id
 
     def write_metadata(self, model_name: str, model: Any, family: FeatureFamily) -> None:

@@ -21,6 +21,8 @@ from nbfeatures.errors import (
     InvalidInput,
     NbfeaturesError,
     PromotionInProgress,
+    ReportNotFound,
+    ReviewRefused,
 )
 from nbfeatures.jupyter import reads, reports
 
@@ -32,9 +34,9 @@ T = TypeVar("T")
 
 def status_of(exc: BaseException) -> int:
     """The HTTP status an error is answered with."""
-    if isinstance(exc, InvalidInput | DefinitionError):
+    if isinstance(exc, InvalidInput | DefinitionError | ReviewRefused):
         return 400
-    if isinstance(exc, FeatureNotFound) or type(exc).__name__ == "ReportNotFound":
+    if isinstance(exc, FeatureNotFound | ReportNotFound):
         return 404
     if isinstance(exc, PromotionInProgress):
         return 409
@@ -157,8 +159,7 @@ class ReportsHandler(PanelHandler):
         await self.answer(self._list(family, kind, status))
 
     async def _list(self, family: str | None, kind: str | None, status: str | None) -> Any:
-        settings = self.panel.require_settings()
-        found = await self.run(reports.list_reports, settings, family, kind, status)
+        found = await self.run(reports.list_reports, self.panel.reports, family, kind, status)
         return {"reports": found}
 
 
@@ -168,7 +169,7 @@ class ReportHandler(PanelHandler):
         await self.answer(self._get(report_id))
 
     async def _get(self, report_id: str) -> dict[str, Any]:
-        return await self.run(reports.get_report, self.panel.require_settings(), report_id)
+        return await self.run(reports.get_report, self.panel.reports, report_id)
 
 
 class ReviewHandler(PanelHandler):
@@ -180,8 +181,8 @@ class ReviewHandler(PanelHandler):
         comment = self.body().get("comment", "")
         user = self.current_user
         reviewer = getattr(user, "name", None) or getattr(user, "username", None) or "jupyter"
-        settings = self.panel.require_settings()
-        return await self.run(reports.review_report, settings, report_id, reviewer, comment)
+        store = self.panel.reports
+        return await self.run(reports.review_report, store, report_id, reviewer, comment)
 
 
 class ReportPageHandler(JupyterHandler):
@@ -204,9 +205,7 @@ class ReportPageHandler(JupyterHandler):
     async def get(self, report_id: str) -> None:
         panel: Panel = self.settings["nbfeatures_panel"]
         try:
-            settings = panel.require_settings()
-            path = await asyncio.to_thread(reports.report_html, settings, report_id)
-            page = await asyncio.to_thread(path.read_bytes)
+            page = await asyncio.to_thread(reports.report_page, panel.reports, report_id)
         except NbfeaturesError as exc:
             self.set_status(status_of(exc))
             self.set_header("Content-Type", "text/plain; charset=utf-8")

@@ -14,6 +14,7 @@ from nbfeatures.jupyter.jobs import JobRegistry
 if TYPE_CHECKING:
     from nbfeatures.catalog import Catalog
     from nbfeatures.config import Settings
+    from nbfeatures.monitoring.store import ReportStore
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Panel:
     settings_error: NbfeaturesError | None = None
     jobs: JobRegistry = field(default_factory=JobRegistry)
     _catalog: Catalog | None = None
+    _reports: ReportStore | None = None
 
     def require_settings(self) -> Settings:
         if self.settings is None:
@@ -40,6 +42,16 @@ class Panel:
 
             self._catalog = Catalog.from_settings(self.require_settings())
         return self._catalog
+
+    @property
+    def reports(self) -> ReportStore:
+        """The workspace's report store, kept for the server's life: it keeps the pages it
+        downloaded (until it is dropped), so a page is fetched from MLflow once."""
+        if self._reports is None:
+            from nbfeatures.monitoring.store import ReportStore
+
+            self._reports = ReportStore.from_settings(self.require_settings())
+        return self._reports
 
 
 def load_panel(root_dir: str | Path, environ: dict[str, str] | None = None) -> Panel:

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nbfeatures.catalog.records import PRODUCTION_ALIAS
 from nbfeatures.errors import FeatureNotFound, InvalidInput
 from nbfeatures.jupyter import actions, views
 from nbfeatures.jupyter.freshness import connect_online, family_freshness
-from nbfeatures.jupyter.reports import family_reports, report_store, worst_latest_status
+from nbfeatures.jupyter.reports import family_reports, latest_statuses
 
 if TYPE_CHECKING:
     from nbfeatures.jupyter.panel import Panel
+    from nbfeatures.monitoring.store import ReportStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def list_families(
@@ -31,11 +34,12 @@ def list_families(
     settings = panel.require_settings()
     found = panel.catalog.search(text=text or None, owner=owner or None, tag=tag or None)
     store = connect_online(settings) if found else None
-    reports = _optional_report_store(panel)
+    reports = _optional_report_store(panel) if found else None
+    statuses = _from_reports(reports, latest_statuses) or {}
     families = []
     for summary in found:
         freshness = family_freshness(store, summary.name, summary.freshness)
-        status = _optional(lambda s=summary.name: worst_latest_status(reports, s), reports)
+        status = statuses.get(summary.name)
         families.append(views.summary_json(summary, freshness.to_dict(), status))
     return {"families": families}
 
@@ -64,7 +68,7 @@ def family_detail(panel: Panel, name: str) -> dict[str, Any]:
         "versions": [views.version_json(v) for v in versions],
         "changes": views.changes_json(versions),
         "lineage": views.lineage_json(shown, runs),
-        "reports": _optional(lambda: family_reports(reports, name), reports) or [],
+        "reports": _from_reports(reports, lambda store: family_reports(store, name)) or [],
     }
 
 
@@ -114,21 +118,21 @@ def _date(value: Any, field: str) -> dt.date | None:
     raise InvalidInput(field, f"{value!r} is not a date (YYYY-MM-DD)")
 
 
-def _optional_report_store(panel: Panel) -> Any:
+def _optional_report_store(panel: Panel) -> ReportStore | None:
     """The report store, or None when monitoring is not installed or cannot be opened."""
     try:
-        return report_store(panel.require_settings())
+        return panel.reports
     except Exception as exc:
         log.info("reports are not shown: %s", exc)
         return None
 
 
-def _optional(read: Any, store: Any) -> Any:
-    """``read()`` when there is a store, None when there is none or it fails (logged)."""
+def _from_reports(store: ReportStore | None, read: Callable[[ReportStore], T]) -> T | None:
+    """``read(store)`` when there is a store, None when there is none or it fails (logged)."""
     if store is None:
         return None
     try:
-        return read()
+        return read(store)
     except Exception as exc:
         log.info("reports are not shown: %s", exc)
         return None

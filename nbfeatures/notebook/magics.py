@@ -8,6 +8,7 @@
     %nbf_register                      register the family the last %%feature cell previewed
     %features [NAME]
     %promote NAME [vN]                 compute, materialize, verify and make a version live
+    %reports [FAMILY]                  monitoring reports: show one, mark it reviewed
 
 Every ``NbfeaturesError`` becomes one ``UsageError`` with a clear message: IPython prints it
 without a traceback, nothing is registered, and the next cell runs as usual.
@@ -221,6 +222,18 @@ class FeatureMagics(Magics):
             else:
                 page = html.catalog_html(catalog.list())
         _display.display(_display.HTML(page))
+
+    @magic_arguments()
+    @argument("family", nargs="?", help="only this family's reports")
+    @line_magic
+    def reports(self, line: str) -> None:
+        """The monitoring reports widget: list, show a report's page, mark it reviewed."""
+        from nbfeatures.notebook.reports import reports_widget
+
+        args = parse_argstring(self.reports, line)
+        with usage_errors():
+            widget = reports_widget(self.state.get_settings(), family=args.family)
+        _display.display(widget)
 
     def _define_on_demand(self, args: Any, body: str) -> None:
         """An on-demand family: no data to preview; its features come from the function."""
