@@ -84,7 +84,10 @@ export function registerCommands(
   };
 
   /** The report a command acts on: its argument, or one of the open family's reports. */
-  const chooseReport = async (args: { reportId?: unknown }, verb: string): Promise<IReport | null> => {
+  const chooseReport = async (
+    args: { reportId?: unknown },
+    verb: string
+  ): Promise<IReport | null> => {
     if (typeof args.reportId === 'string' && args.reportId) {
       try {
         return await requestAPI<IReport>(`reports/${encodeURIComponent(args.reportId)}`);
@@ -100,8 +103,11 @@ export function registerCommands(
       return null;
     }
     const label = (r: IReport) => `${r.kind} ${r.status} ${r.created_at} [${r.id}]`;
-    const picked = await InputDialog.getItem({ title: `Report to ${verb}`, items: reports.map(label) });
-    return picked.button.accept ? reports.find(r => label(r) === picked.value) ?? null : null;
+    const picked = await InputDialog.getItem({
+      title: `Report to ${verb}`,
+      items: reports.map(label)
+    });
+    return picked.button.accept ? (reports.find(r => label(r) === picked.value) ?? null) : null;
   };
 
   commands.addCommand(CommandIDs.showPanel, {

@@ -32,10 +32,7 @@ export function apiURL(endPoint: string): string {
  * Errors carry the server's `{"message"}` when it sent one, else the HTTP status, so the
  * panel can say what failed without guessing.
  */
-export async function requestAPI<T>(
-  endPoint = '',
-  init: RequestInit = {}
-): Promise<T> {
+export async function requestAPI<T>(endPoint = '', init: RequestInit = {}): Promise<T> {
   const settings = ServerConnection.makeSettings();
   const url = URLExt.join(settings.baseUrl, API_NAMESPACE, endPoint);
   const what = `${init.method ?? 'GET'} ${endPoint}`;

@@ -4,11 +4,7 @@
  * The panel talks only to the nbfeatures server extension (`nbfeatures/api/...`), which
  * calls the same catalog, promotion and monitoring code as the command line.
  */
-import {
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { IEditorLanguageRegistry } from '@jupyterlab/codemirror';
 import { LabIcon } from '@jupyterlab/ui-components';

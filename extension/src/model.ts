@@ -168,10 +168,9 @@ export class FeaturesModel {
   /** Mark a report reviewed by the Jupyter user, with an optional comment. */
   async review(reportId: string, comment: string): Promise<IReport | null> {
     try {
-      const record = await postAPI<IReport>(
-        `reports/${encodeURIComponent(reportId)}/review`,
-        { comment }
-      );
+      const record = await postAPI<IReport>(`reports/${encodeURIComponent(reportId)}/review`, {
+        comment
+      });
       if (this.detail) {
         this.detail = {
           ...this.detail,
@@ -189,7 +188,10 @@ export class FeaturesModel {
 
   private async _startJob(what: string, path: string, body: unknown): Promise<void> {
     if (this.jobRunning) {
-      this.reportError(what, new Error(`${this.job!.action} of ${this.job!.family} is still running`));
+      this.reportError(
+        what,
+        new Error(`${this.job!.action} of ${this.job!.family} is still running`)
+      );
       return;
     }
     try {

@@ -43,13 +43,7 @@ export class FeaturesPanel extends ReactWidget {
   protected render(): JSX.Element {
     return (
       <UseSignal signal={this.model.changed}>
-        {() => (
-          <PanelView
-            model={this.model}
-            actions={this._actions}
-            languages={this._languages}
-          />
-        )}
+        {() => <PanelView model={this.model} actions={this._actions} languages={this._languages} />}
       </UseSignal>
     );
   }
@@ -221,7 +215,11 @@ function FamilyRow({
 function JobView({ job, actions }: { job: IJob; actions: IPanelActions }): JSX.Element {
   const target = job.version === null ? job.family : `${job.family} v${job.version}`;
   return (
-    <section className={`nbf-job nbf-job-${job.state}`} data-testid="nbf-job" data-state={job.state}>
+    <section
+      className={`nbf-job nbf-job-${job.state}`}
+      data-testid="nbf-job"
+      data-state={job.state}
+    >
       <div className="nbf-job-title">
         {job.state === 'running' && <span className="nbf-spinner" aria-hidden="true" />}
         <span>
@@ -278,7 +276,11 @@ function FamilyDetail({
   const shown = versions.find(v => v.version === shownNumber) ?? null;
   return (
     <section className="nbf-detail" data-testid="nbf-detail" data-family={detail.name}>
-      <button className="nbf-button nbf-button-quiet" data-testid="nbf-back" onClick={() => model.close()}>
+      <button
+        className="nbf-button nbf-button-quiet"
+        data-testid="nbf-back"
+        onClick={() => model.close()}
+      >
         ← All families
       </button>
       <h3 data-testid="nbf-detail-name">{detail.name}</h3>
@@ -288,8 +290,13 @@ function FamilyDetail({
         <Badge testid="nbf-detail-status" level={detail.status === 'deprecated' ? 'warn' : null}>
           {detail.status}
         </Badge>
-        <Badge testid="nbf-production-version" level={detail.production_version === null ? null : 'ok'}>
-          {detail.production_version === null ? 'not in production' : `prod v${detail.production_version}`}
+        <Badge
+          testid="nbf-production-version"
+          level={detail.production_version === null ? null : 'ok'}
+        >
+          {detail.production_version === null
+            ? 'not in production'
+            : `prod v${detail.production_version}`}
         </Badge>
         {detail.tags.map(tag => (
           <Badge key={tag} testid="nbf-tag">
@@ -595,7 +602,11 @@ function DeprecateForm({ family, model }: { family: string; model: FeaturesModel
       </label>
       <label>
         Replacement (optional)
-        <input data-testid="nbf-deprecate-replacement" placeholder="family name" {...field('replacement')} />
+        <input
+          data-testid="nbf-deprecate-replacement"
+          placeholder="family name"
+          {...field('replacement')}
+        />
       </label>
       <label>
         Sunset (optional)
@@ -610,7 +621,11 @@ function DeprecateForm({ family, model }: { family: string; model: FeaturesModel
         >
           Deprecate {family}
         </button>
-        <button type="button" className="nbf-button nbf-button-quiet" onClick={() => model.openDeprecateForm(false)}>
+        <button
+          type="button"
+          className="nbf-button nbf-button-quiet"
+          onClick={() => model.openDeprecateForm(false)}
+        >
           Cancel
         </button>
       </div>
