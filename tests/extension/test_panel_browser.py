@@ -2,8 +2,10 @@
 
 The tests of this module run in order on one page, as a person would: open the panel, search,
 open a family, promote it (a real promotion: papermill, a kernel with its own Spark, this
-run's Redis) and see the new production version, open a report, and read an error that names
-what failed. Each step leaves a screenshot in the artifacts folder.
+run's Redis) and see the new production version and the executed notebook, open a report (a
+real Evidently page) and mark it reviewed, be refused a rollback and a deprecation with the
+reason shown, deprecate for real, and find every action in the command palette. Each step
+leaves a screenshot in the artifacts folder; a failing one leaves one of the page as it was.
 """
 
 from __future__ import annotations
@@ -146,17 +148,6 @@ def test_promote_shows_the_new_production_version(
     shot(page, artifacts, "06-notebook")
 
 
-def test_a_refused_rollback_shows_what_failed(page: Any, artifacts: Path) -> None:
-    # v2 is the first version ever live: there is nothing to roll back to.
-    page.click(tid("nbf-rollback"))
-    page.wait_for_selector(f'{tid("nbf-job")}[data-state="failed"]')
-    error = page.locator(tid("nbf-job-error")).inner_text()
-    assert "rollback" in error
-    assert "no previous version" in error
-    assert page.locator(tid("nbf-production-version")).inner_text() == "prod v2"
-    shot(page, artifacts, "06b-rollback-refused")
-
-
 def test_a_report_opens_in_the_main_area(
     page: Any, artifacts: Path, panel_workspace: PanelWorkspace
 ) -> None:
@@ -187,6 +178,17 @@ def test_review_marks_the_report_reviewed(
     reviewed.locator(tid("nbf-report-reviewed")).wait_for()
     assert reviewed.locator(tid("nbf-report-reviewed")).inner_text().startswith("reviewed by")
     shot(page, artifacts, "08-reviewed")
+
+
+def test_a_refused_rollback_shows_what_failed(page: Any, artifacts: Path) -> None:
+    # v2 is the first version ever live: there is nothing to roll back to.
+    page.click(tid("nbf-rollback"))
+    page.wait_for_selector(f'{tid("nbf-job")}[data-state="failed"]')
+    error = page.locator(tid("nbf-job-error")).inner_text()
+    assert "rollback" in error
+    assert "no previous version" in error
+    assert page.locator(tid("nbf-production-version")).inner_text() == "prod v2"
+    shot(page, artifacts, "08b-rollback-refused")
 
 
 def test_a_refused_deprecation_names_the_field_then_a_good_one_shows(
@@ -221,7 +223,8 @@ def test_a_refused_deprecation_names_the_field_then_a_good_one_shows(
 
 
 def test_the_palette_has_a_command_for_each_action(page: Any) -> None:
-    page.click("#jp-main-dock-panel")
+    # Focus in JupyterLab itself: keys typed while the report's frame has focus stay there.
+    page.click(tid("nbf-panel") + " h2")
     page.keyboard.press("Control+Shift+C")
     palette = page.locator(".lm-CommandPalette-input")
     palette.wait_for()
