@@ -72,7 +72,8 @@ LAB_WORKSPACE ?= demo-workspace
 
 lab: $(STAMP) ## JupyterLab with the Features panel on LAB_WORKSPACE, the quickstart open
 	@mkdir -p $(LAB_WORKSPACE)
-	NBF_WORKSPACE=$(abspath $(LAB_WORKSPACE)) $(BIN)/jupyter lab notebooks/quickstart.ipynb
+	NBF_WORKSPACE=$(abspath $(LAB_WORKSPACE)) $(BIN)/jupyter lab notebooks/quickstart.ipynb \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 panel: $(STAMP) ## rebuild the JupyterLab panel after editing extension/ (needs Node.js 20)
 	cd extension && ../$(BIN)/jlpm install && ../$(BIN)/jlpm build
