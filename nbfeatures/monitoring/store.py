@@ -24,6 +24,7 @@ import datetime as dt
 import io
 import json
 import logging
+import os
 import shutil
 import tempfile
 import warnings
@@ -470,6 +471,9 @@ class ReportStore:
         if local.is_file():
             return local
         target.mkdir(parents=True, exist_ok=True)
+        # MLflow draws a progress bar on stderr for every download; `reports show` and the
+        # widget should be quiet. Anyone who wants the bar sets the variable themselves.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         client = self._connection.client
         try:
             path = self._connection.call(client.download_artifacts, run_id, artifact, str(target))

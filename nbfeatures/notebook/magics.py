@@ -7,7 +7,8 @@
               [--description TEXT] [--tags a,b] [--python] [--register]
     %nbf_register                      register the family the last %%feature cell previewed
     %features [NAME]
-    %promote NAME [vN]                 compute, materialize, verify and make a version live
+    %promote NAME [vN] [--recompute] [--restore] [--allow-expired]
+                                       compute, materialize, verify and make a version live
     %reports [FAMILY]                  monitoring reports: show one, mark it reviewed
 
 Every ``NbfeaturesError`` becomes one ``UsageError`` with a clear message: IPython prints it
@@ -36,6 +37,7 @@ from nbfeatures.notebook.widgets import PreviewWidget
 if TYPE_CHECKING:
     from nbfeatures.catalog import Registration
     from nbfeatures.promotion import PromotionRecord, StepEvent
+    from nbfeatures.promotion.records import PromotionOptions
 
 # IPython's argument decorators and display helpers carry no annotations; the typed wrappers
 # below keep the magics typed.
@@ -198,16 +200,33 @@ class FeatureMagics(Magics):
     @magic_arguments()
     @argument("name", help="the family to promote")
     @argument("version", nargs="?", help="the version, e.g. v3 (default: the latest)")
+    @argument("--recompute", action="store_true", help="recompute the offline set, never reuse")
+    @argument(
+        "--restore",
+        action="store_true",
+        help="put the production version back into the online store (after data loss)",
+    )
+    @argument(
+        "--allow-expired",
+        action="store_true",
+        help="promote even when most values are older than the ttl",
+    )
     @line_magic
     def promote(self, line: str) -> None:
         """Promote a family version: the same run as ``nbfeatures promote``, steps printed."""
+        from nbfeatures.promotion.records import PromotionOptions
+
         args = parse_argstring(self.promote, line)
         text = (args.version or "").lower().removeprefix("v")
         if text and not text.isdigit():
             raise UsageError(f"%promote: {args.version!r} is not a version like v3")
+        options = PromotionOptions(
+            allow_expired=args.allow_expired, recompute=args.recompute, restore=args.restore
+        )
         with usage_errors():
-            record = self._promote(args.name, int(text) if text else None)
-        print(f"{record.family} v{record.version} is live; notebook {record.notebook}")
+            record = self._promote(args.name, int(text) if text else None, options)
+        done = "restored into the online store" if args.restore else "is live"
+        print(f"{record.family} v{record.version} {done}; notebook {record.notebook}")
 
     @magic_arguments()
     @argument("name", nargs="?", help="a family: show its versions")
@@ -324,13 +343,15 @@ class FeatureMagics(Magics):
         result.widget = widget
         return result, widget
 
-    def _promote(self, name: str, version: int | None) -> PromotionRecord:
+    def _promote(
+        self, name: str, version: int | None, options: PromotionOptions | None = None
+    ) -> PromotionRecord:
         from nbfeatures.promotion import promote
 
         def show(event: StepEvent) -> None:
             print(event.line(), flush=True)
 
-        return promote(self.state.get_settings(), name, version, progress=show)
+        return promote(self.state.get_settings(), name, version, progress=show, options=options)
 
     def _register(self, result: FeatureCell) -> Registration:
         registration = self.state.catalog().register(

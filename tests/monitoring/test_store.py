@@ -233,3 +233,30 @@ def test_to_dict_is_json_ready_with_the_summary(store: ReportStore, make_result:
     assert data["id"] == record.id and data["status"] == "ok"
     assert data["review"]["reviewer"] == "ana" and data["review"]["comment"] == "ok"
     assert ReportSummary.from_dict(data["summary"]) == record.summary
+
+
+def test_a_report_without_a_version_saves_and_lists(store: ReportStore, make_result: Make) -> None:
+    family = unique_family()
+    record = store.save(make_result(family, "freshness", Status.WARN, version=None))
+    assert record.version is None
+    assert TAG_VERSION not in store._connection.client.get_run(record.id).data.tags
+    assert [r.version for r in store.list(family=family)] == [None]
+
+
+def test_artifacts_mlflow_cannot_write_fail_the_save_and_leave_no_report(
+    report_workspace: Settings, make_result: Make, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "artifacts-here"
+    blocker.write_text("a file where the experiment's artifact folder should be")
+    store = ReportStore(report_workspace.catalog, blocker.as_uri(), f"broken-{unique_family()}")
+    family = unique_family()
+    with pytest.raises(ReportFailed, match="saving it in MLflow failed") as raised:
+        store.save(make_result(family, "skew", Status.ALERT), owner="ana")
+    assert (raised.value.family, raised.value.kind) == (family, "skew")
+    assert store.list(family=family) == []  # the half-written run was removed
+    from mlflow.entities import ViewType
+
+    client = store._connection.client
+    experiment = client.get_experiment_by_name(store.experiment_name)
+    deleted = client.search_runs([experiment.experiment_id], run_view_type=ViewType.DELETED_ONLY)
+    assert [run.data.tags["nbf.report.family"] for run in deleted] == [family]

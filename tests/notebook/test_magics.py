@@ -364,3 +364,17 @@ def test_an_unbalanced_quote_is_a_usage_error_naming_it(kernel: Any) -> None:
             "feature", "unbalanced --entity user_id --timestamp ts --description 'a b", SPEND_SQL
         )
     assert "--description 'a b" in str(raised.value)
+
+
+def test_promote_restore_of_a_family_never_in_production_names_it(
+    kernel: Any, module_settings: Settings
+) -> None:
+    # --restore reaches the promotion: with no production version there is nothing to
+    # restore, and the load step says so before anything runs.
+    kernel.run_cell_magic(
+        "feature", "never_live --entity user_id --timestamp ts --register", SPEND_SQL
+    )
+    with pytest.raises(UsageError, match="no production version of never_live to restore"):
+        kernel.run_line_magic("promote", "never_live --restore")
+    with pytest.raises(UsageError, match="not a version like v3"):
+        kernel.run_line_magic("promote", "never_live latest --recompute")
