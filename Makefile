@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit check format protos lab bench clean java native native-deps
+.PHONY: help setup demo test test-unit check format protos lab panel bench clean java native native-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[all,dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@# The install built the Features panel (extension/); link it so a rebuild shows at once.
+	$(BIN)/jupyter-builder develop --overwrite . >/dev/null
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv with every extra and the dev tools
@@ -65,11 +67,20 @@ format: $(STAMP) ## apply ruff's formatting and fixes
 protos: $(STAMP) ## regenerate the gRPC code (and .pyi stubs) from proto/
 	$(BIN)/python -m nbfeatures.serving.codegen
 
-lab: $(STAMP) ## JupyterLab on this workspace with the quickstart notebook
-	$(BIN)/jupyter lab notebooks/quickstart.ipynb
+# The workspace the Features panel and the quickstart notebook share (`make demo` fills it).
+LAB_WORKSPACE ?= demo-workspace
+
+lab: $(STAMP) ## JupyterLab with the Features panel on LAB_WORKSPACE, the quickstart open
+	@mkdir -p $(LAB_WORKSPACE)
+	NBF_WORKSPACE=$(abspath $(LAB_WORKSPACE)) $(BIN)/jupyter lab notebooks/quickstart.ipynb \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
+
+panel: $(STAMP) ## rebuild the JupyterLab panel after editing extension/ (needs Node.js 20)
+	cd extension && ../$(BIN)/jlpm install && ../$(BIN)/jlpm build
 
 bench: $(STAMP) ## the %%feature benchmark; bench/README.md gives the command of each other one
 	$(BIN)/python -m bench.notebook_preview
 
 clean: ## remove the environment, the native build and workspace state
 	rm -rf $(VENV) native/build .nbfeatures demo-workspace .mypy_cache .ruff_cache .pytest_cache
+	rm -rf nbfeatures/labextension extension/lib extension/node_modules extension/tsconfig.tsbuildinfo

@@ -58,6 +58,11 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
     load(ipython)
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where JupyterLab finds the built Features panel (``jupyter labextension develop``)."""
+    return [{"src": "labextension", "dest": "nbfeatures-labextension"}]
+
+
 def __getattr__(name: str) -> Any:
     # Public entry points that need heavy dependencies are imported on first access.
     if name == "training_set":

@@ -405,6 +405,7 @@ def drift_report(
     html = output_dir / "drift.html"
     title = f"Drift of {family} v{fv.version}"
     scores = evidently_page(collected, fv.family, drift, html, title)
+    notes.extend(_disagreements(checks, scores))
     drifted = [c.feature for c in checks if c.detail.get("drifted")]
     summary = ReportSummary(
         kind="drift",
@@ -444,6 +445,26 @@ def drift_report(
         },
     )
     return ReportResult(summary, html)
+
+
+def _disagreements(checks: list[FeatureCheck], scores: dict[str, float]) -> list[str]:
+    """Say where the page's verdict differs from ours, so a reader trusts neither blindly.
+
+    The verdict is ours (decile bins fixed by the reference, the same on Spark); Evidently
+    bins its own way, on the page's sample, so near the threshold the two can differ.
+    """
+    notes = []
+    for check in checks:
+        theirs = scores.get(check.feature)
+        if theirs is None or check.value is None or check.threshold is None:
+            continue
+        if (theirs >= check.threshold) != bool(check.detail.get("drifted")):
+            notes.append(
+                f"{check.feature}: the page's Evidently {check.metric} is {theirs:.3g} on its "
+                f"sample, ours {check.value:.3g} (threshold {check.threshold:g}); the verdict "
+                "is ours: reference-decile bins, the same in every engine"
+            )
+    return notes
 
 
 def _share(part: int, whole: int) -> float:
