@@ -76,7 +76,7 @@ lab: $(STAMP) ## JupyterLab with the Features panel on LAB_WORKSPACE, the quicks
 	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 panel: $(STAMP) ## rebuild the JupyterLab panel after editing extension/ (needs Node.js 20)
-	cd extension && ../$(BIN)/jlpm install && ../$(BIN)/jlpm build
+	cd extension && export PATH="$(abspath $(BIN)):$$PATH" && jlpm install && jlpm build
 
 bench: $(STAMP) ## the %%feature benchmark; bench/README.md gives the command of each other one
 	$(BIN)/python -m bench.notebook_preview
