@@ -53,17 +53,27 @@ def served_root(settings: Settings) -> str:
     return f"{settings.offline.rstrip('/')}/{SERVED_FOLDER}"
 
 
+def _utc(value: dt.datetime) -> dt.datetime:
+    # Naive times are UTC, as everywhere in nbfeatures.
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 def _long_table(settings: Settings, family: str, start: dt.datetime, end: dt.datetime) -> Any:
     pa = require("pyarrow", "spark")
     ds = require("pyarrow.dataset", "spark")
+    pafs = require("pyarrow.fs", "spark")
     fs, root = arrow_filesystem(served_root(settings))
-    try:
-        dataset = ds.dataset(root, format="parquet", filesystem=fs, partitioning="hive")
-    except (FileNotFoundError, pa.ArrowInvalid):
+    if fs.get_file_info(root).type != pafs.FileType.Directory:
         return None
-    days = ds.field("date") >= start.date().isoformat()
-    days &= ds.field("date") <= end.date().isoformat()
-    wanted = (ds.field("family") == family) & days
+    # Partition as text: "2026-03-10" would otherwise be read as a date and compared as one.
+    partitioning = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
+    dataset = ds.dataset(root, format="parquet", filesystem=fs, partitioning=partitioning)
+    # A flushed batch goes to the folder of its FIRST entry's logging day, so a folder may
+    # hold requests of later days (a batch across midnight, or days of entries flushed at
+    # once): no lower bound on the folder. Requests are logged as they are answered, so no
+    # request is in a folder of a day after the next one: that bound prunes safely.
+    last_day = (end + dt.timedelta(days=1)).date().isoformat()
+    wanted = (ds.field("family") == family) & (ds.field("date") <= last_day)
     wanted &= (ds.field("request_time") >= pa.scalar(start, pa.timestamp("us", "UTC"))) & (
         ds.field("request_time") < pa.scalar(end, pa.timestamp("us", "UTC"))
     )
@@ -110,13 +120,12 @@ def read_served(
     """
     pa = require("pyarrow", "spark")
     pc = require("pyarrow.compute", "spark")
+    start, end = _utc(start), _utc(end)
     long = _long_table(settings, family.name, start, end)
-    names = [f.name for f in family.features]
-    if long is None or long.num_rows == 0:
-        empty = pa.table({c: pa.array([], pa.string()) for c in (*VECTOR_COLUMNS, *names)})
-        return ServedWindow(family.name, start, end, empty.to_pandas(), 0, 0)
-    if version is not None:
+    if long is not None and version is not None:
         long = long.filter(pc.equal(long["version"], version))
+    if long is None or long.num_rows == 0:
+        return ServedWindow(family.name, start, end, _empty(family).to_pandas(), 0, 0)
     long = long.sort_by([("log_id", "ascending")])
     # Within one log entry a feature lists every entity of the request in order, so the
     # rows of one feature line up, position by position, with those of any other feature.
@@ -139,14 +148,40 @@ def read_served(
                 column = part.filter(pc.equal(part["feature"], feature.name))["value"]
                 columns[feature.name] = _decode(column.combine_chunks(), feature.dtype)
             else:
-                columns[feature.name] = pa.nulls(lead.num_rows)
-        pieces.append(pa.table(columns))
-    wide = pa.concat_tables(pieces, promote_options="permissive") if pieces else None
-    total = wide.num_rows if wide is not None else 0
-    if wide is not None and limit is not None and total > limit:
+                columns[feature.name] = pa.nulls(lead.num_rows, _arrow_type(feature.dtype))
+        pieces.append(pa.table(columns).cast(_empty(family).schema))
+    wide = pa.concat_tables(pieces)
+    total = wide.num_rows
+    if limit is not None and total > limit:
         picked = sorted(random.Random(seed).sample(range(total), limit))
         wide = wide.take(pa.array(picked))
-    frame = wide.to_pandas() if wide is not None else None
-    return ServedWindow(
-        family.name, start, end, frame, len(frame) if frame is not None else 0, total
-    )
+    return ServedWindow(family.name, start, end, wide.to_pandas(), wide.num_rows, total)
+
+
+def _arrow_type(dtype: FeatureType) -> Any:
+    """The Arrow type a feature's decoded values have (whole numbers widen to int64)."""
+    pa = require("pyarrow", "spark")
+    if dtype in (FeatureType.INT32, FeatureType.INT64):
+        return pa.int64()
+    if dtype.is_numeric:
+        return pa.float64()
+    if dtype is FeatureType.BOOL:
+        return pa.bool_()
+    if dtype is FeatureType.TIMESTAMP:
+        return pa.timestamp("us", "UTC")
+    return pa.string()
+
+
+def _empty(family: FeatureFamily) -> Any:
+    """A window with no vectors, typed as a full one (reports then need no special case)."""
+    pa = require("pyarrow", "spark")
+    timestamp = pa.timestamp("us", "UTC")
+    schema = pa.schema(
+        [
+            ("log_id", pa.string()), ("request_id", pa.string()),
+            ("request_time", timestamp), ("entity", pa.string()),
+            ("version", pa.int64()), ("status", pa.string()), ("event_time", timestamp),
+            *[(f.name, _arrow_type(f.dtype)) for f in family.features],
+        ]
+    )  # fmt: skip
+    return schema.empty_table()
