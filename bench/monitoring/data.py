@@ -303,8 +303,8 @@ def _write_log(table: pa.Table, vectors: dict[str, Any], served_root: Path) -> d
         files.append(path)
     return {
         "served_entries": len(sizes),
-        "served_vectors": int(len(served)),
-        "served_values": int(len(served)) * len(FEATURES),
+        "served_vectors": len(served),
+        "served_values": len(served) * len(FEATURES),
         "served_files": len(files),
         "served_bytes": sum(p.stat().st_size for p in files),
         "not_found_vectors": int((served < 0).sum()),
