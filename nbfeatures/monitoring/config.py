@@ -32,9 +32,11 @@ from nbfeatures.definitions import parse_duration
 from nbfeatures.errors import ConfigError
 from nbfeatures.monitoring.summary import REPORT_KINDS
 
-# Evidently 0.7's per-column drift methods that we allow (names as Evidently spells them).
-NUMERIC_METHODS = ("psi", "wasserstein", "ks", "kl_div", "jensenshannon", "hellinger", "ed")
-CATEGORICAL_METHODS = ("jensenshannon", "psi", "chisquare", "kl_div", "hellinger", "TVD")
+# The drift methods we compute ourselves (``drift_stats``), named as Evidently names them so
+# its page draws the same method. Only distances (higher is more drift): p-value tests (ks,
+# chisquare, TVD) invert the threshold's meaning, and are left out.
+NUMERIC_METHODS = ("psi", "wasserstein", "jensenshannon", "hellinger")
+CATEGORICAL_METHODS = ("jensenshannon", "psi", "hellinger")
 
 
 @dataclass(frozen=True)
