@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
 from nbfeatures.definitions import FeatureFamily, FeatureRef
+from nbfeatures.errors import ConfigError
 from nbfeatures.monitoring.config import FamilyMonitoring, monitoring_config
 from nbfeatures.monitoring.served import ServedWindow, read_served
 from nbfeatures.monitoring.summary import ReportResult, ReportSummary, Status
@@ -83,7 +84,7 @@ def skew_report(
     ``"spark"``. ``sample`` overrides ``SkewSettings.sample``. Writes ``output_dir/skew.html``.
     """
     from nbfeatures.catalog import Catalog
-    from nbfeatures.monitoring.skew_page import write_page
+    from nbfeatures.monitoring.skew_page import PAGE_ROWS, write_page
 
     config = config or monitoring_config(settings).for_family(family)
     skew = config.skew
@@ -92,6 +93,8 @@ def skew_report(
     end = _utc(end) if end is not None else dt.datetime.now(dt.UTC)
     start = _utc(start) if start is not None else end - config.window
     limit = sample if sample is not None else skew.sample
+    if limit <= 0:
+        raise ConfigError("skew.sample", f"is {limit}; recompute at least one served vector")
     window = read_served(settings, reference.family, start, end, limit=limit)
     output_dir.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
@@ -105,6 +108,11 @@ def skew_report(
         summary = _summary(reference, window, start, end, Status.WARN, (), [*notes, reason], {})
         return ReportResult(summary, write_page(output_dir, summary, None, [], reference.family))
     aligned = _align(settings, catalog, reference, window, engine)
+    dropped = window.rows - len(aligned.context)
+    if dropped:
+        notes.append(f"{dropped} served vectors skipped: their entity is not a valid join key")
+    if len(aligned.context) > PAGE_ROWS:
+        notes.append(f"the page's distributions draw {PAGE_ROWS} values per side; counts use all")
     return _report(output_dir, reference, window, aligned, config, start, end, notes, engine)
 
 
@@ -202,13 +210,20 @@ def _unrecomputable(family: FeatureFamily) -> str | None:
 
 
 def _cast_entities(entities: Any, kind: Any) -> tuple[Any, Any]:
-    """Logged (text) entities as ``kind``; returns the values and which rows could be cast."""
+    """Logged (text) entities as an Arrow array of ``kind``, and which rows could be cast.
+
+    One vectorized cast; only when some text does not parse (a bad key in the log) are the
+    values cast one by one, so the others are still compared.
+    """
     pa = require("pyarrow", "spark")
     pc = require("pyarrow.compute", "spark")
     np = require("numpy", "spark")
     text = pa.array(entities.astype(object).where(entities.notna(), None), pa.string())
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return text.cast(kind).to_pandas(), np.asarray(text.is_valid())
+    try:
+        cast = pc.cast(text, kind)
+        return cast, np.asarray(cast.is_valid().to_numpy(zero_copy_only=False))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     values = []
     ok = []
     for item in text.to_pylist():
@@ -218,7 +233,7 @@ def _cast_entities(entities: Any, kind: Any) -> tuple[Any, Any]:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             values.append(None)
             ok.append(False)
-    return pa.array(values, kind).to_pandas(), np.asarray(ok, dtype=bool)
+    return pa.array(values, kind), np.asarray(ok, dtype=bool)
 
 
 def _align(
@@ -233,6 +248,7 @@ def _align(
     from nbfeatures.monitoring.skew_compare import Aligned, time_micros
     from nbfeatures.training import training_set
 
+    pa = require("pyarrow", "spark")
     pd = require("pandas", "spark")
     np = require("numpy", "spark")
     family = reference.family
@@ -253,7 +269,9 @@ def _align(
         spine_columns[key], ok = _cast_entities(served["entity"], kind)
         castable &= ok
     served = served[castable].reset_index(drop=True)
-    spine = pd.DataFrame({k: v[castable].reset_index(drop=True) for k, v in spine_columns.items()})
+    # Filtered in Arrow, so whole-number keys reach pandas as int64, not float with NaN.
+    keep = pa.array(castable)
+    spine = pd.DataFrame({k: v.filter(keep).to_pandas() for k, v in spine_columns.items()})
     spine[_REQUEST_TIME] = pd.to_datetime(served["request_time"], utc=True)
     recomputed = training_set(
         spine,

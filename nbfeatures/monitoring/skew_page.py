@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from nbfeatures.monitoring.skew_compare import Aligned, FeatureSkew
 
 PAGE = "skew.html"
+# Evidently draws each distribution from at most this many values per side: its cost grows
+# with rows (seconds per column at a million), the picture does not. The verdict uses all.
+PAGE_ROWS = 100_000
 _STYLE = (
     "<style>.nbf-skew{font-family:sans-serif;margin:16px 24px}"
     ".nbf-skew table{border-collapse:collapse;margin:8px 0 16px}"

@@ -113,3 +113,6 @@ def drift_workspace(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> Set
     compute("steady", 1, start=REFERENCE_START, end=REFERENCE_END, settings=settings,
             catalog=catalog, spark=spark, progress=False)  # fmt: skip
     return settings
+
+
+from skew_fixtures import skew_world  # noqa: E402, F401  (the skew tests' promoted family)
