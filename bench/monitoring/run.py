@@ -93,7 +93,8 @@ def measure(system: str, timeout_s: float) -> dict[str, Any]:
         result["status"] = "failed"
         result["stderr_tail"] = err[-3000:]
     if result["status"] == "ok":
-        result.update(json.loads(out.strip().splitlines()[-1]))
+        # The side's facts may carry the report's own status: it never replaces ours.
+        result.update({**json.loads(out.strip().splitlines()[-1]), "status": "ok"})
     return result
 
 
@@ -173,6 +174,51 @@ def _line(system: str, result: dict[str, Any]) -> str:
     )
 
 
+NAMES = {
+    "read-log": "floor: read the served-log Parquet (10M long rows) into Arrow",
+    "read-served": "`read_served`: 1M typed wide vectors (both reports' first step)",
+    "drift": "drift report (statistics on all rows, page on a 200k sample)",
+    "drift-full": "drift report, page on all rows",
+    "skew": "skew report, all 1M vectors recomputed (Arrow engine)",
+    "skew-default": "skew report, default 10k sample",
+    "evidently": "Evidently `DataDriftPreset`, same 1M rows + reference",
+}
+
+
+def table(label: str) -> str:
+    """The README's markdown table of run ``label`` from the results file."""
+    entry = json.loads(RESULTS.read_text())["runs"][label]
+    lines = [
+        "| measurement | median s (rounds) | median CPU s | median peak RSS GiB "
+        "| Evidently preset / this, per round | this / floor (median) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for system, item in entry["summary"].items():
+        if item.get("status") != "ok":
+            lines.append(f"| {NAMES.get(system, system)} | {item.get('status')} | | | | |")
+            continue
+        rounds = ", ".join(f"{s:.1f}" for s in item["seconds"])
+        versus = ", ".join(f"{r:.2f}" for r in item.get("per_round_ratio_evidently_over_this", []))
+        floor = item.get("median_ratio_read-log_over_this")
+        lines.append(
+            f"| {NAMES.get(system, system)} | {item['median_seconds']:.1f} ({rounds}) "
+            f"| {item['median_user_plus_system_cpu_seconds']:.1f} "
+            f"| {item['median_peak_tree_rss_gib']:.2f} | {versus} "
+            f"| {'' if floor is None else f'{1 / floor:.1f}x'} |"
+        )
+    loads = [
+        r[s]["load_average_1m_at_start"]
+        for r in entry["rounds"]
+        for s in entry["summary"]
+        if s in r
+    ]
+    lines.append("")
+    lines.append(
+        f"1-minute load average at the measurements' starts: {min(loads):.1f} to {max(loads):.1f}"
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -180,7 +226,11 @@ def main() -> None:
     parser.add_argument("--no-warmup-round", action="store_true")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per measurement")
     parser.add_argument("--label", default="default", help="key of this run in the results")
+    parser.add_argument("--table", action="store_true", help="only print run LABEL's table")
     args = parser.parse_args()
+    if args.table:
+        print(table(args.label))
+        return
     facts = prepare().facts
     systems: list[str] = args.systems
     if not args.no_warmup_round:
@@ -198,6 +248,9 @@ def main() -> None:
     entry = {
         "command": ".venv/bin/python -m bench.monitoring.run " + " ".join(a for a in sys.argv[1:]),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip(),
         "load_average_at_start": load_at_start,
         "load_average_at_end": list(os.getloadavg()),
         "data": facts,

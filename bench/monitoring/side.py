@@ -102,7 +102,7 @@ def _report(kind: str, end: dt.datetime, config: Any, out: Path) -> dict[str, An
     )
     summary = result.summary
     return {
-        "status": summary.status.value,
+        "report_status": summary.status.value,
         "rows": summary.rows,
         "rows_total": summary.rows_total,
         "html_bytes": result.html.stat().st_size,
