@@ -176,6 +176,7 @@ def _line(system: str, result: dict[str, Any]) -> str:
 
 NAMES = {
     "read-log": "floor: read the served-log Parquet (10M long rows) into Arrow",
+    "read-log-dict": "floor, as `read_served` reads: its columns, text as dictionaries",
     "read-served": "`read_served`: 1M typed wide vectors (both reports' first step)",
     "drift": "drift report (statistics on all rows, page on a 200k sample)",
     "drift-full": "drift report, page on all rows",

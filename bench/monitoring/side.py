@@ -6,6 +6,8 @@ Arrow's first calls), then times the same work on the whole window (1M served ve
 
 - ``read-log``: the machine's floor, reading the window's served-log Parquet as
   ``flush_served_log`` wrote it (10M long rows, every column) into Arrow, nothing else;
+- ``read-log-dict``: the same read as ``read_served`` does it (its columns, filter and
+  dictionary-encoded text columns), into Arrow: the floor of the reports' first step;
 - ``read-served``: ``read_served`` over the window (the long log turned into 1M typed wide
   rows), the first step of both reports;
 - ``drift``: ``drift_report`` with the workspace's defaults (it samples above
@@ -45,6 +47,7 @@ from bench.monitoring.data import (
 WARMUP_END = WINDOW_START + dt.timedelta(hours=1)
 SYSTEMS = (
     "read-log",
+    "read-log-dict",
     "read-served",
     "drift",
     "drift-full",
@@ -72,6 +75,18 @@ def read_log(end: dt.datetime) -> dict[str, Any]:
     )
     upper = pa.scalar(end, pa.timestamp("us", "UTC"))
     table = dataset.to_table(filter=ds.field("request_time") < upper)
+    return {"long_rows": table.num_rows}
+
+
+def read_log_dictionary(end: dt.datetime) -> dict[str, Any]:
+    """The floor of ``read_served``'s own read: the same columns, filter and dictionary
+    columns as its ``_long_table``, into Arrow, nothing else."""
+    from nbfeatures.catalog import Catalog
+    from nbfeatures.monitoring.served import _long_table
+
+    settings = _settings()
+    Catalog.from_settings(settings)  # the same imports and start as the other sides
+    table = _long_table(settings, FAMILY, WINDOW_START, end)
     return {"long_rows": table.num_rows}
 
 
@@ -185,6 +200,7 @@ def evidently_preset(end: dt.datetime, out: Path) -> dict[str, Any]:
 def _work(system: str) -> Callable[[dt.datetime, Path], dict[str, Any]]:
     works: dict[str, Callable[[dt.datetime, Path], dict[str, Any]]] = {
         "read-log": lambda end, out: read_log(end),
+        "read-log-dict": lambda end, out: read_log_dictionary(end),
         "read-served": lambda end, out: read_served_window(end),
         "drift": lambda end, out: drift(end, out, full=False),
         "drift-full": lambda end, out: drift(end, out, full=True),
