@@ -151,6 +151,7 @@ def _report(
         "mismatch_rate": rate,
         "by_cause": dict(cause_totals(features)),
         "examples": examples(aligned, features, reference.version, skew.examples),
+        "tolerance": {"rel": skew.rel_tolerance, "abs": skew.abs_tolerance},
         "rule": (
             f"alert: a feature's value-cause rate or the overall mismatch rate above "
             f"{skew.alert_rate}; warn: a feature's or the overall mismatch rate above "

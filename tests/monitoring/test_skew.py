@@ -57,6 +57,7 @@ def test_no_skew_through_a_real_server_is_ok(skew_world, tmp_path: Path):
     assert data["detail"]["compared_values"] == 8 * 4
     assert data["detail"]["served_versions"] == {"1": 8}
     assert data["detail"]["examples"] == {}
+    assert data["detail"]["tolerance"] == {"rel": 1e-6, "abs": 1e-9}
     assert check(data, "amount")["detail"]["smape"] == 0.0
     assert {c["status"] for c in data["checks"]} == {"ok"}
     page = result.html.read_text()
