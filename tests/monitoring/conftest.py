@@ -117,6 +117,7 @@ def drift_workspace(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> Set
 
 
 from skew_fixtures import skew_world  # noqa: E402, F401  (the skew tests' promoted family)
+
 # The Spark Connect server of the engine tests, reused (one per test run whichever folder
 # starts it): its module is imported under the same name as tests/engine's conftest does.
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
