@@ -88,21 +88,19 @@ def comparable(frame: Any, family: FeatureFamily) -> Any:
             out[feature.name] = seconds.astype("float64").to_numpy()
         elif is_numeric(feature.dtype):
             out[feature.name] = pd.to_numeric(column).astype("float64").to_numpy()
-        elif feature.dtype is FeatureType.BOOL:
-            out[feature.name] = [
-                None if _missing(v) else ("true" if bool(v) else "false") for v in column
-            ]
         else:
-            out[feature.name] = [None if _missing(v) else str(v) for v in column]
+            # Whole columns at once: value by value, three text features of 1M served and
+            # 1M reference rows took ~7 s of CPU.
+            missing = column.isna().to_numpy()
+            if feature.dtype is FeatureType.BOOL:
+                truth = np.asarray(column.astype(object).where(~missing, False), dtype=bool)
+                text = np.where(truth, "true", "false")
+            else:
+                text = column.astype(object).where(~missing, "").astype(str).to_numpy()
+            values = text.astype(object)
+            values[missing] = None
+            out[feature.name] = values
     return pd.DataFrame(out, index=range(len(frame)))
-
-
-def _missing(value: Any) -> bool:
-    return (
-        value is None
-        or value is getattr(require("pandas", "monitoring"), "NA", None)
-        or (isinstance(value, float) and np.isnan(value))
-    )
 
 
 def feature_stats(

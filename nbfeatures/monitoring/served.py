@@ -20,6 +20,12 @@ from nbfeatures.definitions import FeatureFamily, FeatureType
 from nbfeatures.engine.gcs import arrow_filesystem
 
 SERVED_FOLDER = "_served"
+# The log's columns a window needs, and those read as dictionaries (their text repeats).
+_LONG_COLUMNS = (
+    "log_id", "request_id", "request_time", "entity", "version", "feature", "status",
+    "event_time", "value",
+)  # fmt: skip
+_DICTIONARY_COLUMNS = ("log_id", "request_id", "entity", "feature", "status")
 # Columns of a served window besides one per feature.
 VECTOR_COLUMNS = (
     "log_id",
@@ -67,7 +73,13 @@ def _long_table(settings: Settings, family: str, start: dt.datetime, end: dt.dat
         return None
     # Partition as text: "2026-03-10" would otherwise be read as a date and compared as one.
     partitioning = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
-    dataset = ds.dataset(root, format="parquet", filesystem=fs, partitioning=partitioning)
+    # Ids, entities, feature names and statuses repeat (a request's ids once per value, a
+    # feature's name once per vector): read as dictionaries, 10M log rows decode and group
+    # without making 10M strings of each.
+    parquet = ds.ParquetFileFormat(
+        read_options=ds.ParquetReadOptions(dictionary_columns=list(_DICTIONARY_COLUMNS))
+    )
+    dataset = ds.dataset(root, format=parquet, filesystem=fs, partitioning=partitioning)
     # A flushed batch goes to the folder of its FIRST entry's logging day, so a folder may
     # hold requests of later days (a batch across midnight, or days of entries flushed at
     # once): no lower bound on the folder. Requests are logged as they are answered, so no
@@ -77,7 +89,42 @@ def _long_table(settings: Settings, family: str, start: dt.datetime, end: dt.dat
     wanted &= (ds.field("request_time") >= pa.scalar(start, pa.timestamp("us", "UTC"))) & (
         ds.field("request_time") < pa.scalar(end, pa.timestamp("us", "UTC"))
     )
-    return dataset.to_table(filter=wanted)
+    return dataset.to_table(columns=list(_LONG_COLUMNS), filter=wanted).unify_dictionaries()
+
+
+def _ranks(column: Any) -> Any:
+    """Per row of a dictionary column, the rank of its text among the column's texts."""
+    pc = require("pyarrow.compute", "spark")
+    combined = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    ranks = pc.rank(combined.dictionary, sort_keys="ascending", tiebreaker="first")
+    return pc.take(ranks, combined.indices), len(combined.dictionary)
+
+
+def _feature_runs(part: Any) -> tuple[Any, dict[str, tuple[int, int]]]:
+    """Row order grouping ``part`` by feature, then by log entry (each entry's rows keep
+    their order: the sort is stable), and each feature's ``(start, stop)`` in that order.
+
+    One sort of an integer key replaces a sort of the log ids' text and a filter of the
+    whole log per feature."""
+    np = require("numpy", "spark")
+    pc = require("pyarrow.compute", "spark")
+    log_rank, logs = _ranks(part["log_id"])
+    feature_rank, _ = _ranks(part["feature"])
+    key = pc.add(pc.multiply(feature_rank, logs + 1), log_rank)
+    order = pc.sort_indices(key)
+    grouped = pc.take(feature_rank, order).to_numpy()
+    names = pc.take(part["feature"], order)
+    runs: dict[str, tuple[int, int]] = {}
+    bounds = np.flatnonzero(np.diff(grouped)) + 1
+    for begin, stop in zip([0, *bounds.tolist()], [*bounds.tolist(), len(grouped)], strict=True):
+        runs[str(names[begin].as_py())] = (begin, stop)
+    return order, runs
+
+
+def _text(column: Any) -> Any:
+    """A dictionary column as plain text (reports and pandas want strings, not categories)."""
+    pa = require("pyarrow", "spark")
+    return column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column
 
 
 def _decode(values: Any, dtype: FeatureType) -> Any:
@@ -126,26 +173,24 @@ def read_served(
         long = long.filter(pc.equal(long["version"], version))
     if long is None or long.num_rows == 0:
         return ServedWindow(family.name, start, end, _empty(family).to_pandas(), 0, 0)
-    long = long.sort_by([("log_id", "ascending")])
     # Within one log entry a feature lists every entity of the request in order, so the
     # rows of one feature line up, position by position, with those of any other feature.
     pieces = []
-    for served_version in pc.unique(long["version"]).to_pylist():
-        part = long.filter(pc.equal(long["version"], served_version))
-        lead = part.filter(pc.equal(part["feature"], part["feature"][0]))
-        served_features = set(pc.unique(part["feature"]).to_pylist())
-        columns: dict[str, Any] = {
-            "log_id": lead["log_id"],
-            "request_id": lead["request_id"],
-            "request_time": lead["request_time"],
-            "entity": lead["entity"],
-            "version": lead["version"],
-            "status": lead["status"],
-            "event_time": lead["event_time"],
-        }
+    versions = pc.unique(long["version"]).to_pylist()
+    for served_version in versions:
+        # One version (the usual case): no filter, which would copy the whole log.
+        part = (
+            long if len(versions) == 1 else long.filter(pc.equal(long["version"], served_version))
+        )
+        order, runs = _feature_runs(part)
+        begin, stop = next(iter(runs.values()))
+        lead = part.select(list(VECTOR_COLUMNS)).take(order[begin:stop])
+        columns: dict[str, Any] = {name: _text(lead[name]) for name in VECTOR_COLUMNS}
+        values = part["value"]
         for feature in family.features:
-            if feature.name in served_features:
-                column = part.filter(pc.equal(part["feature"], feature.name))["value"]
+            if feature.name in runs:
+                begin, stop = runs[feature.name]
+                column = pc.take(values, order[begin:stop])
                 columns[feature.name] = _decode(column.combine_chunks(), feature.dtype)
             else:
                 columns[feature.name] = pa.nulls(lead.num_rows, _arrow_type(feature.dtype))
