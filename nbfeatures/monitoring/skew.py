@@ -112,7 +112,7 @@ def skew_report(
     if dropped:
         notes.append(f"{dropped} served vectors skipped: their entity is not a valid join key")
     if len(aligned.context) > PAGE_ROWS:
-        notes.append(f"the page's distributions draw {PAGE_ROWS} values per side; counts use all")
+        notes.append(f"the page's distributions draw {PAGE_ROWS:,} values per side; counts use all")
     return _report(output_dir, reference, window, aligned, config, start, end, notes, engine)
 
 
