@@ -262,7 +262,9 @@ def _ensure_chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: sync Playwright keeps its asyncio loop marked running until it
+# stops, and later folders (pytest-jupyter's handler tests) need to run a loop of their own.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Debian Chromium under Playwright (Playwright's own browsers are never used)."""
     sync_api = pytest.importorskip(
