@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 PAGE = "skew.html"
 # Evidently draws each distribution from at most this many values per side: its cost grows
 # with rows (seconds per column at a million), the picture does not. The verdict uses all.
-PAGE_ROWS = 20_000
+PAGE_ROWS = 100_000
 _STYLE = (
     "<style>.nbf-skew{font-family:sans-serif;margin:16px 24px}"
     ".nbf-skew table{border-collapse:collapse;margin:8px 0 16px}"
