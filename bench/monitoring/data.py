@@ -36,6 +36,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from nbfeatures.serving.vector_log import served_log_schema
+
 DATA = Path(__file__).resolve().parent.parent / ".data" / "monitoring"
 FAMILY = "user_activity"
 ENTITY_KEY = "user_id"
@@ -71,16 +73,8 @@ CATEGORICAL = tuple(n for n, t in FEATURES if t == "string")
 COUNTRIES = tuple(f"c{i:02d}" for i in range(20))
 DEVICES = ("ios", "android", "web", "tv")
 SEGMENTS = tuple(f"seg_{i}" for i in range(8))
-# The served-log schema, as flush_served_log declares it.
-LOG_SCHEMA = pa.schema(
-    [
-        ("log_id", pa.string()), ("request_id", pa.string()),
-        ("request_time", pa.timestamp("us", tz="UTC")), ("entity_key", pa.string()),
-        ("entity", pa.string()), ("family", pa.string()), ("version", pa.int64()),
-        ("feature", pa.string()), ("status", pa.string()),
-        ("event_time", pa.timestamp("us", tz="UTC")), ("value", pa.string()),
-    ]
-)  # fmt: skip
+# The served-log schema, as flush_served_log writes it.
+LOG_SCHEMA = served_log_schema()
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -39,6 +38,7 @@ from typing import Any
 
 import psutil
 
+from bench.machine import machine_facts
 from bench.monitoring.data import prepare
 from bench.monitoring.side import SYSTEMS
 
@@ -133,22 +133,7 @@ def machine() -> dict[str, Any]:
     import evidently
     import pyarrow
 
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu,
-        "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
-        "python": platform.python_version(),
-        "pyarrow": pyarrow.__version__,
-        "evidently": evidently.__version__,
-    }
+    return machine_facts(pyarrow=pyarrow.__version__, evidently=evidently.__version__)
 
 
 def _ratios(row: dict[str, Any], systems: list[str]) -> None:

@@ -40,7 +40,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -52,6 +51,7 @@ from typing import Any
 
 import psutil
 
+from bench.machine import machine_facts
 from bench.offline.data import SIZES, Size, generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,25 +203,13 @@ def machine() -> dict[str, Any]:
         .splitlines()[-1]
     )
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
+    return machine_facts(
+        pyspark=pyspark.__version__,
+        java=java.splitlines()[0] if java else None,
+        spark_master="local[2]",
+        spark_driver_memory="8g",
+        feast_venv=json.loads(feast_versions),
     )
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu,
-        "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
-        "python": platform.python_version(),
-        "pyspark": pyspark.__version__,
-        "java": java.splitlines()[0] if java else None,
-        "spark_master": "local[2]",
-        "spark_driver_memory": "8g",
-        "feast_venv": json.loads(feast_versions),
-    }
 
 
 def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:

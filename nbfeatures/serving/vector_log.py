@@ -163,6 +163,21 @@ def _next_id(entry_id: str) -> str:
     return f"{millis}-{int(seq or 0) + 1}"
 
 
+def served_log_schema() -> Any:
+    """The served-vector log's Parquet schema: one row per served value (pyarrow loaded here)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("log_id", pa.string()), ("request_id", pa.string()),
+            ("request_time", pa.timestamp("us", tz="UTC")), ("entity_key", pa.string()),
+            ("entity", pa.string()), ("family", pa.string()), ("version", pa.int64()),
+            ("feature", pa.string()), ("status", pa.string()),
+            ("event_time", pa.timestamp("us", tz="UTC")), ("value", pa.string()),
+        ]
+    )  # fmt: skip
+
+
 def flush_served_log(
     client: redis.Redis[Any] | redis.RedisCluster[Any], stream: str, offline_root: str
 ) -> tuple[int, list[str]]:
@@ -175,15 +190,7 @@ def flush_served_log(
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    schema = pa.schema(
-        [
-            ("log_id", pa.string()), ("request_id", pa.string()),
-            ("request_time", pa.timestamp("us", tz="UTC")), ("entity_key", pa.string()),
-            ("entity", pa.string()), ("family", pa.string()), ("version", pa.int64()),
-            ("feature", pa.string()), ("status", pa.string()),
-            ("event_time", pa.timestamp("us", tz="UTC")), ("value", pa.string()),
-        ]
-    )  # fmt: skip
+    schema = served_log_schema()
     filesystem, base = pafs.FileSystem.from_uri(
         offline_root if "://" in offline_root else f"file://{offline_root}"
     )
