@@ -151,8 +151,6 @@ def test_promote_shows_the_new_production_version(
 def test_a_report_opens_in_the_main_area(
     page: Any, artifacts: Path, panel_workspace: PanelWorkspace
 ) -> None:
-    if panel_workspace.report_id is None:
-        pytest.skip(panel_workspace.report_missing_reason)
     report_id = panel_workspace.report_id
     page.click(tid("nbf-report-open-" + report_id))
     frame_element = page.wait_for_selector(".nbf-report-frame iframe")
@@ -168,8 +166,6 @@ def test_a_report_opens_in_the_main_area(
 def test_review_marks_the_report_reviewed(
     page: Any, artifacts: Path, panel_workspace: PanelWorkspace
 ) -> None:
-    if panel_workspace.report_id is None:
-        pytest.skip(panel_workspace.report_missing_reason)
     page.click(tid("nbf-report-review-" + panel_workspace.report_id))
     dialog = page.locator(".jp-Dialog")
     dialog.locator("input").fill("PSI on amount explained by the v2 scaling")
