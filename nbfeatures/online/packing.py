@@ -40,7 +40,8 @@ import numpy as np
 
 from nbfeatures.definitions import FeatureType
 from nbfeatures.errors import OnlineStoreError
-from nbfeatures.online.codec import arrow_of, binary_scalar, dense_numpy
+from nbfeatures.online import resp
+from nbfeatures.online.codec import arrow_of, dense_numpy
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -85,12 +86,9 @@ return 1
 WRITE_SCRIPT_SHA = hashlib.sha1(WRITE_SCRIPT.encode()).hexdigest()
 # What every packed write answers per bucket, and what SCRIPT LOAD answers first.
 WRITE_REPLY = b":1\r\n"
-LOAD_REPLY = b"$40\r\n" + WRITE_SCRIPT_SHA.encode() + b"\r\n"
+LOAD_REPLY = resp.bulk(WRITE_SCRIPT_SHA.encode())
 # Sent first in every packed batch, so the script is there even after a restart or a flush.
-LOAD_COMMAND = b"*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n$%d\r\n%b\r\n" % (
-    len(WRITE_SCRIPT),
-    WRITE_SCRIPT.encode(),
-)
+LOAD_COMMAND = resp.command(b"SCRIPT", b"LOAD", WRITE_SCRIPT.encode())
 KEYED = "keyed"
 
 
@@ -219,14 +217,15 @@ def joined(replies: Sequence[Sequence[bytes | None]]) -> list[bytes | None]:
 def read_commands(packing: Packing, tag: bytes, entities: Sequence[bytes]) -> bytes:
     """The RESP bytes of one ``HMGET`` per entity, ready to be written to a connection."""
     parts = []
-    count = b"*%d\r\n$5\r\nHMGET\r\n" % (packing.chunks + 2)
+    # The command's head and each field's length prefix are the same for every entity's
+    # chunks: built once, not per chunk.
+    count = resp.array_head(packing.chunks + 2) + resp.bulk(b"HMGET")
     for entity in entities:
-        key = packing.bucket_key(tag, entity)
         parts.append(count)
-        parts.append(b"$%d\r\n%b\r\n" % (len(key), key))
+        parts.append(resp.bulk(packing.bucket_key(tag, entity)))
         width = b"$%d\r\n" % (len(entity) + 1)
         for c in range(packing.chunks):
-            parts.append(width + entity + bytes((c,)) + b"\r\n")
+            parts.append(width + entity + bytes((c,)) + resp.CRLF)
     return b"".join(parts)
 
 
@@ -255,10 +254,8 @@ def write_commands(
     grouped by bucket with one stable sort; everything else is Arrow kernels over the whole
     batch, no Python work per row. A repeated entity's last row wins (HSET order).
     """
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    piece = binary_scalar
     n = len(entities)
     bucket = buckets_of(entities, packing.bits)
     order = np.argsort(bucket, kind="stable")
@@ -272,28 +269,19 @@ def write_commands(
     sizes = np.diff(np.append(starts, n))
 
     def text(numbers: np.ndarray | pa.Array) -> pa.Array:
-        array = arrow_of(numbers) if isinstance(numbers, np.ndarray) else numbers
-        return array.cast(pa.string()).cast(pa.binary())
+        return resp.as_text(arrow_of(numbers) if isinstance(numbers, np.ndarray) else numbers)
 
-    dollar, crlf, empty = piece(b"$"), piece(b"\r\n"), piece(b"")
-
-    def bulk(array: pa.Array | pa.Scalar, length: pa.Array | pa.Scalar) -> list[Any]:
-        return [dollar, length, crlf, array, crlf]
-
-    keys = pc.binary_join_element_wise(piece(tag), text(bucket), empty)
+    piece, bulk = resp.literal, resp.bulk_columns
+    keys = pc.binary_join_element_wise(piece(tag), text(bucket), piece(b""))
     arguments = 5 + 2 * packing.chunks * np.repeat(sizes, sizes)
-    header = [
-        piece(b"*"),
-        text(arguments),
-        piece(b"\r\n$7\r\nEVALSHA\r\n$40\r\n" + WRITE_SCRIPT_SHA.encode() + b"\r\n$1\r\n1\r\n"),
-        *bulk(keys, text(pc.binary_length(keys))),
-    ]
+    call = resp.bulk(b"EVALSHA") + resp.bulk(WRITE_SCRIPT_SHA.encode()) + resp.bulk(b"1")
+    header = [piece(b"*"), text(arguments), piece(resp.CRLF + call), *bulk(keys)]
     if expire_ms is None:
-        header.append(piece(b"$0\r\n\r\n"))
+        header.append(piece(resp.bulk(b"")))
     else:
         newest = np.maximum.reduceat(expire_ms[order], starts)
-        expiry = text(np.repeat(newest, sizes))
-        header += bulk(expiry, text(pc.binary_length(expiry)))
+        header += bulk(text(np.repeat(newest, sizes)))
+    empty = piece(b"")
     heads = pc.if_else(arrow_of(first), pc.binary_join_element_wise(*header, empty), empty)
     field_length = text(dense_numpy(pc.binary_length(entities)).astype(np.int64) + 1)
     body: list[Any] = []
@@ -302,8 +290,5 @@ def write_commands(
         start, stop = c * packing.chunk, min((c + 1) * packing.chunk, width)
         chunk = pc.binary_slice(values, start, stop)
         body += bulk(field, field_length) + bulk(chunk, piece(b"%d" % (stop - start)))
-    commands = pc.binary_join_element_wise(heads, *body, empty)
-    offsets = np.frombuffer(commands.buffers()[1], dtype=np.int32)
-    begin, end = int(offsets[commands.offset]), int(offsets[commands.offset + n])
-    body_bytes = memoryview(commands.buffers()[2])[begin:end]
+    body_bytes, commands = resp.joined([heads, *body], n)
     return PackedCommands([LOAD_COMMAND, body_bytes], int(starts.size), keys[0].as_py(), commands)

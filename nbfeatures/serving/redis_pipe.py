@@ -25,9 +25,7 @@ from typing import Any
 
 import redis
 
-
-def _command(*parts: bytes) -> bytes:
-    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%b\r\n" % (len(p), p) for p in parts)
+from nbfeatures.online import resp
 
 
 class _Replies(list[Any]):
@@ -105,9 +103,9 @@ class RedisPipe:
             auth = [b"AUTH", password.encode()]
             if username:
                 auth.insert(1, username.encode())
-            self._handshake.append(_command(*auth))
+            self._handshake.append(resp.command(*auth))
         if db:
-            self._handshake.append(_command(b"SELECT", str(db).encode()))
+            self._handshake.append(resp.command(b"SELECT", str(db).encode()))
         self._timeout = timeout
         self._transport: asyncio.Transport | None = None
         self._connecting: asyncio.Lock | None = None
@@ -149,13 +147,15 @@ class RedisPipe:
         transport = self._transport
         if transport is None or transport.is_closing():
             transport = await self._connect()
-        reply: list[bytes | None] = await self._send(transport, _command(b"MGET", *keys))
+        reply: list[bytes | None] = await self._send(transport, resp.command(b"MGET", *keys))
         return reply
 
     async def many(self, commands: bytes, count: int) -> list[Any]:
         """Send ``count`` ready-encoded commands in one write; their replies, in order.
 
         They share one entry in the queue, so a request of 100 ``HMGET``s costs one future.
+        ``count`` 0: ``commands`` is one command, answered with its reply alone
+        (``StoredKeys.read_wire`` says which).
         """
         transport = self._transport
         if transport is None or transport.is_closing():
