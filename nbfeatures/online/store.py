@@ -21,25 +21,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nbfeatures.errors import LiveVersionChanged, OnlineStoreError
-from nbfeatures.online.codec import (
-    RecordShape,
-    arrow_of,
-    binary_scalar,
-    decode,
-    encode,
-    event_micros,
-)
+from nbfeatures.online.codec import decode
 from nbfeatures.online.layout import DEFAULT_PREFIX, FamilyLayout, KeySpace, key_id_text
-from nbfeatures.online.packing import (
-    KEYED,
-    LOAD_REPLY,
-    WRITE_REPLY,
-    Packing,
-    joined,
-    packable,
-    write_commands,
-)
-from nbfeatures.online.write_pipeline import OK_REPLY, BuiltBatch, PipelinedWriter, send_batch
+from nbfeatures.online.packing import Packing
+from nbfeatures.online.rows import OnlineRows, utc
+from nbfeatures.online.stored import StoredKeys, StoredVersion, packing_record, writable
+from nbfeatures.online.write_pipeline import PipelinedWriter, send_batch
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -48,7 +35,7 @@ if TYPE_CHECKING:
     from nbfeatures.config import Settings
     from nbfeatures.online.connect import RedisClient
 
-__all__ = ["FamilyLayout", "OnlineRows", "OnlineStore", "ReadTarget", "WriteTarget"]
+__all__ = ["FamilyLayout", "OnlineRows", "OnlineStore", "WriteTarget"]
 
 _SCAN_COUNT = 1000
 # How long a key id or packing read for reads is trusted (the servers' default live cache).
@@ -71,78 +58,11 @@ return {1, current}
 
 
 @dataclass(frozen=True)
-class OnlineRows:
-    """What a read found, aligned with the keys asked for.
-
-    ``present[i]`` says whether key ``i`` had a value; ``event_time`` is NaT where absent;
-    ``columns`` are Arrow arrays, null where absent or where the feature itself was null.
-    """
-
-    keys: tuple[str | int, ...]
-    present: np.ndarray
-    event_time: np.ndarray
-    columns: dict[str, pa.Array]
-    ttl_seconds: int | None
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def stale(self, now: dt.datetime) -> np.ndarray:
-        """True where a present value is older than the family's ttl at ``now`` (aware UTC)."""
-        if self.ttl_seconds is None:
-            return np.zeros(len(self.keys), dtype=bool)
-        now_us = np.datetime64(_utc(now).replace(tzinfo=None), "us")
-        limit = np.timedelta64(self.ttl_seconds * 1_000_000, "us")
-        return self.present & (self.event_time + limit <= now_us)
-
-    def to_arrow(self) -> pa.Table:
-        """Entity keys, ``present``, ``event_time`` and the feature columns as one table."""
-        import pyarrow as pa
-
-        event = pa.array(self.event_time, mask=~self.present).cast(pa.timestamp("us", tz="UTC"))
-        data: dict[str, Any] = {
-            "key": pa.array([str(k) for k in self.keys]),
-            "present": pa.array(self.present),
-            "event_time": event,
-        }
-        data.update(self.columns)
-        return pa.table(data)
-
-
-@dataclass(frozen=True)
 class WriteTarget:
     """Where a version's values go: its key id and packing (``None``: one key per entity)."""
 
     key_id: str
     packing: Packing | None
-
-
-@dataclass(frozen=True)
-class ReadTarget:
-    """Where a version's values are read: the start of their keys and their packing, and the
-    owner record of their key id with the text it must hold (``KeySpace.owner``)."""
-
-    tag: bytes
-    packing: Packing | None
-    owner_key: bytes
-    owner: bytes
-
-    @classmethod
-    def of(
-        cls, keys: KeySpace, family: str, version: int, key_id: str, packing: Packing | None
-    ) -> ReadTarget:
-        return cls(
-            tag=keys.value_tag(key_id).encode(),
-            packing=packing,
-            owner_key=keys.owner(key_id).encode(),
-            owner=keys.owner_text(family, version).encode(),
-        )
-
-
-def _utc(when: dt.datetime) -> dt.datetime:
-    if when.tzinfo is None:
-        return when.replace(tzinfo=dt.UTC)
-    return when.astimezone(dt.UTC)
 
 
 def _gone(layout: FamilyLayout, present: np.ndarray, event_us: np.ndarray) -> np.ndarray | None:
@@ -156,15 +76,6 @@ def _gone(layout: FamilyLayout, present: np.ndarray, event_us: np.ndarray) -> np
 
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def owned(recorded: bytes | None, owner: bytes) -> bool:
-    """Whether values read with the owner record ``recorded`` belong to the version ``owner``.
-
-    No record: a key id drawn before owner records were (a key id drawn since has its record
-    written before any value, so values never lack it).
-    """
-    return recorded is None or recorded == owner
 
 
 class OnlineStore:
@@ -298,9 +209,7 @@ class OnlineStore:
                 owner = self.keys.owner_text(layout.family, layout.version)
                 self.client.set(owner_key, owner, nx=True)
             if raw is None:
-                record = KEYED
-                if packable(layout):
-                    record = Packing.for_width(RecordShape.of(layout).width, entities).to_json()
+                record = packing_record(layout, entities)
                 self.client.set(name, record, nx=True)
                 raw = self.client.get(name) or record  # another writer's record if it won
         except redis.ResponseError as exc:
@@ -309,29 +218,38 @@ class OnlineStore:
         packing = self._remember_packing((layout.family, layout.version), raw)
         return WriteTarget(key_id, packing)
 
+    def stored(self, layout: FamilyLayout, target: WriteTarget) -> StoredVersion:
+        """``layout``'s stored form at ``target`` (``write_target``)."""
+        return StoredVersion.at(self.keys, layout, target.key_id, target.packing)
+
+    def stored_for_reads(self, layout: FamilyLayout) -> StoredVersion | None:
+        """``layout``'s stored form from its cached key id and packing (``None`` while it has
+        no key id: nothing is stored)."""
+        family, version = layout.family, layout.version
+        key_id = self.key_id(family, version)
+        if key_id is None:
+            return None
+        return StoredVersion.at(self.keys, layout, key_id, self.packing(family, version))
+
     def value_key(self, family: str, version: int, entity: str | int) -> str | None:
         """The Redis key holding one entity's value (``None`` while the version has no key id).
 
         For a packed version that is the entity's bucket, shared with other entities.
         """
-        key_id = self.key_id(family, version)
-        if key_id is None:
-            return None
-        packing = self.packing(family, version)
-        if packing is None:
-            return self.keys.value(key_id, entity)
-        tag = self.keys.value_tag(key_id).encode()
-        return packing.bucket_key(tag, str(entity).encode()).decode()
+        stored = self._stored_by_name(family, version)
+        return None if stored is None else stored.value_key(str(entity).encode()).decode()
 
     def delete_entity(self, family: str, version: int, entity: str | int) -> bool:
         """Remove one entity's value from a version; whether there was one."""
-        key = self.value_key(family, version, entity)
-        if key is None:
-            return False
-        packing = self.packing(family, version)
-        if packing is None:
-            return bool(self.client.delete(key))
-        return bool(self.client.hdel(key, *packing.fields(str(entity).encode())))
+        stored = self._stored_by_name(family, version)
+        return False if stored is None else stored.delete(self.client, str(entity).encode())
+
+    def _stored_by_name(self, family: str, version: int) -> StoredKeys | None:
+        """Where a version's values are, from its cached key id and packing (no layout read)."""
+        key_id = self.key_id(family, version)
+        if key_id is None:
+            return None
+        return StoredKeys.of(self.keys, family, version, key_id, self.packing(family, version))
 
     def layout(self, family: str, version: int) -> FamilyLayout | None:
         raw = self.client.get(self.keys.layout(family, version))
@@ -342,7 +260,7 @@ class OnlineStore:
         return None if raw is None else dt.datetime.fromisoformat(raw)
 
     def set_watermark(self, family: str, version: int, when: dt.datetime) -> None:
-        self.client.set(self.keys.watermark(family, version), _utc(when).isoformat())
+        self.client.set(self.keys.watermark(family, version), utc(when).isoformat())
 
     # -- values ----------------------------------------------------------------------------
 
@@ -361,76 +279,21 @@ class OnlineStore:
         bytes are built with Arrow kernels and sent as one pipeline on the connection of the
         node that owns the version's slot.
         """
-        built = self._commands(layout, batch, target)
-        if built is None:
+        rows = writable(layout, batch)
+        if rows is None:
             return 0
-        send_batch(self._node_client(built.first_key), built, f"{layout.family} v{layout.version}")
-        return built.rows
-
-    def _commands(
-        self, layout: FamilyLayout, batch: pa.RecordBatch, target: WriteTarget | None
-    ) -> BuiltBatch | None:
-        """The packed write commands of a batch and the replies they will get."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        if batch.num_rows == 0:
-            return None
-        entity = batch.column(layout.entity_key)
-        if entity.null_count:
-            batch = batch.filter(entity.is_valid())
-        expire_ms: np.ndarray | None = None
-        kept = layout.kept_seconds
-        if kept is not None:
-            event_us = event_micros(batch.column(layout.timestamp), layout.family, layout.timestamp)
-            expire_ms = event_us // 1000 + kept * 1000
-            alive = expire_ms > int(time.time() * 1000)
-            if not alive.all():
-                batch = batch.filter(arrow_of(alive))
-                expire_ms = expire_ms[alive]
-        n = int(batch.num_rows)
-        if n == 0:
-            return None
-        values = encode(layout, batch)
         if target is None:
             target = self.write_target(layout)
-        # Literals as Arrow scalars built from buffers: a Python str or bytes handed to a
-        # compute function goes through ``pa.scalar``, which loads pandas into the writer.
-        piece = binary_scalar
-        tag = self.keys.value_tag(target.key_id).encode()
-        entity_text = batch.column(layout.entity_key).cast(pa.string()).cast(pa.binary())
-        if target.packing is not None:
-            width = RecordShape.of(layout).width
-            packed = write_commands(target.packing, tag, entity_text, values, width, expire_ms)
-            return BuiltBatch(
-                packed.parts, n, packed.buckets, LOAD_REPLY, WRITE_REPLY, packed.first_key,
-                packed.owner,
-            )  # fmt: skip
-        keys = pc.binary_join_element_wise(piece(tag), entity_text, piece(b""))
-        dollar, crlf = piece(b"$"), piece(b"\r\n")
-
-        def bulk(array: pa.Array) -> list[Any]:
-            """RESP bulk-string pieces: ``$<length>\\r\\n<bytes>\\r\\n``."""
-            length = pc.binary_length(array).cast(pa.string()).cast(pa.binary())
-            return [dollar, length, crlf, array, crlf]
-
-        if expire_ms is None:
-            parts = [piece(b"*3\r\n$3\r\nSET\r\n"), *bulk(keys), *bulk(values)]
-        else:
-            expiry = arrow_of(expire_ms).cast(pa.string()).cast(pa.binary())
-            parts = [piece(b"*5\r\n$3\r\nSET\r\n"), *bulk(keys), *bulk(values)]
-            parts += [piece(b"$4\r\nPXAT\r\n"), *bulk(expiry)]
-        commands = pc.binary_join_element_wise(*parts, piece(b""))
-        offsets = np.frombuffer(commands.buffers()[1], dtype=np.int32)
-        start, end = int(offsets[commands.offset]), int(offsets[commands.offset + n])
-        payload = memoryview(commands.buffers()[2])[start:end]
-        return BuiltBatch([payload], n, n, b"", OK_REPLY, keys[0].as_py(), commands)
+        stored = self.stored(layout, target)
+        send_batch(self.node_client(stored.tag), stored.write_commands(rows), stored.where)
+        return rows.rows
 
     def pipelined_writer(self, layout: FamilyLayout, target: WriteTarget) -> PipelinedWriter:
         """A writer that keeps one batch in flight: see ``PipelinedWriter``."""
-        return PipelinedWriter(self, layout, target)
+        stored = self.stored(layout, target)
+        return PipelinedWriter(self.node_client(stored.tag), stored)
 
-    def _node_client(self, key: bytes | str) -> redis.Redis[Any]:
+    def node_client(self, key: bytes | str) -> redis.Redis[Any]:
         """The client of the node owning ``key``'s slot (the store's client when standalone)."""
         import redis
 
@@ -472,39 +335,14 @@ class OnlineStore:
     def payloads(self, layout: FamilyLayout, entities: Sequence[str]) -> list[bytes | None]:
         """The stored records of ``entities`` (as text), ``None`` where absent; one round trip.
 
-        One ``MGET``, or for a packed version one ``HMGET`` per entity in one pipeline.
+        One ``MGET``, or for a packed version one ``HMGET`` per entity in one pipeline; the
+        key id's owner record is read with them, and when it names another version (the key
+        id was drawn again after a data loss) all are absent.
         """
-        family, version = layout.family, layout.version
-        key_id = self.key_id(family, version) if entities else None
-        if key_id is None:
+        stored = self.stored_for_reads(layout) if entities else None
+        if stored is None:
             return [None] * len(entities)
-        packing = self.packing(family, version)
-        return self.payloads_at(
-            ReadTarget.of(self.keys, family, version, key_id, packing), entities
-        )
-
-    def payloads_at(self, target: ReadTarget, entities: Sequence[str]) -> list[bytes | None]:
-        """``payloads`` at ``target``, read with the key id's owner record: when it names
-        another version (the key id was drawn again after a data loss), all are absent."""
-        if not entities:
-            return []
-        tag, packing = target.tag, target.packing
-        if packing is None:
-            found: list[bytes | None] = self.client.mget(
-                [target.owner_key, *(tag + k.encode() for k in entities)]
-            )
-            recorded, payloads = found[0], found[1:]
-        else:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.get(target.owner_key)
-            for entity in entities:
-                text = entity.encode()
-                pipe.hmget(packing.bucket_key(tag, text), packing.fields(text))
-            replies = pipe.execute()
-            recorded, payloads = replies[0], joined(replies[1:])
-        if not owned(recorded, target.owner):
-            return [None] * len(entities)
-        return payloads
+        return stored.read(self.client, [e.encode() for e in entities])
 
     # -- live pointer ----------------------------------------------------------------------
 
@@ -555,7 +393,7 @@ class OnlineStore:
         key_id = self.key_id(family, version, fresh=True)
         if key_id is None:
             return self.client, iter(())
-        node = self._node_client(self.keys.value_tag(key_id))
+        node = self.node_client(self.keys.value_tag(key_id))
         return node, node.scan_iter(match=self.keys.values_pattern(key_id), count=_SCAN_COUNT)
 
     def count_keys(self, family: str, version: int) -> int:

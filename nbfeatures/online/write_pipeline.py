@@ -1,44 +1,25 @@
 """Sending a batch of write commands to Redis and checking every reply in one step.
 
-``OnlineStore`` builds a batch's commands (``SET`` per entity, or one script call per bucket
-of a packed version) as one Arrow buffer; here they are sent on one connection and their
-replies, all known in advance, are read as raw bytes and compared at once.
-``PipelinedWriter`` keeps one batch in flight while the next is built.
+``StoredVersion.write_batch`` builds a batch's commands (``SET`` per entity, or one script
+call per bucket of a packed version) as one Arrow buffer; here they are sent on one
+connection and their replies, all known in advance, are read as raw bytes and compared at
+once. ``PipelinedWriter`` keeps one batch in flight while the next is built.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nbfeatures.errors import OnlineStoreError
+from nbfeatures.online.resp import error_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import redis
 
-    from nbfeatures.online.layout import FamilyLayout
-    from nbfeatures.online.store import OnlineStore, WriteTarget
-
-OK_REPLY = b"+OK\r\n"
-
-
-@dataclass(frozen=True)
-class BuiltBatch:
-    """A batch's commands: the bytes, the rows they write and the replies they expect.
-
-    Every reply is known in advance: ``head`` once, then ``unit`` per command.
-    """
-
-    parts: list[bytes | memoryview]
-    rows: int
-    commands: int
-    head: bytes
-    unit: bytes
-    first_key: bytes
-    owner: Any
+    from nbfeatures.online.stored import BuiltBatch, StoredVersion
 
 
 def _read_fixed_replies(connection: Any, built: BuiltBatch) -> str | None:
@@ -66,11 +47,10 @@ def _read_fixed_replies(connection: Any, built: BuiltBatch) -> str | None:
         return None
     connection.disconnect()
     if received[: len(head)] != head:
-        return bytes(received).split(b"\r\n", 1)[0].decode(errors="replace").lstrip("-")
+        return error_text(bytes(received))
     replies = np.frombuffer(received, dtype=np.uint8, offset=len(head)).reshape(count, len(unit))
     first_bad = int((replies != np.frombuffer(unit, dtype=np.uint8)).any(axis=1).argmax())
-    error = bytes(received[len(head) + first_bad * len(unit) :]).split(b"\r\n", 1)[0]
-    return error.decode(errors="replace").lstrip("-")
+    return error_text(bytes(received[len(head) + first_bad * len(unit) :]))
 
 
 def _parser_holds_data(parser: Any) -> bool:
@@ -130,15 +110,16 @@ class PipelinedWriter:
     while the caller reads and encodes the next one. Here batch k+1 is sent before the
     replies of batch k are read: Redis always has a batch to work on while this process
     reads its replies and encodes the next batch. The bytes sent are those of
-    ``write_rows``. Use it as a context manager; leaving reads the last replies, and any
-    refusal or connection error is raised as ``OnlineStoreError``.
+    ``write_rows``: ``stored`` builds them, and ``client`` is the client of the node holding
+    the version's slot (the version's keys share one). Use it as a context manager; leaving
+    reads the last replies, and any refusal or connection error is raised as
+    ``OnlineStoreError``.
     """
 
-    def __init__(self, store: OnlineStore, layout: FamilyLayout, target: WriteTarget) -> None:
-        self.store = store
-        self.layout = layout
-        self.target = target
-        self.where = f"{layout.family} v{layout.version}"
+    def __init__(self, client: redis.Redis[Any], stored: StoredVersion) -> None:
+        self.client = client
+        self.stored = stored
+        self.where = stored.where
         self._pool: Any = None
         self._connection: Any = None
         self._unread: BuiltBatch | None = None
@@ -158,12 +139,11 @@ class PipelinedWriter:
         """Send ``batch``'s ``SET``s, then read the previous batch's replies; return its rows."""
         import redis
 
-        built = self.store._commands(self.layout, batch, self.target)
+        built = self.stored.write_batch(batch)
         if built is None:
             return 0
         if self._connection is None:
-            client = self.store._node_client(built.first_key)
-            self._pool = client.connection_pool
+            self._pool = self.client.connection_pool
             self._connection = self._pool.get_connection()
         try:
             self._connection.send_packed_command(built.parts, check_health=False)

@@ -33,8 +33,6 @@ from nbfeatures.definitions import FeatureRef, FeatureType
 from nbfeatures.errors import FeatureNotFound, InvalidRequest, OnlineStoreError, missing_text
 from nbfeatures.online.codec import RecordShape, decode_columns
 from nbfeatures.online.layout import FamilyLayout
-from nbfeatures.online.packing import Packing, joined, read_commands
-from nbfeatures.online.store import ReadTarget, owned
 from nbfeatures.serving.records import FamilyRecords, VersionRecords
 
 if TYPE_CHECKING:
@@ -379,10 +377,10 @@ class FeatureLookup:
         layout = plan.layout
         found = self.records(layout.family, layout.version)
         keys = plan.entity_keys(query)
-        if found is None or found.target is None:
+        if found is None or found.stored is None:
             payloads: list[bytes | None] = [None] * len(keys)
         else:
-            payloads = self.store.payloads_at(found.target, keys)
+            payloads = found.stored.read(self.store.client, [k.encode() for k in keys])
         return plan.result(payloads, (now - _EPOCH) // dt.timedelta(microseconds=1))
 
 
@@ -476,46 +474,23 @@ class AsyncFeatureLookup:
             found = self._records.version(layout.family, layout.version)
             if found is None:
                 found = await self.records(layout.family, layout.version)
-        payloads: list[bytes | None]
-        if found is None or found.target is None:
+        if found is None or found.stored is None:
             return plan.result([None] * len(keys), now_us)
-        target = found.target
-        tag, packing = target.tag, target.packing
+        stored = found.stored
         entities = [k.encode() for k in keys]
         # The key id's owner record is read with the values (same slot, same round trip).
-        if packing is not None:
-            recorded, replies = await self._hmgets(target, packing, entities)
-            payloads = joined(replies)
+        if self.pipe is not None:
+            wire, replies = stored.read_wire(entities)
+            got = await self.pipe.many(wire, replies)
         else:
-            asked = [target.owner_key, *[tag + k for k in entities]]
-            if self.pipe is not None:
-                got = await self.pipe.mget(asked)
-            else:
-                got = await self.client.mget(asked)
-            recorded, payloads = got[0], got[1:]
-        if not owned(recorded, target.owner):
+            got = await stored.fetch_async(self.client, entities)
+        payloads = stored.payloads(got)
+        if payloads is None:
             # The key id was drawn again for another version after a data loss: nothing
             # here is this version's. Checked again by the next request.
             self._records.suspect(layout.family)
             payloads = [None] * len(keys)
         return plan.result(payloads, now_us)
-
-    async def _hmgets(
-        self, target: ReadTarget, packing: Packing, entities: list[bytes]
-    ) -> tuple[bytes | None, list[list[bytes | None]]]:
-        """The owner record, then one ``HMGET`` per entity of a packed version: one round trip."""
-        if self.pipe is not None:
-            owner_key = target.owner_key
-            commands = b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n" % (len(owner_key), owner_key)
-            commands += read_commands(packing, target.tag, entities)
-            replies = await self.pipe.many(commands, len(entities) + 1)
-            return replies[0], replies[1:]
-        pipe = self.client.pipeline(transaction=False)
-        pipe.get(target.owner_key)
-        for entity in entities:
-            pipe.hmget(packing.bucket_key(target.tag, entity), packing.fields(entity))
-        got: list[Any] = await pipe.execute()
-        return got[0], got[1:]
 
 
 def _bounded(cache: dict[Any, Any]) -> dict[Any, Any]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from nbfeatures.online.layout import FamilyLayout
 from nbfeatures.online.packing import Packing
-from nbfeatures.online.store import ReadTarget
+from nbfeatures.online.stored import StoredVersion
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -45,13 +45,13 @@ def _bytes(raw: Raw) -> bytes | None:
 class VersionRecords:
     """One version's key id, packing and layout records as read, and what they mean.
 
-    ``target`` is where its values are read (``None``: no key id, so every value reads
-    NOT_FOUND).
+    ``stored`` is its stored form, where its values are read (``None``: no key id, so every
+    value reads NOT_FOUND).
     """
 
     raw: tuple[bytes | None, bytes | None, bytes | None]
     layout: FamilyLayout
-    target: ReadTarget | None
+    stored: StoredVersion | None
 
     @classmethod
     def parse(
@@ -61,12 +61,13 @@ class VersionRecords:
         key_id, packing, layout = (_bytes(r) for r in replies)
         if layout is None:
             return None
-        target = None
+        parsed = FamilyLayout.from_json(layout)
+        stored = None
         if key_id is not None:
             where = f"{family} v{version}"
             packed = None if packing is None else Packing.from_json(packing, where)
-            target = ReadTarget.of(keys, family, version, _text(key_id) or "", packed)
-        return cls((key_id, packing, layout), FamilyLayout.from_json(layout), target)
+            stored = StoredVersion.at(keys, parsed, _text(key_id) or "", packed)
+        return cls((key_id, packing, layout), parsed, stored)
 
 
 @dataclass
