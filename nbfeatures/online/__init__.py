@@ -11,6 +11,7 @@ workspace runs its own server (``embedded``). Spark writes into it with ``materi
 from __future__ import annotations
 
 from nbfeatures.online.layout import FamilyLayout, KeySpace
-from nbfeatures.online.store import OnlineRows, OnlineStore, WriteTarget
+from nbfeatures.online.rows import OnlineRows
+from nbfeatures.online.store import OnlineStore, WriteTarget
 
 __all__ = ["FamilyLayout", "KeySpace", "OnlineRows", "OnlineStore", "WriteTarget"]

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from nbfeatures.config import Settings
     from nbfeatures.online.connect import RedisClient
 
-__all__ = ["FamilyLayout", "OnlineRows", "OnlineStore", "WriteTarget"]
+__all__ = ["FamilyLayout", "OnlineStore", "WriteTarget"]
 
 _SCAN_COUNT = 1000
 # How long a key id or packing read for reads is trusted (the servers' default live cache).
