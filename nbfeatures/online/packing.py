@@ -220,12 +220,13 @@ def read_commands(packing: Packing, tag: bytes, entities: Sequence[bytes]) -> by
     # The command's head and each field's length prefix are the same for every entity's
     # chunks: built once, not per chunk.
     count = resp.array_head(packing.chunks + 2) + resp.bulk(b"HMGET")
+    bulk, crlf, chunks = resp.bulk, resp.CRLF, range(packing.chunks)
     for entity in entities:
         parts.append(count)
-        parts.append(resp.bulk(packing.bucket_key(tag, entity)))
+        parts.append(bulk(packing.bucket_key(tag, entity)))
         width = b"$%d\r\n" % (len(entity) + 1)
-        for c in range(packing.chunks):
-            parts.append(width + entity + bytes((c,)) + resp.CRLF)
+        for c in chunks:
+            parts.append(width + entity + bytes((c,)) + crlf)
     return b"".join(parts)
 
 
