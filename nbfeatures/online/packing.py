@@ -85,7 +85,7 @@ return 1
 """
 WRITE_SCRIPT_SHA = hashlib.sha1(WRITE_SCRIPT.encode()).hexdigest()
 # What every packed write answers per bucket, and what SCRIPT LOAD answers first.
-WRITE_REPLY = b":1\r\n"
+WRITE_REPLY = resp.integer(1)
 LOAD_REPLY = resp.bulk(WRITE_SCRIPT_SHA.encode())
 # Sent first in every packed batch, so the script is there even after a restart or a flush.
 LOAD_COMMAND = resp.command(b"SCRIPT", b"LOAD", WRITE_SCRIPT.encode())
@@ -220,11 +220,11 @@ def read_commands(packing: Packing, tag: bytes, entities: Sequence[bytes]) -> by
     # The command's head and each field's length prefix are the same for every entity's
     # chunks: built once, not per chunk.
     count = resp.array_head(packing.chunks + 2) + resp.bulk(b"HMGET")
-    bulk, crlf, chunks = resp.bulk, resp.CRLF, range(packing.chunks)
+    bulk, bulk_head, crlf, chunks = resp.bulk, resp.bulk_head, resp.CRLF, range(packing.chunks)
     for entity in entities:
         parts.append(count)
         parts.append(bulk(packing.bucket_key(tag, entity)))
-        width = b"$%d\r\n" % (len(entity) + 1)
+        width = bulk_head(len(entity) + 1)
         for c in chunks:
             parts.append(width + entity + bytes((c,)) + crlf)
     return b"".join(parts)

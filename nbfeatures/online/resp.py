@@ -32,6 +32,16 @@ def bulk(value: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
+def bulk_head(length: int) -> bytes:
+    """The start of a bulk string of ``length`` bytes (then the bytes and CRLF)."""
+    return b"$%d\r\n" % length
+
+
+def integer(value: int) -> bytes:
+    """An integer reply, as a script answers."""
+    return b":%d\r\n" % value
+
+
 def array_head(count: int) -> bytes:
     """The start of a command of ``count`` arguments (its name included)."""
     return b"*%d\r\n" % count
