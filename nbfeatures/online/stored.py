@@ -4,13 +4,14 @@ A version's values live one key per entity (``keyed``: ``nbf:{ID}<entity>``, rea
 ``MGET``, written with ``SET``) or several entities to a Redis hash (``packed``, see
 ``nbfeatures.online.packing``: one ``HMGET`` per entity, one script call per bucket). Which
 of the two is recorded once per version (``nbf:pack:...``) and decided here, once: the store,
-the serving lookups, the pipelined writer and the native front's tests all go through
-``StoredVersion`` and never branch on it themselves. Every read also reads the key id's owner
-record (same slot, same round trip) so that values are served only under their own version.
+the serving lookups and the pipelined writer go through ``StoredVersion`` and never branch on
+it themselves. Every read also reads the key id's owner record (same slot, same round trip)
+so that values are served only under their own version.
 
-The bytes are those of ``codec`` (values) and ``resp`` (commands); ``tests/golden/stored_version``
-holds the exact keys, fields and values of a few cases, which this module, the Python server
-and the native front are all tested against.
+The bytes are those of ``codec`` (values) and ``resp`` (commands). The native front
+(``native/src``) reads the same bytes with its own C++ decoder: ``tests/golden/stored_version``
+holds the exact keys, fields and values of a few cases, and this module, the Python server
+and the native front are all tested against them, which keeps the two in step.
 """
 
 from __future__ import annotations
