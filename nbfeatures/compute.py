@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from nbfeatures.catalog import Catalog
-    from nbfeatures.engine.offline import Manifest
+    from nbfeatures.engine.spark.offline import Manifest
 
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -51,9 +51,9 @@ def compute(
 ) -> Manifest:
     """Compute ``name`` (``version``, else production, else latest) over ``[start, end)``."""
     from nbfeatures.catalog import Catalog
-    from nbfeatures.engine.offline import compute_offline
-    from nbfeatures.engine.progress import spark_progress
-    from nbfeatures.engine.session import get_spark
+    from nbfeatures.engine.spark.offline import compute_offline
+    from nbfeatures.engine.spark.progress import spark_progress
+    from nbfeatures.engine.spark.session import get_spark
 
     settings = settings or active_settings()
     catalog = catalog or Catalog.from_settings(settings)
@@ -78,8 +78,8 @@ def build_join_index(
     Raises ``OfflineDataMissing`` when nothing was computed for the version.
     """
     from nbfeatures.catalog import Catalog
-    from nbfeatures.engine.join_index import build_index
-    from nbfeatures.engine.offline import read_manifest, version_path
+    from nbfeatures.engine.arrow.join_index import build_index
+    from nbfeatures.engine.spark.offline import read_manifest, version_path
     from nbfeatures.errors import OfflineDataMissing
 
     settings = settings or active_settings()

@@ -10,7 +10,7 @@ the spine's row order, a Spark result is lazy. Every spine row comes out exactly
 Feature columns are named ``{family}__{feature}`` (double underscore), always, so adding a
 family never renames the columns of the others. Values are the latest known at each row's
 time (event time <= spine time, and for a family with ``ttl``, event time >= spine time - ttl);
-see ``nbfeatures.engine.pit``.
+see ``nbfeatures.engine.spark.pit``.
 
 Times are UTC: naive pandas timestamps are taken as UTC, aware ones converted, a column
 mixing naive and aware values is refused. References resolve through the catalog for
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
 from nbfeatures.definitions import FeatureRef, parse_refs
-from nbfeatures.engine.join_index import MAX_ROWS
+from nbfeatures.engine.arrow.join_index import MAX_ROWS
 from nbfeatures.errors import DefinitionError, SpineError
 
 if TYPE_CHECKING:
@@ -167,9 +167,9 @@ def _spark_training_set(
     bounds: tuple[dt.datetime | None, dt.datetime | None] | None,
 ) -> Any:
     """The join on Spark: a pandas result in the spine's order, or a lazy Spark frame."""
-    from nbfeatures.engine.offline import check_offline, read_offline
-    from nbfeatures.engine.pit import FeatureFrame, point_in_time_join
-    from nbfeatures.engine.progress import spark_progress
+    from nbfeatures.engine.spark.offline import check_offline, read_offline
+    from nbfeatures.engine.spark.pit import FeatureFrame, point_in_time_join
+    from nbfeatures.engine.spark.progress import spark_progress
 
     on_demand = [s for s in selections.values() if s.on_demand]
     low, high = bounds if bounds is not None else (None, None)
@@ -232,8 +232,8 @@ def _use_arrow(
     """Whether a pandas spine is joined in this process (see ``training_set``'s ``engine``)."""
     if engine != "auto":
         return engine == "arrow"
-    from nbfeatures.engine.arrow_rows import offline_rows
-    from nbfeatures.engine.spark_api import is_connect
+    from nbfeatures.engine.arrow.rows import offline_rows
+    from nbfeatures.engine.spark.spark_api import is_connect
 
     if spark is not None:
         master = "" if is_connect(spark) else str(spark.sparkContext.master)
@@ -261,9 +261,9 @@ def _arrow_families(
     high: dt.datetime | None,
 ) -> list[Any]:
     """Each family's stored rows for ``[low - ttl, high]``, read with pyarrow."""
-    from nbfeatures.engine.arrow_rows import read_offline_table
-    from nbfeatures.engine.local_pit import ArrowFeatures
-    from nbfeatures.engine.offline import check_offline
+    from nbfeatures.engine.arrow.pit import ArrowFeatures
+    from nbfeatures.engine.arrow.rows import read_offline_table
+    from nbfeatures.engine.spark.offline import check_offline
 
     families = []
     for name, selection in selections.items():
@@ -294,7 +294,7 @@ def _arrow_training_set(
 ) -> Any:
     """The join in this process for a normalized pandas spine: a pandas frame, spine order."""
     pa = require("pyarrow", "spark")
-    from nbfeatures.engine.local_pit import point_in_time_join_arrow, to_pandas
+    from nbfeatures.engine.arrow.pit import point_in_time_join_arrow, to_pandas
 
     families = _arrow_families(selections, settings, low, high)
     table = pa.Table.from_pandas(spine, preserve_index=False)
@@ -316,7 +316,7 @@ def _arrow_spark_spine(
     include_event_times: bool,
 ) -> Any:
     """``engine="arrow"`` for a Spark spine: collected as Arrow, joined here, back to Spark."""
-    from nbfeatures.engine.local_pit import point_in_time_join_arrow
+    from nbfeatures.engine.arrow.pit import point_in_time_join_arrow
 
     low, high = _spark_bounds(spine, timestamp_column)
     families = _arrow_families(selections, settings, low, high)
@@ -459,7 +459,7 @@ def _pandas_bounds(spine: Any, column: str) -> tuple[dt.datetime | None, dt.date
 
 def _spark_bounds(spine: Any, column: str) -> tuple[dt.datetime | None, dt.datetime | None]:
     """The spine's time range as UTC datetimes (via microseconds: no local-zone conversion)."""
-    from nbfeatures.engine.spark_api import functions
+    from nbfeatures.engine.spark.spark_api import functions
 
     F = functions(spine)
     ts = F.col(column).cast("timestamp")
@@ -472,7 +472,7 @@ def _spark_bounds(spine: Any, column: str) -> tuple[dt.datetime | None, dt.datet
 
 
 def _workspace_spark(settings: Settings) -> Any:
-    from nbfeatures.engine.session import get_spark
+    from nbfeatures.engine.spark.session import get_spark
 
     return get_spark(settings)
 
@@ -483,7 +483,7 @@ def _to_pandas(joined: Any, timestamp_column: str, families: Sequence[Any]) -> A
     Integer and boolean features keep their type with pandas' nullable dtypes: a missing
     value (no data, or past the ttl) would otherwise turn a count into a float.
     """
-    from nbfeatures.engine.local_pit import times_in_utc
+    from nbfeatures.engine.arrow.pit import times_in_utc
 
     require("pandas", "spark")
     out = joined.toPandas().sort_values(_ROW, kind="stable").drop(columns=[_ROW])

@@ -363,7 +363,7 @@ def materialize_version(
     The Arrow writer reads the version's folder directly; the Spark engine reads it with
     ``read_offline`` (which also serves ``gs://`` to a Spark without a GCS connector).
     """
-    from nbfeatures.engine.offline import read_manifest, read_offline, version_path
+    from nbfeatures.engine.spark.offline import read_manifest, read_offline, version_path
 
     path = version_path(settings, layout.family, layout.version)
     chosen = choose_engine(engine, path, settings.spark_master)
@@ -376,7 +376,7 @@ def materialize_version(
         return materialize(
             path, layout, settings, since=since, incremental=incremental, engine="arrow"
         )
-    from nbfeatures.engine.session import get_spark
+    from nbfeatures.engine.spark.session import get_spark
 
     frame = read_offline(
         get_spark(settings), settings, layout.family, layout.version, since, None, check=False

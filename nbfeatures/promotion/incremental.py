@@ -63,7 +63,7 @@ def refresh(
 
     ``engine`` chooses the writer as ``online.materialize.materialize`` does."""
     from nbfeatures.catalog import Catalog
-    from nbfeatures.engine.offline import compute_offline
+    from nbfeatures.engine.spark.offline import compute_offline
     from nbfeatures.online.materialize import materialize_version
     from nbfeatures.online.store import FamilyLayout, OnlineStore
     from nbfeatures.promotion.lock import PromotionLock

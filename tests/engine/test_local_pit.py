@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from index_helpers import indexed
 
-from nbfeatures.engine.local_pit import ArrowFeatures, point_in_time_join_arrow, to_pandas
-from nbfeatures.engine.pit import FeatureFrame, point_in_time_join
+from nbfeatures.engine.arrow.pit import ArrowFeatures, point_in_time_join_arrow, to_pandas
+from nbfeatures.engine.spark.pit import FeatureFrame, point_in_time_join
 from nbfeatures.training import _normalize_pandas, _to_pandas
 
 pytestmark = pytest.mark.integration

@@ -20,10 +20,10 @@ from nbfeatures.catalog import Catalog, FamilyVersion
 from nbfeatures.cli import run
 from nbfeatures.config import Settings, load_settings
 from nbfeatures.definitions import Entity, Feature, FeatureFamily, Source, Transformation
-from nbfeatures.engine.arrow_rows import ParquetRows, read_offline_table
+from nbfeatures.engine.arrow.join_index import INDEX_DIR, JoinIndex, fingerprint
+from nbfeatures.engine.arrow.rows import ParquetRows, read_offline_table
 from nbfeatures.engine.gcs import arrow_filesystem, is_gcs
-from nbfeatures.engine.join_index import INDEX_DIR, JoinIndex, fingerprint
-from nbfeatures.engine.offline import (
+from nbfeatures.engine.spark.offline import (
     check_offline,
     compute_offline,
     read_manifest,
@@ -84,7 +84,7 @@ def dates_on_disk(settings: Settings, fv: FamilyVersion) -> list[str]:
 def stored_values(
     spark: Any, settings: Settings, fv: FamilyVersion
 ) -> dict[tuple[int, str], float]:
-    from nbfeatures.engine.spark_api import functions
+    from nbfeatures.engine.spark.spark_api import functions
 
     frame = read_offline(spark, settings, fv.family.name, fv.version)
     F = functions(frame)

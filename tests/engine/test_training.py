@@ -21,7 +21,7 @@ from test_offline import DAY, DAY1, write_source
 from nbfeatures.catalog import Catalog, FamilyVersion
 from nbfeatures.config import Settings, load_settings
 from nbfeatures.definitions import Entity, Feature, FeatureFamily, Source, Transformation
-from nbfeatures.engine.offline import compute_offline
+from nbfeatures.engine.spark.offline import compute_offline
 from nbfeatures.errors import DefinitionError, FamilySunset, OfflineDataMissing, SpineError
 from nbfeatures.lineage import runs_using, versions_used
 from nbfeatures.training import _resolve, _use_arrow, training_set

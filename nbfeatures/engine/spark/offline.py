@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nbfeatures._deps import require
 from nbfeatures.definitions import FeatureFamily, Source, SourceFormat
 from nbfeatures.engine import ranges
+from nbfeatures.engine.arrow.join_index import build_index
 from nbfeatures.engine.gcs import arrow_filesystem, configure_connector, is_gcs, join
-from nbfeatures.engine.join_index import build_index
-from nbfeatures.engine.spark_api import functions
+from nbfeatures.engine.spark.spark_api import functions
 from nbfeatures.errors import ConfigError, DefinitionError, OfflineDataMissing, SchemaError
 
 if TYPE_CHECKING:
@@ -245,7 +245,7 @@ def compute_offline(
     end: dt.datetime,
 ) -> Manifest:
     """Compute ``fv`` on its full sources and store event times ``[start, end)`` (whole days)."""
-    from nbfeatures.engine.transform import run_transformation
+    from nbfeatures.engine.spark.transform import run_transformation
 
     started = dt.datetime.now(dt.UTC)
     family = fv.family

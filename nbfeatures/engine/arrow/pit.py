@@ -1,6 +1,6 @@
 """The point-in-time join in this process, on Arrow columns with numpy: no Spark, no shuffle.
 
-It gives exactly the answer of the Spark join in ``nbfeatures.engine.pit`` (read its docstring
+It gives exactly the answer of the Spark join in ``nbfeatures.engine.spark.pit`` (read its docstring
 for the rule): for each spine row and family, the row of the same entity with the greatest
 event time ``t <= T`` and, with a ttl, ``t >= T - ttl``; among rows of one entity sharing that
 time, the one whose features sort last in Spark's order (nulls first, NaN last, ``-0.0`` equal
@@ -47,8 +47,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
-from nbfeatures.engine.arrow_rows import RowSource, as_source, map_threads, take_rows
-from nbfeatures.engine.pit import (
+from nbfeatures.engine.arrow.rows import RowSource, as_source, map_threads, take_rows
+from nbfeatures.engine.spark.pit import (
     TEXT,
     OutputColumns,
     check_columns,
@@ -145,7 +145,7 @@ def _join_family(
     """One family's chosen rows (``-1``: none), their event times (µs), the features at
     them and the Arrow type its key is stored with; from a join index when it takes this
     spine's key, else by pruning, sorting and searching the rows here."""
-    from nbfeatures.engine.join_index import JoinIndex  # it builds on this module
+    from nbfeatures.engine.arrow.join_index import JoinIndex  # it builds on this module
 
     table = family.table
     if isinstance(table, JoinIndex) and not table.accepts(spine_key.type):
@@ -162,7 +162,7 @@ def _join_family(
 
 def _stored_key_type(family: ArrowFeatures) -> Any:
     """The Arrow type of a family's stored keys, read from the schema (no rows read)."""
-    from nbfeatures.engine.join_index import JoinIndex
+    from nbfeatures.engine.arrow.join_index import JoinIndex
 
     if isinstance(family.table, JoinIndex):
         return family.table.keys.type

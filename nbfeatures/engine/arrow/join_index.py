@@ -44,7 +44,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
-from nbfeatures.engine.arrow_rows import (
+from nbfeatures.engine.arrow.pit import (
+    _DENSE_FACTOR,
+    _DENSE_FLOOR,
+    ArrowFeatures,
+    _int64,
+    break_ties,
+    to_micros,
+)
+from nbfeatures.engine.arrow.rows import (
     ParquetRows,
     TableRows,
     _fixed_width,
@@ -53,20 +61,12 @@ from nbfeatures.engine.arrow_rows import (
     sort_with_index,
 )
 from nbfeatures.engine.gcs import arrow_filesystem, is_gcs
-from nbfeatures.engine.local_pit import (
-    _DENSE_FACTOR,
-    _DENSE_FLOOR,
-    ArrowFeatures,
-    _int64,
-    break_ties,
-    to_micros,
-)
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from nbfeatures.engine.offline import Manifest
+    from nbfeatures.engine.spark.offline import Manifest
 
     Ints = npt.NDArray[np.int64]
     Bools = npt.NDArray[np.bool_]
@@ -306,7 +306,7 @@ def build_index(manifest: Manifest, version_path: str, features: Sequence[str]) 
     if manifest.rows > MAX_ROWS:
         _remove_others(index_root(version_path), keep=None)  # grown past it: none stays
         return None
-    from nbfeatures.engine.offline import arrow_dataset
+    from nbfeatures.engine.spark.offline import arrow_dataset
 
     pa = require("pyarrow", "spark")
     table = arrow_dataset(version_path).to_table(

@@ -20,7 +20,7 @@ answer is deterministic.
 Output columns are named ``{family}__{feature}`` (always, even when unambiguous, so adding a
 family to a call never renames the others' columns).
 
-``nbfeatures.engine.local_pit`` gives the same answer in process, on Arrow and numpy, for
+``nbfeatures.engine.arrow.pit`` gives the same answer in process, on Arrow and numpy, for
 inputs that fit in memory; ``training_set(engine=...)`` chooses between the two, and the
 tests run every case against both.
 """
@@ -34,7 +34,7 @@ from functools import reduce
 from types import ModuleType
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from nbfeatures.engine import spark_api
+from nbfeatures.engine.spark import spark_api
 from nbfeatures.errors import DefinitionError
 
 if TYPE_CHECKING:

@@ -334,7 +334,7 @@ def offline_rows(
     end: dt.datetime | None,
 ) -> int | None:
     """Rows the manifest counts on the UTC dates of ``[start, end]``; ``None`` if unknown."""
-    from nbfeatures.engine.offline import read_manifest
+    from nbfeatures.engine.spark.offline import read_manifest
 
     manifest = read_manifest(settings, family, version)
     if manifest is None:
@@ -359,8 +359,13 @@ def read_offline_table(
     Only the dates are pruned: rows outside the exact bounds can never be chosen by the join,
     which drops them itself (so the index, which holds every date, gives the same answer).
     """
-    from nbfeatures.engine.join_index import open_index
-    from nbfeatures.engine.offline import arrow_dataset, date_filter, read_manifest, version_path
+    from nbfeatures.engine.arrow.join_index import open_index
+    from nbfeatures.engine.spark.offline import (
+        arrow_dataset,
+        date_filter,
+        read_manifest,
+        version_path,
+    )
 
     manifest = read_manifest(settings, family, version)
     if manifest is None:
