@@ -325,7 +325,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             catalog=catalog,
             progress=sys.stderr.isatty(),
         )
-        from nbfeatures.engine.spark.offline import version_path
+        from nbfeatures.engine.offline_store import version_path
 
         where = version_path(settings, manifest.family, manifest.version)
         print(

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from nbfeatures.catalog import Catalog
-    from nbfeatures.engine.spark.offline import Manifest
+    from nbfeatures.engine.offline_store import Manifest
 
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -79,7 +79,7 @@ def build_join_index(
     """
     from nbfeatures.catalog import Catalog
     from nbfeatures.engine.arrow.join_index import build_index
-    from nbfeatures.engine.spark.offline import read_manifest, version_path
+    from nbfeatures.engine.offline_store import read_manifest, version_path
     from nbfeatures.errors import OfflineDataMissing
 
     settings = settings or active_settings()

@@ -167,7 +167,8 @@ def _spark_training_set(
     bounds: tuple[dt.datetime | None, dt.datetime | None] | None,
 ) -> Any:
     """The join on Spark: a pandas result in the spine's order, or a lazy Spark frame."""
-    from nbfeatures.engine.spark.offline import check_offline, read_offline
+    from nbfeatures.engine.offline_store import check_offline
+    from nbfeatures.engine.spark.offline import read_offline
     from nbfeatures.engine.spark.pit import FeatureFrame, point_in_time_join
     from nbfeatures.engine.spark.progress import spark_progress
 
@@ -232,7 +233,7 @@ def _use_arrow(
     """Whether a pandas spine is joined in this process (see ``training_set``'s ``engine``)."""
     if engine != "auto":
         return engine == "arrow"
-    from nbfeatures.engine.arrow.rows import offline_rows
+    from nbfeatures.engine.arrow.offline import offline_rows
     from nbfeatures.engine.spark.spark_api import is_connect
 
     if spark is not None:
@@ -261,9 +262,9 @@ def _arrow_families(
     high: dt.datetime | None,
 ) -> list[Any]:
     """Each family's stored rows for ``[low - ttl, high]``, read with pyarrow."""
-    from nbfeatures.engine.arrow.pit import ArrowFeatures
-    from nbfeatures.engine.arrow.rows import read_offline_table
-    from nbfeatures.engine.spark.offline import check_offline
+    from nbfeatures.engine.arrow.columns import ArrowFeatures
+    from nbfeatures.engine.arrow.offline import read_offline_table
+    from nbfeatures.engine.offline_store import check_offline
 
     families = []
     for name, selection in selections.items():

@@ -139,9 +139,10 @@ def arrow_join(size: Size, use_index: bool) -> tuple[float, Any]:
     import pandas as pd
     import pyarrow as pa
 
+    from nbfeatures.engine.arrow.columns import ArrowFeatures
     from nbfeatures.engine.arrow.join_index import JoinIndex
-    from nbfeatures.engine.arrow.pit import ArrowFeatures, point_in_time_join_arrow, to_pandas
-    from nbfeatures.engine.arrow.rows import read_offline_table
+    from nbfeatures.engine.arrow.offline import read_offline_table
+    from nbfeatures.engine.arrow.pit import point_in_time_join_arrow, to_pandas
     from nbfeatures.training import _normalize_pandas
 
     settings = workspace_settings(size)
@@ -196,7 +197,7 @@ def main_prepare(size_name: str) -> None:
     """Both workspaces computed (once); one more timed build of SIZE's join index."""
     from nbfeatures.config import load_settings
     from nbfeatures.engine.arrow.join_index import build_index
-    from nbfeatures.engine.spark.offline import read_manifest, version_path
+    from nbfeatures.engine.offline_store import read_manifest, version_path
     from nbfeatures.engine.spark.session import get_spark, stop_spark
 
     size = SIZES[size_name]

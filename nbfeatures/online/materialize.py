@@ -363,7 +363,8 @@ def materialize_version(
     The Arrow writer reads the version's folder directly; the Spark engine reads it with
     ``read_offline`` (which also serves ``gs://`` to a Spark without a GCS connector).
     """
-    from nbfeatures.engine.spark.offline import read_manifest, read_offline, version_path
+    from nbfeatures.engine.offline_store import read_manifest, version_path
+    from nbfeatures.engine.spark.offline import read_offline
 
     path = version_path(settings, layout.family, layout.version)
     chosen = choose_engine(engine, path, settings.spark_master)

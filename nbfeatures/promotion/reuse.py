@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nbfeatures.definitions import Source
-    from nbfeatures.engine.spark.offline import Manifest
+    from nbfeatures.engine.offline_store import Manifest
 
 #: The start of ``nbfeatures compute``'s default range: a run from there to after it ran
 #: computed everything the sources held.
@@ -86,7 +86,7 @@ def choose_offline(
     restore: bool = False,
 ) -> OfflineChoice:
     """Whether the offline set ``manifest`` describes can be promoted as it is."""
-    from nbfeatures.engine.spark.offline import source_snapshot
+    from nbfeatures.engine.offline_store import source_snapshot
 
     if recompute:
         return OfflineChoice(False, "asked to recompute")

@@ -151,7 +151,7 @@ class PromotionRun:
 
         ``recompute`` always computes; ``restore`` reuses any offline set of this definition.
         """
-        from nbfeatures.engine.spark.offline import read_manifest
+        from nbfeatures.engine.offline_store import read_manifest
         from nbfeatures.promotion.reuse import choose_offline, covered_text
 
         started = time.perf_counter()
@@ -271,7 +271,7 @@ class PromotionRun:
 
     def _offline_entities(self) -> int | None:
         """How many entities the version's offline set holds (its manifest), if recorded."""
-        from nbfeatures.engine.spark.offline import read_manifest
+        from nbfeatures.engine.offline_store import read_manifest
 
         manifest = read_manifest(self.settings, self.family, self.fv.version)
         return manifest.entities if manifest is not None and manifest.entities > 0 else None

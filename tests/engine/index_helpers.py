@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from nbfeatures.engine.arrow.join_index import JoinIndex, build_index, open_index
 from nbfeatures.engine.arrow.rows import ParquetRows
-from nbfeatures.engine.spark.offline import Manifest, arrow_dataset
+from nbfeatures.engine.offline_store import Manifest, arrow_dataset
 
 NOW = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
 

@@ -30,10 +30,11 @@ from test_local_pit_threads import (
     spine_table,
 )
 
+from nbfeatures.engine.arrow.columns import ArrowFeatures
 from nbfeatures.engine.arrow.join_index import INDEX_DIR, build_index, fingerprint, open_index
-from nbfeatures.engine.arrow.pit import ArrowFeatures, point_in_time_join_arrow
+from nbfeatures.engine.arrow.pit import point_in_time_join_arrow
 from nbfeatures.engine.arrow.rows import ParquetRows
-from nbfeatures.engine.spark.offline import arrow_dataset
+from nbfeatures.engine.offline_store import arrow_dataset
 from nbfeatures.errors import DefinitionError
 
 FEATURES = ("x", "k", "tag")

@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from index_helpers import indexed
 
-from nbfeatures.engine.arrow.pit import ArrowFeatures, point_in_time_join_arrow, to_pandas
+from nbfeatures.engine.arrow.columns import ArrowFeatures
+from nbfeatures.engine.arrow.pit import point_in_time_join_arrow, to_pandas
 from nbfeatures.engine.spark.pit import FeatureFrame, point_in_time_join
 from nbfeatures.training import _normalize_pandas, _to_pandas
 

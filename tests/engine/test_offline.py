@@ -21,15 +21,11 @@ from nbfeatures.cli import run
 from nbfeatures.config import Settings, load_settings
 from nbfeatures.definitions import Entity, Feature, FeatureFamily, Source, Transformation
 from nbfeatures.engine.arrow.join_index import INDEX_DIR, JoinIndex, fingerprint
-from nbfeatures.engine.arrow.rows import ParquetRows, read_offline_table
+from nbfeatures.engine.arrow.offline import read_offline_table
+from nbfeatures.engine.arrow.rows import ParquetRows
 from nbfeatures.engine.gcs import arrow_filesystem, is_gcs
-from nbfeatures.engine.spark.offline import (
-    check_offline,
-    compute_offline,
-    read_manifest,
-    read_offline,
-    version_path,
-)
+from nbfeatures.engine.offline_store import check_offline, read_manifest, version_path
+from nbfeatures.engine.spark.offline import compute_offline, read_offline
 from nbfeatures.errors import OfflineDataMissing
 
 pytestmark = pytest.mark.integration
