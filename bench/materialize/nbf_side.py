@@ -16,8 +16,8 @@ import sys
 import time
 
 from bench.materialize.data import FEATURES
+from nbfeatures.materialization import materialize
 from nbfeatures.online import FamilyLayout
-from nbfeatures.online.materialize import materialize
 
 LAYOUT = FamilyLayout(
     family="bench_features",

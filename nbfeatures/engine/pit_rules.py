@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from nbfeatures._deps import require
 from nbfeatures.errors import DefinitionError
 
 SEPARATOR = "__"
+# The column recording a pandas spine's row order while an engine joins it.
+ROW_COLUMN = "__nbf_row"
 
 
 class OutputColumns:
@@ -95,3 +98,17 @@ def group_by_key(families: Sequence[_F]) -> dict[str, list[_F]]:
     for family in families:
         groups.setdefault(family.join_key, []).append(family)
     return groups
+
+
+def times_in_utc(out: Any) -> Any:
+    """``out`` with every datetime column tz-aware in UTC (naive ones are taken as UTC)."""
+    pd = require("pandas", "spark")
+    for column in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[column]):
+            series = out[column]
+            out[column] = (
+                series.dt.tz_localize("UTC")
+                if series.dt.tz is None
+                else series.dt.tz_convert("UTC")
+            )
+    return out

@@ -242,7 +242,7 @@ class PromotionRun:
 
     def materialize(self) -> dict[str, Any]:
         """Write the version's layout and its latest rows into its own, new keyspace."""
-        from nbfeatures.online.materialize import materialize_version
+        from nbfeatures.materialization import materialize_version
         from nbfeatures.promotion.bookkeeping import KeyspaceAges
 
         started = time.perf_counter()

@@ -240,7 +240,7 @@ def test_auto_engine_is_arrow_only_locally_and_under_the_row_bound(
     assert not _use_arrow("spark", spark, world.settings, selections, low, high)
     connect = dataclasses.replace(world.settings, spark_master="sc://127.0.0.1:15002")
     assert not _use_arrow("auto", None, connect, selections, low, high)
-    monkeypatch.setattr("nbfeatures.training.ARROW_MAX_ROWS", 1)
+    monkeypatch.setattr("nbfeatures.engine.factory.ARROW_MAX_ROWS", 1)
     assert not _use_arrow("auto", spark, world.settings, selections, low, high)
     # The default call with no session: joined in process, same frame as on Spark.
     monkeypatch.undo()

@@ -73,7 +73,7 @@ if TYPE_CHECKING:
 
 INDEX_DIR = "_join_index"
 INDEX_FORMAT = 1
-# The in-process join's limit (``training.ARROW_MAX_ROWS`` is this): bigger versions go to
+# The in-process join's limit (``engine.factory.ARROW_MAX_ROWS`` is this): bigger versions go to
 # Spark's join, which does not read the index.
 MAX_ROWS = 30_000_000
 ORDER_COLUMN = "__nbf_order"

@@ -48,7 +48,7 @@ from nbfeatures.engine.arrow.columns import ArrowFeatures, arrow_key_kind, to_mi
 from nbfeatures.engine.arrow.join_index import JoinIndex
 from nbfeatures.engine.arrow.match import match_rows
 from nbfeatures.engine.arrow.rows import as_source, take_rows
-from nbfeatures.engine.pit_rules import check_columns, check_key_kinds, group_by_key
+from nbfeatures.engine.pit_rules import check_columns, check_key_kinds, group_by_key, times_in_utc
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -150,17 +150,3 @@ def to_pandas(table: Any) -> Any:
     }
     out = table.to_pandas(types_mapper=nullable.get, coerce_temporal_nanoseconds=True)
     return times_in_utc(out)
-
-
-def times_in_utc(out: Any) -> Any:
-    """``out`` with every datetime column tz-aware in UTC (naive ones are taken as UTC)."""
-    pd = require("pandas", "spark")
-    for column in out.columns:
-        if pd.api.types.is_datetime64_any_dtype(out[column]):
-            series = out[column]
-            out[column] = (
-                series.dt.tz_localize("UTC")
-                if series.dt.tz is None
-                else series.dt.tz_convert("UTC")
-            )
-    return out
