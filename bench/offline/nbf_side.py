@@ -14,9 +14,9 @@ workspace (a registered family whose offline data was computed from the benchmar
 file) is built once per size under ``bench/.data/``, untimed.
 
 With ``--arrow`` the timed run is the in-process join ``training_set`` uses by default for a
-pandas spine on local Spark (``engine.local_pit``; no Spark is started), on the benchmark
+pandas spine on local Spark (``engine.arrow.pit``; no Spark is started), on the benchmark
 family's offline set as ``compute_offline`` stored it (the ``--training-set`` workspace): its
-join index (``engine.join_index``), memory-mapped. Timed the way Feast is: the spine is read
+join index (``engine.arrow.join_index``), memory-mapped. Timed the way Feast is: the spine is read
 into pandas before the clock; the clock covers opening the stored rows, the join and the
 complete pandas result (every row), and nothing is written. The same steps as
 ``training_set``'s Arrow path: spine normalized to UTC, converted to Arrow, joined, converted

@@ -1,7 +1,7 @@
 """Whether a promotion reuses the version's offline set or computes it again.
 
 Computing is most of a promotion's time, and right after ``nbfeatures compute`` it would
-write the same rows again. The version's manifest (``engine.offline.Manifest``) says what
+write the same rows again. The version's manifest (``engine.offline_store.Manifest``) says what
 its folder holds, so the offline set is reused when it is current:
 
 * it was computed from this definition (the manifest's hash is the version's);

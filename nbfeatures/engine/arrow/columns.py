@@ -33,7 +33,7 @@ class ArrowFeatures(OutputColumns):
     """One family's rows as an Arrow table, with its key, time and feature columns."""
 
     name: str
-    table: Any  # a pyarrow.Table, ParquetRows, another RowSource (``arrow_rows``), JoinIndex
+    table: Any  # a pyarrow.Table, ParquetRows, another RowSource (``arrow.rows``), JoinIndex
     join_key: str
     timestamp: str
     features: tuple[str, ...]
@@ -41,7 +41,7 @@ class ArrowFeatures(OutputColumns):
 
 
 def arrow_key_kind(kind: Any) -> str | None:
-    """The kind of an Arrow key type, named as ``pit.spark_key_kind`` names Spark's."""
+    """The kind of an Arrow key type, named as ``spark.pit.spark_key_kind`` names Spark's."""
     pa = require("pyarrow", "spark")
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return TEXT

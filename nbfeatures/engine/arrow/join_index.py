@@ -1,6 +1,6 @@
 """A family version's rows in join order, built when they are computed, read by memory map.
 
-The in-process join (``local_pit``) on the date-partitioned Parquet spends most of its time
+The in-process join (``arrow.pit``) on the date-partitioned Parquet spends most of its time
 decoding pages and ordering every row by (entity, time) before it can search; both are the
 same work for every training set of a version. So, for a local offline root, computing a
 version also writes its rows once more, ready for the join::

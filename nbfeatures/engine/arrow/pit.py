@@ -64,7 +64,7 @@ def point_in_time_join_arrow(
     include_event_times: bool = False,
     threads: int | None = None,
 ) -> Any:
-    """``pit.point_in_time_join`` on a ``pyarrow.Table`` spine; returns a ``pyarrow.Table``.
+    """``spark.pit.point_in_time_join`` on a ``pyarrow.Table`` spine; returns a ``pyarrow.Table``.
 
     The spine's columns come first, unchanged but for ``timestamp_column``, which becomes a
     UTC microsecond timestamp as in Spark; then each family's ``{family}__{feature}`` columns

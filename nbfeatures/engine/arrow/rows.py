@@ -1,6 +1,6 @@
 """A family's stored rows for the in-process join: read in groups and batches, over threads.
 
-``local_pit`` joins on every row's key and time but needs the features of at most one row
+``arrow.pit`` joins on every row's key and time but needs the features of at most one row
 per spine row. The sources here give both without holding a table in memory: Parquet row
 groups (local files memory-mapped, ``gs://`` through pyarrow) or slices of an in-memory
 table, each read in record batches of ``_BATCH_ROWS`` rows; ``take_rows`` reads only the
