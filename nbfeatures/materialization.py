@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 from nbfeatures.config import Settings
 from nbfeatures.engine.arrow.latest import SLICE_ROWS, latest_rows
-from nbfeatures.engine.factory import choose_engine
 from nbfeatures.engine.spark.latest import COUNT_COLUMN, utc
 from nbfeatures.errors import ConfigError
 from nbfeatures.online.arrow_writer import write_batches
@@ -165,6 +164,10 @@ def materialize(
     started = time.monotonic()
     if batch_rows <= 0:
         raise ConfigError("batch_rows", "must be positive")
+    # Here, not at the top: Spark's Python workers import this module for ``_writer`` and
+    # need no engine but Spark's.
+    from nbfeatures.engine.factory import choose_engine
+
     settings = redis_url_or_settings if isinstance(redis_url_or_settings, Settings) else None
     chosen = choose_engine(engine, settings, purpose="materialize", spark=spark, source=source)
     url = _resolve_url(redis_url_or_settings)
@@ -277,6 +280,7 @@ def materialize_version(
     The Arrow writer reads the version's folder directly; the Spark engine reads it with
     ``read_offline`` (which also serves ``gs://`` to a Spark without a GCS connector).
     """
+    from nbfeatures.engine.factory import choose_engine
     from nbfeatures.engine.offline_store import read_manifest, version_path
 
     path = version_path(settings, layout.family, layout.version)
