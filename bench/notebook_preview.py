@@ -101,7 +101,7 @@ def main() -> None:
     from nbfeatures.catalog import Catalog
     from nbfeatures.config import load_settings
     from nbfeatures.demo_data import write_transactions
-    from nbfeatures.engine.session import get_spark
+    from nbfeatures.engine.spark.session import get_spark
     from nbfeatures.notebook.state import configure
 
     ensure_feast()

@@ -305,7 +305,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
         folder = build_join_index(args.name, args.version, settings=settings, catalog=catalog)
         if folder is None:
-            from nbfeatures.engine.join_index import MAX_ROWS
+            from nbfeatures.engine.arrow.join_index import MAX_ROWS
 
             print(
                 f"no join index for {args.name}: indexes are kept for local offline roots up "
@@ -325,7 +325,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             catalog=catalog,
             progress=sys.stderr.isatty(),
         )
-        from nbfeatures.engine.offline import version_path
+        from nbfeatures.engine.offline_store import version_path
 
         where = version_path(settings, manifest.family, manifest.version)
         print(

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from nbfeatures.catalog import Catalog
-    from nbfeatures.engine.offline import Manifest
+    from nbfeatures.engine.offline_store import Manifest
 
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -51,18 +51,16 @@ def compute(
 ) -> Manifest:
     """Compute ``name`` (``version``, else production, else latest) over ``[start, end)``."""
     from nbfeatures.catalog import Catalog
-    from nbfeatures.engine.offline import compute_offline
-    from nbfeatures.engine.progress import spark_progress
-    from nbfeatures.engine.session import get_spark
+    from nbfeatures.engine.factory import create
 
     settings = settings or active_settings()
     catalog = catalog or Catalog.from_settings(settings)
     fv = catalog.resolve(FeatureRef(family=name, feature="*", version=version), purpose="read")
     low = _utc(start) if start is not None else EARLIEST
     high = _utc(end) if end is not None else default_end()
-    spark = spark or get_spark(settings)
-    with spark_progress(spark, f"computing {fv.ref}", enabled=progress):
-        return compute_offline(spark, settings, fv, low, high)
+    # Computing runs a Spark SQL or PySpark transformation: always the Spark engine.
+    engine = create("spark", settings, spark)
+    return engine.compute_version(settings, fv, low, high, progress=progress)
 
 
 def build_join_index(
@@ -78,8 +76,8 @@ def build_join_index(
     Raises ``OfflineDataMissing`` when nothing was computed for the version.
     """
     from nbfeatures.catalog import Catalog
-    from nbfeatures.engine.join_index import build_index
-    from nbfeatures.engine.offline import read_manifest, version_path
+    from nbfeatures.engine.arrow.join_index import build_index
+    from nbfeatures.engine.offline_store import read_manifest, version_path
     from nbfeatures.errors import OfflineDataMissing
 
     settings = settings or active_settings()

@@ -10,7 +10,7 @@ the spine's row order, a Spark result is lazy. Every spine row comes out exactly
 Feature columns are named ``{family}__{feature}`` (double underscore), always, so adding a
 family never renames the columns of the others. Values are the latest known at each row's
 time (event time <= spine time, and for a family with ``ttl``, event time >= spine time - ttl);
-see ``nbfeatures.engine.pit``.
+see ``nbfeatures.engine.spark.pit``. The join runs on an engine through ``engine.port``.
 
 Times are UTC: naive pandas timestamps are taken as UTC, aware ones converted, a column
 mixing naive and aware values is refused. References resolve through the catalog for
@@ -30,20 +30,17 @@ from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
 from nbfeatures.definitions import FeatureRef, parse_refs
-from nbfeatures.engine.join_index import MAX_ROWS
+from nbfeatures.engine.factory import check_engine, engine_name, master_of
+from nbfeatures.engine.pit_rules import ROW_COLUMN
 from nbfeatures.errors import DefinitionError, SpineError
 
 if TYPE_CHECKING:
     from nbfeatures.catalog import Catalog, FamilyVersion
     from nbfeatures.config import Settings
+    from nbfeatures.engine.port import Engine, StoredFamily
 
 DEFAULT_TIMESTAMP = "event_timestamp"
-ENGINES = ("auto", "spark", "arrow")
-# ``engine="auto"`` joins in this process up to this many stored feature rows in all (about
-# 1 GB per 10M rows of ten float64 features, plus sort arrays); beyond it, on Spark. Versions
-# up to it get a join index when computed.
-ARROW_MAX_ROWS = MAX_ROWS
-_ROW = "__nbf_row"
+_ROW = ROW_COLUMN
 _ONE_MICROSECOND = dt.timedelta(microseconds=1)
 _FIRST = dt.datetime.min.replace(tzinfo=dt.UTC)
 _LAST = dt.datetime.max.replace(tzinfo=dt.UTC)
@@ -93,16 +90,17 @@ def training_set(
     spine) or the workspace session (pandas spine).
 
     ``engine`` picks where the join runs; both give the same rows and columns:
-    ``"spark"`` (the sort-merge window join of ``engine.pit``, on any cluster),
-    ``"arrow"`` (``engine.local_pit``: pyarrow reads the offline Parquet, local or ``gs://``,
+    ``"spark"`` (the sort-merge window join of ``engine.spark.pit``, on any cluster),
+    ``"arrow"`` (``engine.arrow.pit``: pyarrow reads the offline Parquet, local or ``gs://``,
     and numpy joins in this process; no Spark is started for a pandas spine), or ``"auto"``:
     ``"arrow"`` for a pandas spine when Spark is local (not Spark Connect) and the stored
-    rows to read, counted from the manifests, are at most ``ARROW_MAX_ROWS``; else Spark.
+    rows to read, counted from the manifests, are at most ``engine.factory.ARROW_MAX_ROWS``;
+    else Spark. ``engine.factory`` holds the rule.
     """
     from nbfeatures.config import active_settings
+    from nbfeatures.engine.factory import create
 
-    if engine not in ENGINES:
-        raise DefinitionError("engine", f"is {engine!r}; choose one of {', '.join(ENGINES)}")
+    check_engine(engine, "training")
     settings = settings or active_settings()
     selections = _resolve(features, settings, catalog, today)
     on_demand = [s for s in selections.values() if s.on_demand]
@@ -114,12 +112,15 @@ def training_set(
     for column in needed:
         if column not in columns:
             raise SpineError(column, "is missing", columns)
+    versions = [s.version.ref for s in selections.values()]
     if is_pandas:
         spine = _normalize_pandas(spine, timestamp_column, columns)
         low, high = _pandas_bounds(spine, timestamp_column)
         if _use_arrow(engine, spark, settings, selections, low, high):
-            result = _arrow_training_set(
-                spine.drop(columns=[_ROW]),
+            arrow = create("arrow")
+            result = _join(
+                arrow,
+                arrow.from_pandas(spine, _ROW),
                 selections,
                 settings,
                 low,
@@ -127,98 +128,87 @@ def training_set(
                 timestamp_column,
                 include_event_times,
             )
-            versions = [s.version.ref for s in selections.values()]
+            result = _finish(arrow.to_pandas(result), selections)
             _record_lineage(result, True, versions, label_columns)
             return result
     if spark is None:
-        spark = spine.sparkSession if not is_pandas else _workspace_spark(settings)
+        spark = spine.sparkSession if not is_pandas else None
+    on_spark = create("spark", settings, spark)
     if engine == "arrow" and not is_pandas:
-        result = _arrow_spark_spine(
-            spark, spine, selections, settings, timestamp_column, include_event_times
+        # Collected as Arrow, joined here, back to Spark.
+        from nbfeatures.engine.spark.frames import time_bounds
+
+        low, high = time_bounds(spine, timestamp_column)
+        joined = _join(
+            create("arrow"),
+            spine.toArrow(),
+            selections,
+            settings,
+            low,
+            high,
+            timestamp_column,
+            include_event_times,
         )
-        versions = [s.version.ref for s in selections.values()]
+        result = _finish(spark.createDataFrame(joined), selections)
         _record_lineage(result, False, versions, label_columns)
         return result
-    result = _spark_training_set(
-        spark,
-        spine,
-        is_pandas,
-        selections,
-        settings,
-        timestamp_column,
-        include_event_times,
-        progress,
-        (low, high) if is_pandas else None,
-    )
-    versions = [s.version.ref for s in selections.values()]
+    with on_spark.progress("training set", enabled=progress):
+        if is_pandas:
+            frame = on_spark.from_pandas(spine, _ROW)
+        else:
+            from nbfeatures.engine.spark.frames import time_bounds
+
+            frame = spine
+            low, high = time_bounds(spine, timestamp_column)
+        joined = _join(
+            on_spark, frame, selections, settings, low, high, timestamp_column, include_event_times
+        )
+        result = _finish(on_spark.to_pandas(joined) if is_pandas else joined, selections)
     _record_lineage(result, is_pandas, versions, label_columns)
     return result
 
 
-def _spark_training_set(
-    spark: Any,
+def _join(
+    engine: Engine,
     spine: Any,
-    is_pandas: bool,
     selections: dict[str, _Selection],
     settings: Settings,
+    low: dt.datetime | None,
+    high: dt.datetime | None,
     timestamp_column: str,
     include_event_times: bool,
-    progress: bool,
-    bounds: tuple[dt.datetime | None, dt.datetime | None] | None,
 ) -> Any:
-    """The join on Spark: a pandas result in the spine's order, or a lazy Spark frame."""
-    from nbfeatures.engine.offline import check_offline, read_offline
-    from nbfeatures.engine.pit import FeatureFrame, point_in_time_join
-    from nbfeatures.engine.progress import spark_progress
+    """Each family's stored rows for ``[low - ttl, high]`` joined to ``spine`` on ``engine``.
 
-    on_demand = [s for s in selections.values() if s.on_demand]
-    low, high = bounds if bounds is not None else (None, None)
-    with spark_progress(spark, "training set", enabled=progress):
-        if is_pandas:
-            frame = _spark_spine(spark, spine)
-        else:
-            frame = spine
-            low, high = _spark_bounds(spine, timestamp_column)
-        families = []
-        for name, selection in selections.items():
-            if selection.on_demand:
-                continue  # computed below from the joined inputs: nothing offline
-            version = selection.version
-            ttl = version.family.ttl
-            if low is not None and high is not None:
-                check_offline(settings, name, version.version, low, _end_after(high))
-            start = _start_before(low, ttl) if (low is not None and ttl is not None) else None
-            end = _end_after(high) if high is not None else None
-            stored = read_offline(spark, settings, name, version.version, start, end, check=False)
-            families.append(
-                FeatureFrame(
-                    name=name,
-                    frame=stored,
-                    join_key=version.family.entity.join_key,
-                    timestamp=version.family.timestamp,
-                    features=tuple(selection.features + selection.hidden),
-                    ttl=ttl,
-                )
-            )
-        joined = point_in_time_join(
-            frame,
-            families,
-            timestamp_column=timestamp_column,
-            include_event_times=include_event_times,
+    With a bounded spine, each version's offline data must cover ``[low, high]``.
+    """
+    from nbfeatures.engine.offline_store import check_offline
+    from nbfeatures.engine.port import StoredFamily
+
+    families: list[StoredFamily] = []
+    for name, selection in selections.items():
+        if selection.on_demand:
+            continue  # computed afterwards from the joined inputs: nothing offline
+        version = selection.version
+        family = version.family
+        ttl = family.ttl
+        if low is not None and high is not None:
+            check_offline(settings, name, version.version, low, _end_after(high))
+        start = _start_before(low, ttl) if (low is not None and ttl is not None) else None
+        # Spark reads ``[start, end)``; Arrow reads whole dates up to ``high``'s, and the join
+        # drops what it cannot choose.
+        end = None if high is None else (_end_after(high) if engine.name == "spark" else high)
+        rows = engine.read_offline(settings, name, version.version, start, end)
+        features = tuple(selection.features + selection.hidden)
+        families.append(
+            StoredFamily(name, rows, family.entity.join_key, family.timestamp, features, ttl)
         )
-        result = _to_pandas(joined, timestamp_column, families) if is_pandas else joined
-        if on_demand:
-            result = _add_on_demand(result, selections)
-    return result
-
-
-def _spark_spine(spark: Any, spine: Any) -> Any:
-    """A pandas spine as a Spark frame; an empty one through Arrow, which keeps its types
-    (from pandas, Spark cannot infer a schema without rows)."""
-    if len(spine):
-        return spark.createDataFrame(spine)
-    pa = require("pyarrow", "spark")
-    return spark.createDataFrame(pa.Table.from_pandas(spine, preserve_index=False))
+    return engine.point_in_time_join(
+        spine,
+        families,
+        timestamp_column=timestamp_column,
+        include_event_times=include_event_times,
+    )
 
 
 def _use_arrow(
@@ -229,106 +219,31 @@ def _use_arrow(
     low: dt.datetime | None,
     high: dt.datetime | None,
 ) -> bool:
-    """Whether a pandas spine is joined in this process (see ``training_set``'s ``engine``)."""
-    if engine != "auto":
-        return engine == "arrow"
-    from nbfeatures.engine.arrow_rows import offline_rows
-    from nbfeatures.engine.spark_api import is_connect
+    """Whether a pandas spine is joined in this process (``engine.factory``'s rule)."""
 
-    if spark is not None:
-        master = "" if is_connect(spark) else str(spark.sparkContext.master)
-    else:
-        master = "" if settings.uses_spark_connect else settings.spark_master
-    if not master.startswith("local"):
-        return False
-    total = 0
-    for name, selection in selections.items():
-        if selection.on_demand:
-            continue
-        ttl = selection.version.family.ttl
-        start = _start_before(low, ttl) if (low is not None and ttl is not None) else None
-        rows = offline_rows(settings, name, selection.version.version, start, high)
-        if rows is None:
-            return False  # nothing stored: let the Spark path raise its usual error
-        total += rows
-    return total <= ARROW_MAX_ROWS
+    def stored_rows() -> int | None:
+        from nbfeatures.engine.arrow.offline import offline_rows
+
+        total = 0
+        for name, selection in selections.items():
+            if selection.on_demand:
+                continue
+            ttl = selection.version.family.ttl
+            start = _start_before(low, ttl) if (low is not None and ttl is not None) else None
+            rows = offline_rows(settings, name, selection.version.version, start, high)
+            if rows is None:
+                return None
+            total += rows
+        return total
+
+    master = master_of("training", spark, settings) if engine == "auto" else None
+    return engine_name(engine, "training", master=master, stored_rows=stored_rows) == "arrow"
 
 
-def _arrow_families(
-    selections: dict[str, _Selection],
-    settings: Settings,
-    low: dt.datetime | None,
-    high: dt.datetime | None,
-) -> list[Any]:
-    """Each family's stored rows for ``[low - ttl, high]``, read with pyarrow."""
-    from nbfeatures.engine.arrow_rows import read_offline_table
-    from nbfeatures.engine.local_pit import ArrowFeatures
-    from nbfeatures.engine.offline import check_offline
-
-    families = []
-    for name, selection in selections.items():
-        if selection.on_demand:
-            continue
-        version = selection.version
-        family = version.family
-        ttl = family.ttl
-        if low is not None and high is not None:
-            check_offline(settings, name, version.version, low, _end_after(high))
-        start = _start_before(low, ttl) if (low is not None and ttl is not None) else None
-        features = tuple(selection.features + selection.hidden)
-        rows = read_offline_table(settings, name, version.version, start, high)
-        families.append(
-            ArrowFeatures(name, rows, family.entity.join_key, family.timestamp, features, ttl)
-        )
-    return families
-
-
-def _arrow_training_set(
-    spine: Any,
-    selections: dict[str, _Selection],
-    settings: Settings,
-    low: dt.datetime | None,
-    high: dt.datetime | None,
-    timestamp_column: str,
-    include_event_times: bool,
-) -> Any:
-    """The join in this process for a normalized pandas spine: a pandas frame, spine order."""
-    pa = require("pyarrow", "spark")
-    from nbfeatures.engine.local_pit import point_in_time_join_arrow, to_pandas
-
-    families = _arrow_families(selections, settings, low, high)
-    table = pa.Table.from_pandas(spine, preserve_index=False)
-    joined = point_in_time_join_arrow(
-        table, families, timestamp_column=timestamp_column, include_event_times=include_event_times
-    )
-    result = to_pandas(joined)
+def _finish(result: Any, selections: dict[str, _Selection]) -> Any:
+    """``result`` with its on-demand families computed, if any were asked for."""
     if any(s.on_demand for s in selections.values()):
-        result = _add_on_demand(result, selections)
-    return result
-
-
-def _arrow_spark_spine(
-    spark: Any,
-    spine: Any,
-    selections: dict[str, _Selection],
-    settings: Settings,
-    timestamp_column: str,
-    include_event_times: bool,
-) -> Any:
-    """``engine="arrow"`` for a Spark spine: collected as Arrow, joined here, back to Spark."""
-    from nbfeatures.engine.local_pit import point_in_time_join_arrow
-
-    low, high = _spark_bounds(spine, timestamp_column)
-    families = _arrow_families(selections, settings, low, high)
-    joined = point_in_time_join_arrow(
-        spine.toArrow(),
-        families,
-        timestamp_column=timestamp_column,
-        include_event_times=include_event_times,
-    )
-    result = spark.createDataFrame(joined)
-    if any(s.on_demand for s in selections.values()):
-        result = _add_on_demand(result, selections)
+        return _add_on_demand(result, selections)
     return result
 
 
@@ -455,46 +370,6 @@ def _pandas_bounds(spine: Any, column: str) -> tuple[dt.datetime | None, dt.date
     if values.empty:
         return None, None
     return values.min().to_pydatetime(), values.max().to_pydatetime()
-
-
-def _spark_bounds(spine: Any, column: str) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """The spine's time range as UTC datetimes (via microseconds: no local-zone conversion)."""
-    from nbfeatures.engine.spark_api import functions
-
-    F = functions(spine)
-    ts = F.col(column).cast("timestamp")
-    row = spine.agg(F.unix_micros(F.min(ts)), F.unix_micros(F.max(ts))).collect()[0]
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    low, high = row[0], row[1]
-    if low is None or high is None:
-        return None, None
-    return epoch + low * _ONE_MICROSECOND, epoch + high * _ONE_MICROSECOND
-
-
-def _workspace_spark(settings: Settings) -> Any:
-    from nbfeatures.engine.session import get_spark
-
-    return get_spark(settings)
-
-
-def _to_pandas(joined: Any, timestamp_column: str, families: Sequence[Any]) -> Any:
-    """Collect, restore the spine's order and make every timestamp column UTC-aware.
-
-    Integer and boolean features keep their type with pandas' nullable dtypes: a missing
-    value (no data, or past the ttl) would otherwise turn a count into a float.
-    """
-    from nbfeatures.engine.local_pit import times_in_utc
-
-    require("pandas", "spark")
-    out = joined.toPandas().sort_values(_ROW, kind="stable").drop(columns=[_ROW])
-    out = out.reset_index(drop=True)
-    nullable = {"int": "Int32", "bigint": "Int64", "smallint": "Int16", "tinyint": "Int8"}
-    nullable["boolean"] = "boolean"
-    for column_type in joined.schema.fields:
-        dtype = nullable.get(column_type.dataType.simpleString())
-        if dtype is not None and column_type.name in out.columns:
-            out[column_type.name] = out[column_type.name].astype(dtype)
-    return times_in_utc(out)
 
 
 def _digest(frame: Any, versions: Sequence[str]) -> str:

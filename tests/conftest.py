@@ -28,7 +28,7 @@ def spark_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def spark(spark_settings: Settings) -> Iterator[object]:
     """The real, process-wide local Spark session (started once per test run)."""
-    from nbfeatures.engine.session import get_spark, stop_spark
+    from nbfeatures.engine.spark.session import get_spark, stop_spark
 
     session = get_spark(spark_settings)
     yield session

@@ -16,8 +16,8 @@ import sys
 import time
 
 from bench.materialize.data import FEATURES
+from nbfeatures.materialization import materialize
 from nbfeatures.online import FamilyLayout
-from nbfeatures.online.materialize import materialize
 
 LAYOUT = FamilyLayout(
     family="bench_features",
@@ -40,7 +40,7 @@ def main() -> None:
         import tempfile
 
         from nbfeatures.config import load_settings
-        from nbfeatures.engine.session import get_spark, stop_spark
+        from nbfeatures.engine.spark.session import get_spark, stop_spark
 
         workspace = tempfile.mkdtemp(prefix="nbf-bench-")
         spark = get_spark(load_settings(workspace, environ={}, owner="bench", spark_memory="2g"))

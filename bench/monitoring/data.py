@@ -136,8 +136,8 @@ def _register_and_compute(workspace: Path, source: Path) -> dict[str, Any]:
     from nbfeatures.catalog import Catalog
     from nbfeatures.config import load_settings
     from nbfeatures.definitions import Entity, Feature, FeatureFamily, Source, Transformation
-    from nbfeatures.engine.offline import compute_offline
-    from nbfeatures.engine.session import get_spark, stop_spark
+    from nbfeatures.engine.spark.offline import compute_offline
+    from nbfeatures.engine.spark.session import get_spark, stop_spark
 
     settings = load_settings(workspace, environ={}, owner="bench", spark_memory="3g")
     names = ", ".join(n for n, _ in FEATURES)

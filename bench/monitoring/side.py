@@ -154,7 +154,7 @@ def evidently_preset(end: dt.datetime, out: Path) -> dict[str, Any]:
     from evidently.presets import DataDriftPreset
 
     from nbfeatures.catalog import Catalog
-    from nbfeatures.engine.offline import arrow_dataset, date_filter, version_path
+    from nbfeatures.engine.offline_store import arrow_dataset, date_filter, version_path
     from nbfeatures.monitoring.served import read_served
 
     started = time.perf_counter()

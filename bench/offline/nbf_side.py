@@ -14,9 +14,9 @@ workspace (a registered family whose offline data was computed from the benchmar
 file) is built once per size under ``bench/.data/``, untimed.
 
 With ``--arrow`` the timed run is the in-process join ``training_set`` uses by default for a
-pandas spine on local Spark (``engine.local_pit``; no Spark is started), on the benchmark
+pandas spine on local Spark (``engine.arrow.pit``; no Spark is started), on the benchmark
 family's offline set as ``compute_offline`` stored it (the ``--training-set`` workspace): its
-join index (``engine.join_index``), memory-mapped. Timed the way Feast is: the spine is read
+join index (``engine.arrow.join_index``), memory-mapped. Timed the way Feast is: the spine is read
 into pandas before the clock; the clock covers opening the stored rows, the join and the
 complete pandas result (every row), and nothing is written. The same steps as
 ``training_set``'s Arrow path: spine normalized to UTC, converted to Arrow, joined, converted
@@ -50,7 +50,7 @@ TTL = dt.timedelta(days=7)
 
 def join_and_write(spark: object, size: Size, out: str) -> float:
     """Seconds to read, join and write the result of ``size`` to ``out``."""
-    from nbfeatures.engine.pit import FeatureFrame, point_in_time_join
+    from nbfeatures.engine.spark.pit import FeatureFrame, point_in_time_join
 
     features_path, spine_path = paths(size)
     started = time.perf_counter()
@@ -77,7 +77,7 @@ def training_workspace(spark: object, size: Size) -> Path:
     from nbfeatures.catalog import Catalog
     from nbfeatures.config import load_settings
     from nbfeatures.definitions import Entity, Feature, FeatureFamily, Source, Transformation
-    from nbfeatures.engine.offline import compute_offline
+    from nbfeatures.engine.spark.offline import compute_offline
 
     root = WORKSPACES / f"nbf_workspace_{size.name}"
     done = root / "ready"
@@ -139,9 +139,10 @@ def arrow_join(size: Size, use_index: bool) -> tuple[float, Any]:
     import pandas as pd
     import pyarrow as pa
 
-    from nbfeatures.engine.arrow_rows import read_offline_table
-    from nbfeatures.engine.join_index import JoinIndex
-    from nbfeatures.engine.local_pit import ArrowFeatures, point_in_time_join_arrow, to_pandas
+    from nbfeatures.engine.arrow.columns import ArrowFeatures
+    from nbfeatures.engine.arrow.join_index import JoinIndex
+    from nbfeatures.engine.arrow.offline import read_offline_table
+    from nbfeatures.engine.arrow.pit import point_in_time_join_arrow, to_pandas
     from nbfeatures.training import _normalize_pandas
 
     settings = workspace_settings(size)
@@ -195,9 +196,9 @@ def main_arrow(size_name: str, save: str | None, use_index: bool) -> None:
 def main_prepare(size_name: str) -> None:
     """Both workspaces computed (once); one more timed build of SIZE's join index."""
     from nbfeatures.config import load_settings
-    from nbfeatures.engine.join_index import build_index
-    from nbfeatures.engine.offline import read_manifest, version_path
-    from nbfeatures.engine.session import get_spark, stop_spark
+    from nbfeatures.engine.arrow.join_index import build_index
+    from nbfeatures.engine.offline_store import read_manifest, version_path
+    from nbfeatures.engine.spark.session import get_spark, stop_spark
 
     size = SIZES[size_name]
     with tempfile.TemporaryDirectory(prefix="nbf-pit-") as tmp:
@@ -230,7 +231,7 @@ def main_prepare(size_name: str) -> None:
 
 def main(size_name: str, save: str | None, full_path: bool) -> None:
     from nbfeatures.config import load_settings
-    from nbfeatures.engine.session import get_spark, stop_spark
+    from nbfeatures.engine.spark.session import get_spark, stop_spark
 
     size = SIZES[size_name]
     with tempfile.TemporaryDirectory(prefix="nbf-pit-") as tmp:

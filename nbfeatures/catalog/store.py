@@ -613,7 +613,7 @@ def _check_read_only(family: FeatureFamily) -> None:
     A family reaches the catalog from a preview, which checked it; this also guards direct
     calls, so a registered body can always be computed without changing data.
     """
-    from nbfeatures.engine.session import current_spark
-    from nbfeatures.engine.sql_guard import check_read_only
+    from nbfeatures.engine.spark.session import current_spark
+    from nbfeatures.engine.spark.sql_guard import check_read_only
 
     check_read_only(current_spark(), family.name, family.transformation.text)

@@ -104,7 +104,7 @@ def configure_connector(spark: Any) -> None:
     a ``gs://`` path. The connector's jar must be on the session's classpath (loaded when a
     session is built with ``gcs_connector``). A Spark Connect cluster configures its own.
     """
-    from nbfeatures.engine.spark_api import is_connect
+    from nbfeatures.engine.spark.spark_api import is_connect
 
     if is_connect(spark):
         return

@@ -131,7 +131,12 @@ def offline_reference(
     """The version's offline rows with event time in ``[start, end)`` (pandas), no Spark."""
     pa = require("pyarrow", "spark")
     ds = require("pyarrow.dataset", "spark")
-    from nbfeatures.engine.offline import arrow_dataset, date_filter, read_manifest, version_path
+    from nbfeatures.engine.offline_store import (
+        arrow_dataset,
+        date_filter,
+        read_manifest,
+        version_path,
+    )
 
     family = fv.family
     if read_manifest(settings, family.name, fv.version) is None:
@@ -201,7 +206,7 @@ def _parquet_bytes(settings: Settings, fv: FamilyVersion) -> int:
     """Bytes of Parquet a report would read: the served log and the version's offline set."""
     pafs = require("pyarrow.fs", "spark")
     from nbfeatures.engine.gcs import arrow_filesystem
-    from nbfeatures.engine.offline import version_path
+    from nbfeatures.engine.offline_store import version_path
 
     total = 0
     for root in (served_root(settings), version_path(settings, fv.family.name, fv.version)):

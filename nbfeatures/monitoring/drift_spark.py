@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
 from nbfeatures.definitions import Feature, FeatureFamily, FeatureType
-from nbfeatures.engine.spark_api import functions
+from nbfeatures.engine.spark.spark_api import functions
 from nbfeatures.monitoring import drift_stats
 from nbfeatures.monitoring.config import DriftSettings
 from nbfeatures.monitoring.drift import (
@@ -112,7 +112,7 @@ def _reference_frame(
         )
         rows = [tuple(None if _nan(v) else v for v in row) for row in local.itertuples(index=False)]
         return spark.createDataFrame(rows, schema)
-    from nbfeatures.engine.offline import read_offline
+    from nbfeatures.engine.spark.offline import read_offline
 
     offline = read_offline(spark, settings, family.name, fv.version, *reference_range, check=False)
     return offline.select(*[_stored(F, f).alias(f.name) for f in family.features])
@@ -226,7 +226,7 @@ def collect_spark(
 ) -> Collected:
     """What ``drift_report`` needs, aggregated by Spark (``spark``: the workspace's session
     by default)."""
-    from nbfeatures.engine.session import get_spark
+    from nbfeatures.engine.spark.session import get_spark
 
     pd = require("pandas", "monitoring")
     spark = spark or get_spark(settings)

@@ -245,7 +245,7 @@ def _align(
     engine: str,
 ) -> Aligned:
     """Recompute the window's vectors offline and line both sides up, row by row."""
-    from nbfeatures.engine.offline import arrow_dataset, version_path
+    from nbfeatures.engine.offline_store import arrow_dataset, version_path
     from nbfeatures.monitoring.skew_compare import Aligned, time_micros
     from nbfeatures.training import training_set
 

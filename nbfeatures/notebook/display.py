@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nbfeatures.catalog import FamilySummary, FamilyVersion, Registration
-    from nbfeatures.engine.preview import Histogram, Preview
+    from nbfeatures.engine.spark.preview import Histogram, Preview
 
 # Scoped by the .nbf class so the styles do not leak into the rest of the notebook page.
 STYLE = """<style>

@@ -134,8 +134,8 @@ class FeatureMagics(Magics):
     def nbf_source(self, line: str) -> None:
         """Register a named source for this kernel, reading one row now to fail early."""
         args = parse_argstring(self.nbf_source, line)
-        from nbfeatures.engine.session import get_spark
-        from nbfeatures.engine.sources import read_source
+        from nbfeatures.engine.spark.session import get_spark
+        from nbfeatures.engine.spark.sources import read_source
 
         with usage_errors():
             source = Source.infer(args.name, args.location, args.timestamp)
@@ -295,9 +295,9 @@ class FeatureMagics(Magics):
             self.shell.user_ns[LAST_NAME] = family
 
     def _define(self, args: Any, body: str) -> tuple[FeatureCell, PreviewWidget]:
-        from nbfeatures.engine.preview import compute_preview
-        from nbfeatures.engine.session import get_spark
-        from nbfeatures.engine.transform import build_family
+        from nbfeatures.engine.spark.preview import compute_preview
+        from nbfeatures.engine.spark.session import get_spark
+        from nbfeatures.engine.spark.transform import build_family
 
         state = self.state
         settings = state.get_settings()

@@ -15,7 +15,7 @@ from nbfeatures.config import Settings, activate, load_settings
 if TYPE_CHECKING:
     from nbfeatures.catalog import Catalog, Registration
     from nbfeatures.definitions import FeatureFamily, Source
-    from nbfeatures.engine.preview import Preview
+    from nbfeatures.engine.spark.preview import Preview
     from nbfeatures.notebook.widgets import PreviewWidget
 
 

@@ -16,7 +16,7 @@ from nbfeatures.notebook import display
 
 if TYPE_CHECKING:
     from nbfeatures.catalog import Registration
-    from nbfeatures.engine.preview import Preview
+    from nbfeatures.engine.spark.preview import Preview
     from nbfeatures.promotion import PromotionRecord
 
 try:

@@ -56,7 +56,7 @@ def define_on_demand(
     defines no single one-parameter function, raises, or returns no usable columns;
     ``DefinitionError`` for bad names or references.
     """
-    from nbfeatures.engine.transform import entity_name
+    from nbfeatures.engine.spark.transform import entity_name
 
     check_name(name, "name")
     refs = [str(ref) for ref in parse_refs(inputs)]

@@ -61,10 +61,10 @@ def refresh(
 ) -> RefreshResult | None:
     """Refresh ``family``'s live keyspace incrementally; None when nothing is live.
 
-    ``engine`` chooses the writer as ``online.materialize.materialize`` does."""
+    ``engine`` chooses the writer as ``materialization.materialize`` does."""
     from nbfeatures.catalog import Catalog
-    from nbfeatures.engine.offline import compute_offline
-    from nbfeatures.online.materialize import materialize_version
+    from nbfeatures.engine.spark.offline import compute_offline
+    from nbfeatures.materialization import materialize_version
     from nbfeatures.online.store import FamilyLayout, OnlineStore
     from nbfeatures.promotion.lock import PromotionLock
     from nbfeatures.promotion.steps import spark_for

@@ -40,7 +40,7 @@ class PromotionOptions:
     start: dt.datetime | None = None
     end: dt.datetime | None = None
     kernel_name: str = "python3"
-    #: The materialization writer: ``auto``, ``arrow`` or ``spark`` (``online.materialize``).
+    #: The materialization writer: ``auto``, ``arrow`` or ``spark`` (``materialization``).
     engine: str = "auto"
     #: Accept an empty or mostly-expired keyspace (its data older than the family's ttl),
     #: which verification refuses otherwise.

@@ -1,7 +1,7 @@
 """Whether a promotion reuses the version's offline set or computes it again.
 
 Computing is most of a promotion's time, and right after ``nbfeatures compute`` it would
-write the same rows again. The version's manifest (``engine.offline.Manifest``) says what
+write the same rows again. The version's manifest (``engine.offline_store.Manifest``) says what
 its folder holds, so the offline set is reused when it is current:
 
 * it was computed from this definition (the manifest's hash is the version's);
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nbfeatures.definitions import Source
-    from nbfeatures.engine.offline import Manifest
+    from nbfeatures.engine.offline_store import Manifest
 
 #: The start of ``nbfeatures compute``'s default range: a run from there to after it ran
 #: computed everything the sources held.
@@ -86,7 +86,7 @@ def choose_offline(
     restore: bool = False,
 ) -> OfflineChoice:
     """Whether the offline set ``manifest`` describes can be promoted as it is."""
-    from nbfeatures.engine.offline import source_snapshot
+    from nbfeatures.engine.offline_store import source_snapshot
 
     if recompute:
         return OfflineChoice(False, "asked to recompute")

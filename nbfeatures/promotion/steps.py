@@ -151,7 +151,7 @@ class PromotionRun:
 
         ``recompute`` always computes; ``restore`` reuses any offline set of this definition.
         """
-        from nbfeatures.engine.offline import read_manifest
+        from nbfeatures.engine.offline_store import read_manifest
         from nbfeatures.promotion.reuse import choose_offline, covered_text
 
         started = time.perf_counter()
@@ -186,9 +186,9 @@ class PromotionRun:
         return self._compute(started, choice.reason)
 
     def _compute(self, started: float, why: str) -> dict[str, Any]:
-        from nbfeatures.engine.offline import write_offline
-        from nbfeatures.engine.spark_api import functions
-        from nbfeatures.engine.transform import run_transformation
+        from nbfeatures.engine.spark.offline import write_offline
+        from nbfeatures.engine.spark.spark_api import functions
+        from nbfeatures.engine.spark.transform import run_transformation
         from nbfeatures.promotion.reuse import covered_text
 
         spark = self._spark()
@@ -234,7 +234,7 @@ class PromotionRun:
 
     def offline_latest(self) -> DataFrame:
         """The newest offline row of every entity: what the new keyspace must hold."""
-        from nbfeatures.engine.offline import read_offline
+        from nbfeatures.engine.spark.offline import read_offline
         from nbfeatures.promotion.verify import latest_per_entity
 
         frame = read_offline(self._spark(), self.settings, self.family, self.fv.version)
@@ -242,7 +242,7 @@ class PromotionRun:
 
     def materialize(self) -> dict[str, Any]:
         """Write the version's layout and its latest rows into its own, new keyspace."""
-        from nbfeatures.online.materialize import materialize_version
+        from nbfeatures.materialization import materialize_version
         from nbfeatures.promotion.bookkeeping import KeyspaceAges
 
         started = time.perf_counter()
@@ -271,7 +271,7 @@ class PromotionRun:
 
     def _offline_entities(self) -> int | None:
         """How many entities the version's offline set holds (its manifest), if recorded."""
-        from nbfeatures.engine.offline import read_manifest
+        from nbfeatures.engine.offline_store import read_manifest
 
         manifest = read_manifest(self.settings, self.family, self.fv.version)
         return manifest.entities if manifest is not None and manifest.entities > 0 else None
@@ -335,7 +335,7 @@ class PromotionRun:
 
 def spark_for(settings: Settings) -> Any:
     """The process's Spark session (its Python workers run on this interpreter)."""
-    from nbfeatures.engine.session import get_spark
+    from nbfeatures.engine.spark.session import get_spark
 
     return get_spark(settings)
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
 from nbfeatures.definitions import FeatureFamily, FeatureType
-from nbfeatures.engine.spark_api import functions
+from nbfeatures.engine.spark.spark_api import functions
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nbfeatures.engine.arrow_rows import ParquetRows
-from nbfeatures.engine.join_index import JoinIndex, build_index, open_index
-from nbfeatures.engine.offline import Manifest, arrow_dataset
+from nbfeatures.engine.arrow.join_index import JoinIndex, build_index, open_index
+from nbfeatures.engine.arrow.rows import ParquetRows
+from nbfeatures.engine.offline_store import Manifest, arrow_dataset
 
 NOW = dt.datetime(2024, 4, 1, tzinfo=dt.UTC)
 

@@ -62,7 +62,7 @@ def sources(data_dir: Path) -> tuple[Source, ...]:
 
 
 def build(spark: Any, sources: tuple[Source, ...], name: str, body: str, **options: Any) -> Any:
-    from nbfeatures.engine.transform import build_family
+    from nbfeatures.engine.spark.transform import build_family
 
     settings: dict[str, Any] = {
         "python": False,
@@ -83,7 +83,7 @@ def temp_views(spark: Any) -> list[str]:
 
 
 def test_read_source_parquet_csv_and_limit(spark: Any, sources: tuple[Source, ...]) -> None:
-    from nbfeatures.engine.sources import read_source
+    from nbfeatures.engine.spark.sources import read_source
 
     transactions, users = sources
     assert read_source(spark, transactions).count() == len(ROWS)
@@ -96,7 +96,7 @@ def test_read_source_parquet_csv_and_limit(spark: Any, sources: tuple[Source, ..
 def test_read_source_refuses_missing_path_table_and_timestamp(
     spark: Any, tmp_path: Path, sources: tuple[Source, ...]
 ) -> None:
-    from nbfeatures.engine.sources import read_source
+    from nbfeatures.engine.spark.sources import read_source
 
     missing = tmp_path / "nope.parquet"
     with pytest.raises(SourceError, match="path does not exist") as raised:
@@ -111,7 +111,7 @@ def test_read_source_refuses_missing_path_table_and_timestamp(
 
 
 def test_read_source_spark_table(spark: Any, sources: tuple[Source, ...]) -> None:
-    from nbfeatures.engine.sources import read_source
+    from nbfeatures.engine.spark.sources import read_source
 
     spark.read.parquet(sources[0].location).write.mode("overwrite").saveAsTable("nbf_src_table")
     try:
@@ -267,7 +267,7 @@ def test_invalid_family_name_fails_before_spark(spark: Any, sources: tuple[Sourc
 def test_session_works_after_errors_and_no_views_leak(
     spark: Any, sources: tuple[Source, ...]
 ) -> None:
-    from nbfeatures.engine.preview import compute_preview
+    from nbfeatures.engine.spark.preview import compute_preview
 
     for body in ("SELEC nothing", "SELECT user_id, ts, x FROM transactions"):
         with pytest.raises(TransformationError):
@@ -280,7 +280,7 @@ def test_session_works_after_errors_and_no_views_leak(
 def test_run_transformation_without_limit_on_a_stored_definition(
     spark: Any, sources: tuple[Source, ...]
 ) -> None:
-    from nbfeatures.engine.transform import run_transformation
+    from nbfeatures.engine.spark.transform import run_transformation
 
     frame, used = run_transformation(spark, "user_spend", Transformation("sql", SQL), sources)
     assert used == (sources[0],)

@@ -50,7 +50,7 @@ FAMILY = _family(
 
 @pytest.fixture(scope="module")
 def preview(spark: Any) -> Any:
-    from nbfeatures.engine.preview import compute_preview
+    from nbfeatures.engine.spark.preview import compute_preview
 
     frame = spark.createDataFrame(ROWS, SCHEMA)
     result = compute_preview(frame, FAMILY, rows=3, bins=4)
@@ -66,7 +66,7 @@ def test_counts_schema_and_event_time(preview: Any) -> None:
 
 
 def test_feature_statistics_are_exact(preview: Any) -> None:
-    from nbfeatures.engine.preview import FeatureStats
+    from nbfeatures.engine.spark.preview import FeatureStats
 
     stats = preview.stats
     assert stats["amount"] == FeatureStats("amount", "float64", 3, 2, 3, 1.0, 3.0, 2.0)  # NaN: null
@@ -100,7 +100,7 @@ def test_sample_is_ordered_by_entity_and_time(preview: Any) -> None:
 
 
 def test_stats_dict_is_json_and_compares_with_itself(preview: Any) -> None:
-    from nbfeatures.engine.preview import Preview
+    from nbfeatures.engine.spark.preview import Preview
 
     stored = json.loads(json.dumps(preview.stats_dict()))
     assert stored["row_count"] == 5 and stored["entity_count"] == 3
@@ -111,7 +111,7 @@ def test_stats_dict_is_json_and_compares_with_itself(preview: Any) -> None:
 
 
 def test_a_cached_input_stays_cached(spark: Any) -> None:
-    from nbfeatures.engine.preview import compute_preview
+    from nbfeatures.engine.spark.preview import compute_preview
 
     frame = spark.createDataFrame(ROWS, SCHEMA).cache()
     try:
@@ -122,7 +122,7 @@ def test_a_cached_input_stays_cached(spark: Any) -> None:
 
 
 def test_empty_result(spark: Any) -> None:
-    from nbfeatures.engine.preview import compute_preview
+    from nbfeatures.engine.spark.preview import compute_preview
 
     preview = compute_preview(spark.createDataFrame([], SCHEMA), FAMILY)
     assert (preview.row_count, preview.entity_count, preview.event_time_min) == (0, 0, None)
@@ -131,7 +131,7 @@ def test_empty_result(spark: Any) -> None:
 
 
 def test_errors_while_running_become_transformation_errors(spark: Any) -> None:
-    from nbfeatures.engine.preview import compute_preview
+    from nbfeatures.engine.spark.preview import compute_preview
 
     frame = spark.sql(
         "SELECT 'u1' AS user_id, TIMESTAMP'2024-01-01 00:00:00' AS ts, CAST(x AS INT) AS v "

@@ -35,7 +35,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> tuple[Source, ...]:
 
 
 def build(spark: Any, sources: tuple[Source, ...], name: str, body: str, **options: Any) -> Any:
-    from nbfeatures.engine.transform import build_family
+    from nbfeatures.engine.spark.transform import build_family
 
     return build_family(
         spark,

@@ -6,7 +6,8 @@ import zipfile
 
 import pytest
 
-from nbfeatures.engine import gcs, session
+from nbfeatures.engine import gcs
+from nbfeatures.engine.spark import session
 from nbfeatures.errors import ConfigError
 
 

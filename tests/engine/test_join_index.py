@@ -30,10 +30,11 @@ from test_local_pit_threads import (
     spine_table,
 )
 
-from nbfeatures.engine.arrow_rows import ParquetRows
-from nbfeatures.engine.join_index import INDEX_DIR, build_index, fingerprint, open_index
-from nbfeatures.engine.local_pit import ArrowFeatures, point_in_time_join_arrow
-from nbfeatures.engine.offline import arrow_dataset
+from nbfeatures.engine.arrow.columns import ArrowFeatures
+from nbfeatures.engine.arrow.join_index import INDEX_DIR, build_index, fingerprint, open_index
+from nbfeatures.engine.arrow.pit import point_in_time_join_arrow
+from nbfeatures.engine.arrow.rows import ParquetRows
+from nbfeatures.engine.offline_store import arrow_dataset
 from nbfeatures.errors import DefinitionError
 
 FEATURES = ("x", "k", "tag")
@@ -163,7 +164,7 @@ def test_a_version_grown_past_the_limit_keeps_no_index(
 ) -> None:
     manifest, path = offline_folder(feature_table(25, 100, 10), tmp_path)
     assert build_index(manifest, path, FEATURES) is not None
-    monkeypatch.setattr("nbfeatures.engine.join_index.MAX_ROWS", 50)
+    monkeypatch.setattr("nbfeatures.engine.arrow.join_index.MAX_ROWS", 50)
     later = dataclasses.replace(manifest, updated_at=NOW + dt.timedelta(hours=1))
     assert build_index(later, path, FEATURES) is None
     assert list((Path(path) / INDEX_DIR).iterdir()) == []

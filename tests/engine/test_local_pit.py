@@ -24,9 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from index_helpers import indexed
 
-from nbfeatures.engine.local_pit import ArrowFeatures, point_in_time_join_arrow, to_pandas
-from nbfeatures.engine.pit import FeatureFrame, point_in_time_join
-from nbfeatures.training import _normalize_pandas, _to_pandas
+from nbfeatures.engine.arrow.columns import ArrowFeatures
+from nbfeatures.engine.arrow.pit import point_in_time_join_arrow, to_pandas
+from nbfeatures.engine.spark.frames import to_pandas as spark_to_pandas
+from nbfeatures.engine.spark.pit import FeatureFrame, point_in_time_join
+from nbfeatures.training import _normalize_pandas
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +61,7 @@ def both(
         timestamp_column="event_timestamp",
         include_event_times=True,
     )
-    on_spark = _to_pandas(joined, "event_timestamp", frames)
+    on_spark = spark_to_pandas(joined)
     arrow_families = [
         ArrowFeatures(name, table, key, "ts", features, ttl)
         for name, table, key, features, ttl in families

@@ -20,8 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nbfeatures.engine.arrow_rows import ParquetRows, TableRows, sort_with_index
-from nbfeatures.engine.local_pit import ArrowFeatures, point_in_time_join_arrow
+from nbfeatures.engine.arrow.columns import ArrowFeatures
+from nbfeatures.engine.arrow.pit import point_in_time_join_arrow
+from nbfeatures.engine.arrow.rows import ParquetRows, TableRows, sort_with_index
 
 T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 US = pa.timestamp("us", tz="UTC")

@@ -20,16 +20,12 @@ from nbfeatures.catalog import Catalog, FamilyVersion
 from nbfeatures.cli import run
 from nbfeatures.config import Settings, load_settings
 from nbfeatures.definitions import Entity, Feature, FeatureFamily, Source, Transformation
-from nbfeatures.engine.arrow_rows import ParquetRows, read_offline_table
+from nbfeatures.engine.arrow.join_index import INDEX_DIR, JoinIndex, fingerprint
+from nbfeatures.engine.arrow.offline import read_offline_table
+from nbfeatures.engine.arrow.rows import ParquetRows
 from nbfeatures.engine.gcs import arrow_filesystem, is_gcs
-from nbfeatures.engine.join_index import INDEX_DIR, JoinIndex, fingerprint
-from nbfeatures.engine.offline import (
-    check_offline,
-    compute_offline,
-    read_manifest,
-    read_offline,
-    version_path,
-)
+from nbfeatures.engine.offline_store import check_offline, read_manifest, version_path
+from nbfeatures.engine.spark.offline import compute_offline, read_offline
 from nbfeatures.errors import OfflineDataMissing
 
 pytestmark = pytest.mark.integration
@@ -84,7 +80,7 @@ def dates_on_disk(settings: Settings, fv: FamilyVersion) -> list[str]:
 def stored_values(
     spark: Any, settings: Settings, fv: FamilyVersion
 ) -> dict[tuple[int, str], float]:
-    from nbfeatures.engine.spark_api import functions
+    from nbfeatures.engine.spark.spark_api import functions
 
     frame = read_offline(spark, settings, fv.family.name, fv.version)
     F = functions(frame)

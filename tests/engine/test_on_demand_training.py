@@ -16,7 +16,7 @@ from test_offline import DAY1, register_family, write_source
 
 from nbfeatures.catalog import Catalog
 from nbfeatures.config import load_settings
-from nbfeatures.engine.offline import compute_offline
+from nbfeatures.engine.spark.offline import compute_offline
 from nbfeatures.errors import SpineError
 from nbfeatures.on_demand import apply_on_demand, define_on_demand
 from nbfeatures.training import training_set

@@ -16,9 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nbfeatures.engine.local_pit import ArrowFeatures, point_in_time_join_arrow
-from nbfeatures.engine.pit import FeatureFrame, point_in_time_join
-from nbfeatures.engine.spark_api import functions
+from nbfeatures.engine.arrow.columns import ArrowFeatures
+from nbfeatures.engine.arrow.pit import point_in_time_join_arrow
+from nbfeatures.engine.spark.pit import FeatureFrame, point_in_time_join
+from nbfeatures.engine.spark.spark_api import functions
 from nbfeatures.errors import DefinitionError
 
 pytestmark = pytest.mark.integration

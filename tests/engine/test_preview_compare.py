@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbfeatures.engine.preview import Preview
+from nbfeatures.engine.spark.preview import Preview
 
 
 def _stats(**features: tuple[str, int, int, float | None]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from nbfeatures.definitions import Source, Transformation, TransformationKind
-from nbfeatures.engine.transform import build_family, run_transformation
+from nbfeatures.engine.spark.transform import build_family, run_transformation
 from nbfeatures.errors import TransformationError
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from test_offline import DAY, DAY1, write_source
 from nbfeatures.catalog import Catalog, FamilyVersion
 from nbfeatures.config import Settings, load_settings
 from nbfeatures.definitions import Entity, Feature, FeatureFamily, Source, Transformation
-from nbfeatures.engine.offline import compute_offline
+from nbfeatures.engine.spark.offline import compute_offline
 from nbfeatures.errors import DefinitionError, FamilySunset, OfflineDataMissing, SpineError
 from nbfeatures.lineage import runs_using, versions_used
 from nbfeatures.training import _resolve, _use_arrow, training_set
@@ -240,7 +240,7 @@ def test_auto_engine_is_arrow_only_locally_and_under_the_row_bound(
     assert not _use_arrow("spark", spark, world.settings, selections, low, high)
     connect = dataclasses.replace(world.settings, spark_master="sc://127.0.0.1:15002")
     assert not _use_arrow("auto", None, connect, selections, low, high)
-    monkeypatch.setattr("nbfeatures.training.ARROW_MAX_ROWS", 1)
+    monkeypatch.setattr("nbfeatures.engine.factory.ARROW_MAX_ROWS", 1)
     assert not _use_arrow("auto", spark, world.settings, selections, low, high)
     # The default call with no session: joined in process, same frame as on Spark.
     monkeypatch.undo()

@@ -92,7 +92,7 @@ def ratio_family(name: str, inputs_of: str, factor: str = "2.0") -> FeatureFamil
 def promote(world: SkewWorld, family: FeatureFamily, spark: Any) -> int:
     """Register, compute, materialize and flip ``family`` live; returns its version."""
     from nbfeatures import compute
-    from nbfeatures.online.materialize import materialize_version
+    from nbfeatures.materialization import materialize_version
     from nbfeatures.promotion.switch import flip_together
 
     version = world.catalog.register(family).version.version

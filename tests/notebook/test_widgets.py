@@ -34,7 +34,7 @@ def _family(name: str = "user_spend") -> FeatureFamily:
 
 @pytest.fixture(scope="module")
 def preview(spark: Any) -> Any:
-    from nbfeatures.engine.preview import compute_preview
+    from nbfeatures.engine.spark.preview import compute_preview
 
     start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     rows = [(f"u{i % 4}", start + dt.timedelta(hours=i), float(i * 10), i) for i in range(12)]

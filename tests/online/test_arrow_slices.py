@@ -17,14 +17,9 @@ from typing import Any
 import pytest
 from test_materialize import BASE, LAYOUT, dump
 
+from nbfeatures.engine.arrow.slices import int_keys, slice_count, slice_of
+from nbfeatures.materialization import ArrowWriteResult, write_parquet
 from nbfeatures.online import FamilyLayout, OnlineStore
-from nbfeatures.online.arrow_writer import (
-    ArrowWriteResult,
-    _int_keys,
-    _slice_of,
-    slice_count,
-    write_parquet,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -257,11 +252,11 @@ def test_string_keys_in_slices(
 
 
 def slices_of(keys: Any, slices: int) -> list[int]:
-    """``_slice_of`` as pass one calls it: integer keys with their int64 values."""
+    """``slice_of`` as pass one calls it: integer keys with their int64 values."""
     import pyarrow as pa
 
-    ints = _int_keys(keys) if pa.types.is_integer(keys.type) else None
-    return [int(s) for s in _slice_of(keys, ints, slices)]
+    ints = int_keys(keys) if pa.types.is_integer(keys.type) else None
+    return [int(s) for s in slice_of(keys, ints, slices)]
 
 
 @pytest.mark.parametrize("typed", ["int64", "int32", "uint16", "string", "binary", "date32"])

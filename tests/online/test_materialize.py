@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from nbfeatures.materialization import materialize
 from nbfeatures.online import FamilyLayout, OnlineStore
-from nbfeatures.online.materialize import materialize
 
 pytestmark = pytest.mark.integration
 
@@ -285,8 +285,11 @@ def test_arrow_engine_keeps_one_whole_row_on_event_time_ties(
 
 
 def test_engine_choice() -> None:
+    from nbfeatures.engine.factory import engine_name
     from nbfeatures.errors import ConfigError
-    from nbfeatures.online.materialize import choose_engine
+
+    def choose_engine(engine: str, source: Any, master: str | None) -> str:
+        return engine_name(engine, "materialize", master=master, source=source)
 
     assert choose_engine("auto", "/data/offline/f/v1", "local[2]") == "arrow"
     assert choose_engine("auto", "gs://bucket/offline/f/v1", None) == "arrow"

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from nbfeatures.materialization import materialize
 from nbfeatures.online import FamilyLayout, OnlineStore
-from nbfeatures.online.materialize import materialize
 from nbfeatures.online.version_stats import version_stats
 
 pytestmark = pytest.mark.integration

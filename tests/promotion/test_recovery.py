@@ -128,7 +128,7 @@ def _run_dirs(settings: Settings) -> list[Path]:
 
 
 def _manifest(settings: Settings, version: int) -> Any:
-    from nbfeatures.engine.offline import read_manifest
+    from nbfeatures.engine.offline_store import read_manifest
 
     return read_manifest(settings, NAME, version)
 
@@ -260,7 +260,7 @@ def test_recompute_computes_a_current_offline_set_again(place: Place) -> None:
 
 
 def _offline_latest(settings: Settings, version: int) -> Any:
-    from nbfeatures.engine.offline import arrow_dataset, version_path
+    from nbfeatures.engine.offline_store import arrow_dataset, version_path
 
     frame = arrow_dataset(version_path(settings, NAME, version)).to_table().to_pandas()
     latest = frame.sort_values("ts").groupby("user_id").tail(1)

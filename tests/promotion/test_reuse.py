@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from nbfeatures.definitions import Source
-from nbfeatures.engine.offline import Manifest, source_snapshot
+from nbfeatures.engine.offline_store import Manifest, source_snapshot
 from nbfeatures.promotion.leftovers import why_dead
 from nbfeatures.promotion.lock import holder_of, node_id
 from nbfeatures.promotion.reuse import choose_offline, is_full

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
 from nbfeatures.definitions import Feature, FeatureFamily, FeatureType
-from nbfeatures.engine.spark_errors import spark_message
+from nbfeatures.engine.spark.spark_errors import spark_message
 from nbfeatures.errors import DefinitionError, TransformationError
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any
 
-from nbfeatures.engine.spark_errors import spark_message, spark_position
+from nbfeatures.engine.spark.spark_errors import spark_message, spark_position
 from nbfeatures.errors import ConfigError, TransformationError
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ def _local_parser() -> Any:
     global _gateway_parser
     with _gateway_lock:
         if _gateway_parser is None:
-            from nbfeatures.engine.session import check_java
+            from nbfeatures.engine.spark.session import check_java
 
             check_java()
             try:

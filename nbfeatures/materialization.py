@@ -1,20 +1,23 @@
-"""Materialization: a family version's latest rows into Redis, by Spark's executors or by Arrow.
+"""Materialization: an engine yields each entity's latest row as Arrow batches; the online
+store writes them. This module wires the two (``nbfeatures.online`` imports no engine).
 
-Two writers produce the same keys and byte-identical values (``engine``):
+Two engines produce the same keys and byte-identical values (``engine``, chosen by
+``engine.factory``):
 
-- ``arrow`` (``nbfeatures.online.arrow_writer``): for Spark in local mode and Parquet that
-  pyarrow reads (a local path, ``gs://``), this process reads the offline set and writes it,
-  with no JVM. ``auto`` picks it there: a fresh process would otherwise spend ~20 s starting
-  Spark and running its first job for a write that is bound by Redis.
+- ``arrow`` (``engine.arrow.latest`` reads, ``online.arrow_writer`` writes): for Spark in
+  local mode and Parquet that pyarrow reads (a local path, ``gs://``), this process reads the
+  offline set and writes it, with no JVM. ``auto`` picks it there: a fresh process would
+  otherwise spend ~20 s starting Spark and running its first job for a write that is bound
+  by Redis.
 - ``spark``: for a cluster or Spark Connect, and for any DataFrame, described below.
 
-On the Spark path the driver only plans: it picks the latest row per entity (as of ``as_of``;
-for an incremental run only entities with rows newer than the watermark), and Spark's
-``mapInArrow`` hands each executor's Python worker Arrow record batches of at most
-``batch_rows`` rows. The worker encodes a batch column-wise and sends it as one pipeline
-(``OnlineStore.write_rows``) on its own Redis connection, so its memory is bounded by the
-batch size, never by the table. Per-partition counts come back to the driver as one small row
-each, summed there (no extra Spark stage).
+On the Spark path the driver only plans: ``engine.spark.latest`` picks the latest row per
+entity (as of ``as_of``; for an incremental run only entities with rows newer than the
+watermark), and Spark's ``mapInArrow`` hands each executor's Python worker Arrow record
+batches of at most ``batch_rows`` rows. The worker encodes a batch column-wise and sends it
+as one pipeline (``OnlineStore.write_rows``) on its own Redis connection, so its memory is
+bounded by the batch size, never by the table. Per-partition counts come back to the driver
+as one small row each, summed there (no extra Spark stage).
 
 Profiled on 300k entities x 10 float64 features on local[2]: the writers are bound by Redis
 itself (about 70% of a writer's time is spent waiting for Redis's replies; encoding is ~5%),
@@ -30,7 +33,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nbfeatures.config import Settings
-from nbfeatures.errors import ConfigError, SchemaError
+from nbfeatures.engine.arrow.latest import SLICE_ROWS, latest_rows
+from nbfeatures.engine.spark.latest import COUNT_COLUMN, utc
+from nbfeatures.errors import ConfigError
+from nbfeatures.online.arrow_writer import write_batches
 from nbfeatures.online.layout import DEFAULT_PREFIX, FamilyLayout
 from nbfeatures.online.store import OnlineStore, WriteTarget
 
@@ -38,11 +44,15 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame
 
-__all__ = ["ENGINES", "MaterializeStats", "choose_engine", "materialize", "materialize_version"]
+__all__ = [
+    "ArrowWriteResult",
+    "MaterializeStats",
+    "materialize",
+    "materialize_version",
+    "write_parquet",
+]
 
-_COUNT = "__nbf_rows"
 _STATS_SCHEMA = "written long, entities long, source_rows long, latest timestamp"
-_BATCH_CONF = "spark.sql.execution.arrow.maxRecordsPerBatch"
 # One store per Python worker and Redis target: workers are reused across tasks, so
 # partitions after the first skip the connection handshake.
 _WORKER_STORES: dict[tuple[str, str], OnlineStore] = {}
@@ -106,11 +116,11 @@ def _writer(
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            source_rows += int(pc.sum(batch.column(_COUNT)).as_py())
+            source_rows += int(pc.sum(batch.column(COUNT_COLUMN)).as_py())
             entities += batch.num_rows
             newest = pc.max(batch.column(layout.timestamp)).as_py()
             latest = newest if latest is None or newest > latest else latest
-            written += store.write_rows(layout, batch.drop_columns([_COUNT]), target=target)
+            written += store.write_rows(layout, batch.drop_columns([COUNT_COLUMN]), target=target)
         yield pa.RecordBatch.from_pydict(
             {
                 "written": [written],
@@ -121,77 +131,6 @@ def _writer(
         )
 
     return write_partition
-
-
-def latest_per_entity(
-    df: DataFrame,
-    layout: FamilyLayout,
-    as_of: dt.datetime | None = None,
-    since: dt.datetime | None = None,
-) -> DataFrame:
-    """The newest row per entity with ``since < event time <= as_of``, plus its row count."""
-    from pyspark.sql import functions as F
-
-    missing = [
-        c
-        for c in (layout.entity_key, layout.timestamp, *layout.feature_names)
-        if c not in df.columns
-    ]
-    if missing:
-        raise SchemaError(layout.family, missing[0], "missing from the DataFrame to materialize")
-    ts = F.col(layout.timestamp)
-    scoped = df.where(F.col(layout.entity_key).isNotNull())
-    if as_of is not None:
-        scoped = scoped.where(ts <= F.lit(_utc(as_of)))
-    if since is not None:
-        scoped = scoped.where(ts > F.lit(_utc(since)))
-    # One max_by per feature, not one over a struct of them: a struct buffer is not fixed-width,
-    # so Spark would sort the table (before and after the shuffle) to aggregate it, while
-    # fixed-width buffers (numbers, booleans, timestamps) aggregate in a hash map. The columns
-    # still come from one row: every max_by replaces its value under the same condition (a
-    # strictly newer event time, the later row on a tie), evaluated on the same rows in the
-    # same order. String features have variable-width buffers and keep the sort.
-    return scoped.groupBy(layout.entity_key).agg(
-        F.max(ts).alias(layout.timestamp),
-        *[F.max_by(F.col(n), ts).alias(n) for n in layout.feature_names],
-        F.count(F.lit(1)).alias(_COUNT),
-    )
-
-
-def _utc(when: dt.datetime) -> dt.datetime:
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
-
-
-ENGINES = ("auto", "spark", "arrow")
-
-
-def _is_local_master(master: str | None) -> bool:
-    return master is None or master.startswith("local")
-
-
-def choose_engine(engine: str, source: DataFrame | str, master: str | None = None) -> str:
-    """``spark`` or ``arrow`` for ``engine`` (``auto``, ``spark`` or ``arrow``) and ``source``.
-
-    ``auto`` picks the Arrow writer when the source is Parquet that pyarrow reads here (a
-    local path or ``gs://``) and Spark's master, if one is known, is local: there the Spark
-    executors would be this machine's processes anyway, and a fresh process spends most of a
-    run starting the JVM. A DataFrame, a cluster or a Spark Connect master means Spark's
-    executors write (``mapInArrow``).
-    """
-    from nbfeatures.online.arrow_writer import readable_by_arrow
-
-    if engine not in ENGINES:
-        raise ConfigError("engine", f"{engine!r} is not one of {', '.join(ENGINES)}")
-    if not isinstance(source, str):
-        if engine == "arrow":
-            raise ConfigError(
-                "engine",
-                "the arrow engine reads the offline Parquet; pass its path, not a DataFrame",
-            )
-        return "spark"
-    if engine != "auto":
-        return engine
-    return "arrow" if readable_by_arrow(source) and _is_local_master(master) else "spark"
 
 
 def materialize(
@@ -225,12 +164,12 @@ def materialize(
     started = time.monotonic()
     if batch_rows <= 0:
         raise ConfigError("batch_rows", "must be positive")
-    master = None
-    if isinstance(redis_url_or_settings, Settings):
-        master = redis_url_or_settings.spark_master
-    if spark is not None:
-        master = _master_of(spark)
-    chosen = choose_engine(engine, source, master)
+    # Here, not at the top: Spark's Python workers import this module for ``_writer`` and
+    # need no engine but Spark's.
+    from nbfeatures.engine.factory import choose_engine
+
+    settings = redis_url_or_settings if isinstance(redis_url_or_settings, Settings) else None
+    chosen = choose_engine(engine, settings, purpose="materialize", spark=spark, source=source)
     url = _resolve_url(redis_url_or_settings)
     if prefix is None:
         given = redis_url_or_settings
@@ -240,17 +179,20 @@ def materialize(
         previous = store.watermark(layout.family, layout.version)
         if incremental and since is None:
             since = previous
-        if chosen == "arrow":
-            from nbfeatures.online.arrow_writer import write_parquet
-
-            assert isinstance(source, str)
+        if chosen.name == "arrow":
 
             def prepare(entities: int) -> WriteTarget:
                 # After pass one, so a packed version's buckets are sized for its entities.
                 return store.write_layout(layout, entities or None)
 
             done = write_parquet(
-                source, layout, store, prepare, as_of=as_of, since=since, batch_rows=batch_rows
+                str(source),
+                layout,
+                store,
+                prepare,
+                as_of=as_of,
+                since=since,
+                batch_rows=batch_rows,
             )
             written, entities, source_rows = done.written, done.entities, done.source_rows
             latest = (
@@ -260,7 +202,9 @@ def materialize(
                 + dt.timedelta(microseconds=done.latest_us)
             )
         else:
-            frame = source if not isinstance(source, str) else _read_parquet(source, spark)
+            from nbfeatures.engine.spark.latest import read_parquet
+
+            frame = source if not isinstance(source, str) else read_parquet(source, spark)
             target = store.write_layout(layout, _entity_estimate(store, layout, frame))
             written, entities, source_rows, latest = _spark_write(
                 frame, layout, url, prefix, target, as_of, since, batch_rows
@@ -277,7 +221,7 @@ def materialize(
         watermark=watermark,
         seconds=time.monotonic() - started,
         source_rows=source_rows,
-        engine=chosen,
+        engine=chosen.name,
     )
 
 
@@ -287,34 +231,14 @@ def _entity_estimate(store: OnlineStore, layout: FamilyLayout, frame: DataFrame)
     Only for a version not materialized before whose records can be packed: one
     ``approx_count_distinct`` job (within a few percent, which is all bucket sizing needs).
     """
-    from pyspark.sql import functions as F
-
+    from nbfeatures.engine.spark.latest import entity_estimate
     from nbfeatures.online.packing import packable
 
     if not packable(layout):
         return None
     if store.client.exists(store.keys.packing(layout.family, layout.version)):
         return None
-    row = frame.agg(F.approx_count_distinct(layout.entity_key).alias("n")).first()
-    return int(row["n"]) if row is not None and row["n"] else None
-
-
-def _master_of(spark: Any) -> str | None:
-    try:
-        return str(spark.conf.get("spark.master"))
-    except Exception:  # Spark Connect hides the master: its executors are never local
-        return "sc://"
-
-
-def _read_parquet(path: str, spark: Any) -> DataFrame:
-    if spark is None:
-        from pyspark.sql import SparkSession
-
-        spark = SparkSession.getActiveSession()
-        if spark is None:
-            raise ConfigError("spark", "the spark engine needs a Spark session to read the path")
-    frame: DataFrame = spark.read.parquet(path)
-    return frame
+    return entity_estimate(frame, layout.entity_key)
 
 
 def _spark_write(
@@ -328,25 +252,18 @@ def _spark_write(
     batch_rows: int,
 ) -> tuple[int, int, int, dt.datetime | None]:
     """The executor path: each partition's Arrow batches are written where they are."""
+    from nbfeatures.engine.spark.latest import latest_per_entity, map_partitions
+
     scoped = latest_per_entity(df, layout, as_of=as_of, since=since)
-    spark = df.sparkSession
-    before = spark.conf.get(_BATCH_CONF, None)
-    spark.conf.set(_BATCH_CONF, str(batch_rows))
-    try:
-        writer = _writer(url, prefix, layout.to_json(), target)
-        # One row of counts per partition: summed here, which spares a Spark stage.
-        parts = scoped.mapInArrow(writer, _STATS_SCHEMA).collect()
-    finally:
-        if before is None:
-            spark.conf.unset(_BATCH_CONF)
-        else:
-            spark.conf.set(_BATCH_CONF, before)
+    writer = _writer(url, prefix, layout.to_json(), target)
+    # One row of counts per partition: summed here, which spares a Spark stage.
+    parts = map_partitions(scoped, writer, _STATS_SCHEMA, batch_rows)
     newest = [part["latest"] for part in parts if part["latest"] is not None]
     return (
         sum(int(part["written"]) for part in parts),
         sum(int(part["entities"]) for part in parts),
         sum(int(part["source_rows"]) for part in parts),
-        _utc(max(newest)) if newest else None,
+        utc(max(newest)) if newest else None,
     )
 
 
@@ -358,16 +275,17 @@ def materialize_version(
     incremental: bool = False,
     engine: str = "auto",
 ) -> MaterializeStats:
-    """Materialize a family version's stored offline set (``engine.offline``) into Redis.
+    """Materialize a family version's stored offline set (``engine.offline_store``) into Redis.
 
     The Arrow writer reads the version's folder directly; the Spark engine reads it with
     ``read_offline`` (which also serves ``gs://`` to a Spark without a GCS connector).
     """
-    from nbfeatures.engine.offline import read_manifest, read_offline, version_path
+    from nbfeatures.engine.factory import choose_engine
+    from nbfeatures.engine.offline_store import read_manifest, version_path
 
     path = version_path(settings, layout.family, layout.version)
-    chosen = choose_engine(engine, path, settings.spark_master)
-    if chosen == "arrow":
+    chosen = choose_engine(engine, settings, purpose="materialize", source=path)
+    if chosen.name == "arrow":
         if read_manifest(settings, layout.family, layout.version) is None:
             from nbfeatures.errors import OfflineDataMissing
 
@@ -376,9 +294,53 @@ def materialize_version(
         return materialize(
             path, layout, settings, since=since, incremental=incremental, engine="arrow"
         )
-    from nbfeatures.engine.session import get_spark
-
-    frame = read_offline(
-        get_spark(settings), settings, layout.family, layout.version, since, None, check=False
-    )
+    frame = chosen.read_offline(settings, layout.family, layout.version, since, None)
     return materialize(frame, layout, settings, since=since, incremental=incremental)
+
+
+@dataclass(frozen=True)
+class ArrowWriteResult:
+    """Counts of one write: as ``MaterializeStats`` reports them."""
+
+    written: int
+    entities: int
+    source_rows: int
+    latest_us: int | None
+
+
+def write_parquet(
+    uri: str,
+    layout: FamilyLayout,
+    store: OnlineStore,
+    prepare: Callable[[int], WriteTarget],
+    *,
+    as_of: dt.datetime | None = None,
+    since: dt.datetime | None = None,
+    batch_rows: int = 10_000,
+    writers: int = 2,
+    slice_rows: int = SLICE_ROWS,
+) -> ArrowWriteResult:
+    """Write each entity's newest row of the Parquet at ``uri`` into ``layout``'s keyspace.
+
+    ``prepare`` is called with the number of entities picked, after pass one and before any
+    value is written, and returns where they go (``OnlineStore.write_layout`` sizes a packed
+    version's buckets with that number). ``writers``: threads writing batches, each on its
+    own Redis connection. ``slice_rows``: about how many source rows pass one sorts at a time
+    (``engine.arrow.latest.pick_latest``).
+    """
+    rows = latest_rows(
+        uri, layout, as_of=as_of, since=since, batch_rows=batch_rows, slice_rows=slice_rows
+    )
+    target = prepare(rows.entities)
+    if rows.entities == 0:  # nothing picked: no writer connects
+        return ArrowWriteResult(0, 0, rows.source_rows, rows.latest_us)
+    written = write_batches(
+        store,
+        layout,
+        target,
+        rows.batches,
+        entities=rows.entities,
+        batch_rows=batch_rows,
+        writers=writers,
+    )
+    return ArrowWriteResult(written, rows.entities, rows.source_rows, rows.latest_us)

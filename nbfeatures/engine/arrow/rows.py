@@ -1,6 +1,6 @@
 """A family's stored rows for the in-process join: read in groups and batches, over threads.
 
-``local_pit`` joins on every row's key and time but needs the features of at most one row
+``arrow.pit`` joins on every row's key and time but needs the features of at most one row
 per spine row. The sources here give both without holding a table in memory: Parquet row
 groups (local files memory-mapped, ``gs://`` through pyarrow) or slices of an in-memory
 table, each read in record batches of ``_BATCH_ROWS`` rows; ``take_rows`` reads only the
@@ -11,7 +11,6 @@ into the answer's buffers. ``read_offline_table`` opens a family version's offli
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,13 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from nbfeatures._deps import require
-from nbfeatures.errors import OfflineDataMissing
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
-
-    from nbfeatures.config import Settings
 
     Ints = npt.NDArray[np.int64]
     Bools = npt.NDArray[np.bool_]
@@ -179,9 +175,9 @@ def take_rows(source: RowSource, rows: Ints, columns: Sequence[str], threads: in
         return _batch_rows(read(index, names), local, asked_at[low:high])
 
     types = [source.schema.field(c).type for c in names]
-    if all(_fixed_width(t) for t in types):
+    if all(fixed_width(t) for t in types):
         # Straight into the answer's buffers: no gathered table to reorder afterwards.
-        target = _Scatter.empty(types, len(rows))
+        target = Scatter.empty(types, len(rows))
 
         def fill(index: int) -> None:
             for piece in pieces(index):
@@ -225,7 +221,7 @@ def _batch_rows(
             return
 
 
-def _fixed_width(kind: Any) -> bool:
+def fixed_width(kind: Any) -> bool:
     """Numbers and times stored as whole bytes: copied as plain numpy values."""
     pa = require("pyarrow", "spark")
     numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
@@ -239,7 +235,7 @@ _UNSIGNED = {8: "uint8", 16: "uint16", 32: "uint32", 64: "uint64"}
 
 
 @dataclass(frozen=True)
-class _Scatter:
+class Scatter:
     """Fixed-width answer columns that threads fill in place at disjoint positions."""
 
     types: tuple[Any, ...]
@@ -247,7 +243,7 @@ class _Scatter:
     nulls: tuple[Bools, ...]  # null in the source at a filled position
 
     @classmethod
-    def empty(cls, types: Sequence[Any], n: int) -> _Scatter:
+    def empty(cls, types: Sequence[Any], n: int) -> Scatter:
         np = require("numpy", "spark")
         values = tuple(np.empty(n, _UNSIGNED[t.bit_width]) for t in types)
         return cls(tuple(types), values, tuple(np.zeros(n, np.bool_) for _ in types))
@@ -324,51 +320,3 @@ def as_source(rows: Any) -> RowSource:
     if hasattr(rows, "group_reader") and hasattr(rows, "counts"):
         return rows  # type: ignore[no-any-return]
     return TableRows(rows)
-
-
-def offline_rows(
-    settings: Settings,
-    family: str,
-    version: int,
-    start: dt.datetime | None,
-    end: dt.datetime | None,
-) -> int | None:
-    """Rows the manifest counts on the UTC dates of ``[start, end]``; ``None`` if unknown."""
-    from nbfeatures.engine.offline import read_manifest
-
-    manifest = read_manifest(settings, family, version)
-    if manifest is None:
-        return None
-    low = start.date().isoformat() if start is not None else ""
-    high = end.date().isoformat() if end is not None else "9999"
-    return sum(int(p["rows"]) for d, p in manifest.partitions.items() if low <= d <= high)
-
-
-def read_offline_table(
-    settings: Settings,
-    family: str,
-    version: int,
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
-) -> Any:
-    """The stored rows of a family version for the in-process join: its join index
-    (``engine.join_index``) when one matches the manifest, else its Parquet on the UTC dates
-    of ``[start, end]``.
-
-    Local roots and ``gs://`` alike (``engine.gcs``); nothing is read until the join asks.
-    Only the dates are pruned: rows outside the exact bounds can never be chosen by the join,
-    which drops them itself (so the index, which holds every date, gives the same answer).
-    """
-    from nbfeatures.engine.join_index import open_index
-    from nbfeatures.engine.offline import arrow_dataset, date_filter, read_manifest, version_path
-
-    manifest = read_manifest(settings, family, version)
-    if manifest is None:
-        now = dt.datetime.now(dt.UTC)
-        raise OfflineDataMissing(family, version, start or now, end or now)
-    path = version_path(settings, family, version)
-
-    def parquet() -> ParquetRows:
-        return ParquetRows.from_dataset(arrow_dataset(path), date_filter(start, end))
-
-    return open_index(manifest, path, parquet) or parquet()

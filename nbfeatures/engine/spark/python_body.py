@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from nbfeatures._deps import require
 from nbfeatures.cell_body import body_functions, raised_at
 from nbfeatures.definitions import Source
-from nbfeatures.engine.sources import read_source
-from nbfeatures.engine.spark_errors import spark_message
+from nbfeatures.engine.spark.sources import read_source
+from nbfeatures.engine.spark.spark_errors import spark_message
 from nbfeatures.errors import SourceError, TransformationError
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ answer is deterministic.
 Output columns are named ``{family}__{feature}`` (always, even when unambiguous, so adding a
 family to a call never renames the others' columns).
 
-``nbfeatures.engine.local_pit`` gives the same answer in process, on Arrow and numpy, for
+``nbfeatures.engine.arrow.pit`` gives the same answer in process, on Arrow and numpy, for
 inputs that fit in memory; ``training_set(engine=...)`` chooses between the two, and the
 tests run every case against both.
 """
@@ -32,32 +32,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import reduce
 from types import ModuleType
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING
 
-from nbfeatures.engine import spark_api
-from nbfeatures.errors import DefinitionError
+from nbfeatures.engine.pit_rules import (
+    TEXT,
+    OutputColumns,
+    check_columns,
+    check_key_kinds,
+    group_by_key,
+)
+from nbfeatures.engine.spark import spark_api
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 _KIND = "__nbf_kind"
 _TIME = "t"
-SEPARATOR = "__"
-
-
-class OutputColumns:
-    """The output column names of one family in a join, for both engines' family classes."""
-
-    name: str
-
-    def column(self, feature: str) -> str:
-        """The output column of ``feature``: ``{family}__{feature}``."""
-        return f"{self.name}{SEPARATOR}{feature}"
-
-    @property
-    def event_time_column(self) -> str:
-        """The output column holding the event time of the value used (when asked for)."""
-        return f"{self.name}{SEPARATOR}event_time"
 
 
 @dataclass(frozen=True)
@@ -102,70 +92,6 @@ def point_in_time_join(
     return result
 
 
-class _Family(Protocol):
-    """What the column checks need of a family (``FeatureFrame`` and the Arrow one both fit)."""
-
-    @property
-    def join_key(self) -> str: ...
-
-    @property
-    def features(self) -> tuple[str, ...]: ...
-
-    @property
-    def event_time_column(self) -> str: ...
-
-    def column(self, feature: str) -> str: ...
-
-
-_F = TypeVar("_F", bound=_Family)
-
-
-def check_columns(
-    present: Sequence[str],
-    families: Sequence[_Family],
-    timestamp_column: str,
-    include_event_times: bool,
-) -> None:
-    """Refuse a spine missing a needed column, or an output name that would appear twice."""
-    needed = [timestamp_column, *(f.join_key for f in families)]
-    for column in needed:
-        if column not in present:
-            raise DefinitionError(
-                "spine", f"has no column {column!r}; its columns are {', '.join(present)}"
-            )
-    outputs: set[str] = set()
-    for family in families:
-        names = [family.column(f) for f in family.features]
-        if include_event_times:
-            names.append(family.event_time_column)
-        for name in names:
-            if name in present or name in outputs:
-                raise DefinitionError(
-                    "features", f"output column {name!r} would appear twice; rename it"
-                )
-            outputs.add(name)
-
-
-# Kinds of key column types: a join compares keys of one kind only. Text keys against
-# numbers would match "1" with 1 (and "01" with 1) where the cast works and fail on "u1"
-# where it does not, differently on each engine; so the mismatch is refused up front.
-TEXT = "string"
-
-
-def check_key_kinds(family: str, key: str, spine_kind: str | None, family_kind: str) -> None:
-    """Refuse a text key against a non-text one; both engines call this with their types.
-
-    ``spine_kind`` is ``None`` for a column of nulls only (no type to compare).
-    """
-    if spine_kind is None or (spine_kind == TEXT) == (family_kind == TEXT):
-        return
-    raise DefinitionError(
-        f"{family}.join_key",
-        f"the spine's key column {key!r} is {spine_kind} and family {family}'s is "
-        f"{family_kind}; they cannot be compared: give the spine's column the family's type",
-    )
-
-
 def spark_key_kind(simple_string: str) -> str | None:
     """The kind of a Spark key type (``simpleString``) for ``check_key_kinds``."""
     if simple_string in ("string",) or simple_string.startswith(("varchar", "char")):
@@ -175,14 +101,6 @@ def spark_key_kind(simple_string: str) -> str | None:
     if simple_string in ("float", "double") or simple_string.startswith("decimal"):
         return "floating point"
     return None if simple_string == "void" else simple_string
-
-
-def group_by_key(families: Sequence[_F]) -> dict[str, list[_F]]:
-    """Families by join key, keys in first-seen order: this order gives the output columns."""
-    groups: dict[str, list[_F]] = {}
-    for family in families:
-        groups.setdefault(family.join_key, []).append(family)
-    return groups
 
 
 def _join_group(

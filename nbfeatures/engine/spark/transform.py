@@ -23,9 +23,9 @@ from nbfeatures.definitions import (
     check_name,
     parse_duration,
 )
-from nbfeatures.engine.python_body import run_python
-from nbfeatures.engine.sources import check_limit
-from nbfeatures.engine.sql_body import run_sql
+from nbfeatures.engine.spark.python_body import run_python
+from nbfeatures.engine.spark.sources import check_limit
+from nbfeatures.engine.spark.sql_body import run_sql
 from nbfeatures.errors import DefinitionError, SchemaError
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """A family version's rows in join order, built when they are computed, read by memory map.
 
-The in-process join (``local_pit``) on the date-partitioned Parquet spends most of its time
+The in-process join (``arrow.pit``) on the date-partitioned Parquet spends most of its time
 decoding pages and ordering every row by (entity, time) before it can search; both are the
 same work for every training set of a version. So, for a local offline root, computing a
 version also writes its rows once more, ready for the join::
@@ -18,7 +18,7 @@ distinct times (``mode`` "rank"). A spine row's own key of the same form, search
 ``searchsorted(side="right") - 1``, lands on the latest row of its entity at or before its
 time, or on another entity's row (then there is none). Rows with a null key or time can never
 be chosen and are not written. Rows sharing an entity and a time stay: which one wins depends
-on the features asked for (``local_pit.break_ties``), so the few searches that land on such
+on the features asked for (``arrow.match.break_ties``), so the few searches that land on such
 a run order it then. The index answers exactly what the join over the Parquet answers.
 
 It lives beside the Parquet, in a folder Spark and ``pyarrow.dataset`` skip (leading ``_``).
@@ -44,36 +44,36 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
-from nbfeatures.engine.arrow_rows import (
+from nbfeatures.engine.arrow.columns import (
+    DENSE_FACTOR,
+    DENSE_FLOOR,
+    ArrowFeatures,
+    int64_values,
+    to_micros,
+)
+from nbfeatures.engine.arrow.match import break_ties
+from nbfeatures.engine.arrow.rows import (
     ParquetRows,
+    Scatter,
     TableRows,
-    _fixed_width,
-    _Scatter,
+    fixed_width,
     map_threads,
     sort_with_index,
 )
 from nbfeatures.engine.gcs import arrow_filesystem, is_gcs
-from nbfeatures.engine.local_pit import (
-    _DENSE_FACTOR,
-    _DENSE_FLOOR,
-    ArrowFeatures,
-    _int64,
-    break_ties,
-    to_micros,
-)
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from nbfeatures.engine.offline import Manifest
+    from nbfeatures.engine.offline_store import Manifest
 
     Ints = npt.NDArray[np.int64]
     Bools = npt.NDArray[np.bool_]
 
 INDEX_DIR = "_join_index"
 INDEX_FORMAT = 1
-# The in-process join's limit (``training.ARROW_MAX_ROWS`` is this): bigger versions go to
+# The in-process join's limit (``engine.factory.ARROW_MAX_ROWS`` is this): bigger versions go to
 # Spark's join, which does not read the index.
 MAX_ROWS = 30_000_000
 ORDER_COLUMN = "__nbf_order"
@@ -206,13 +206,13 @@ class JoinIndex:
         pa = require("pyarrow", "spark")
         pc = require("pyarrow.compute", "spark")
         if pa.types.is_integer(self.keys.type):
-            known = _int64(self.keys)[0]
-            keys, valid = _int64(spine_key)
+            known = int64_values(self.keys)[0]
+            keys, valid = int64_values(spine_key)
             if not len(known):
                 unknown: Ints = np.full(len(keys), -1, np.int64)
                 return unknown
             low, width = int(known[0]), int(known[-1]) - int(known[0]) + 1
-            if width <= max(_DENSE_FACTOR * len(known), _DENSE_FLOOR):
+            if width <= max(DENSE_FACTOR * len(known), DENSE_FLOOR):
                 # Keys over a dense range: a table by offset, not a binary search per key.
                 table = np.full(width + 1, -1, np.int64)
                 table[known - low] = np.arange(len(known))
@@ -239,11 +239,11 @@ class JoinIndex:
         pc = require("pyarrow.compute", "spark")
         rows = matched.rows
         missing = rows < 0
-        fixed = [f for f in features if _fixed_width(self.rows.schema.field(f).type)]
+        fixed = [f for f in features if fixed_width(self.rows.schema.field(f).type)]
         out: dict[str, Any] = {}
         if fixed:
             batch = pa.RecordBatch.from_arrays([self._column(f) for f in fixed], names=fixed)
-            target = _Scatter.empty([batch.schema.field(f).type for f in fixed], len(rows))
+            target = Scatter.empty([batch.schema.field(f).type for f in fixed], len(rows))
             # In file order: the gathers walk the mapped pages forward.
             parts = np.array_split(matched.in_file_order, max(1, threads))
             map_threads(lambda at: target.put(batch, rows[at], at), parts, threads)
@@ -306,7 +306,7 @@ def build_index(manifest: Manifest, version_path: str, features: Sequence[str]) 
     if manifest.rows > MAX_ROWS:
         _remove_others(index_root(version_path), keep=None)  # grown past it: none stays
         return None
-    from nbfeatures.engine.offline import arrow_dataset
+    from nbfeatures.engine.offline_store import arrow_dataset
 
     pa = require("pyarrow", "spark")
     table = arrow_dataset(version_path).to_table(

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 
 from nbfeatures._deps import require
 from nbfeatures.definitions import Source
-from nbfeatures.engine.sources import read_source
-from nbfeatures.engine.spark_errors import (
+from nbfeatures.engine.spark.sources import read_source
+from nbfeatures.engine.spark.spark_errors import (
     error_condition,
     message_parameters,
     spark_message,
     spark_position,
 )
-from nbfeatures.engine.sql_guard import check_read_only
+from nbfeatures.engine.spark.sql_guard import check_read_only
 from nbfeatures.errors import NbfeaturesError, SourceError, TransformationError
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from nbfeatures._deps import require
 from nbfeatures.definitions import Source, SourceFormat
-from nbfeatures.engine.spark_errors import error_condition, spark_message
+from nbfeatures.engine.spark.spark_errors import error_condition, spark_message
 from nbfeatures.errors import DefinitionError, SourceError
 
 if TYPE_CHECKING:

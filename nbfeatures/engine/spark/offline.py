@@ -1,42 +1,45 @@
-"""The offline store: versioned feature sets as Parquet, one folder per family version.
+"""The Spark engine's offline writes and reads: a version computed into its Parquet folder.
 
-Layout under ``settings.offline`` (a local path or ``gs://bucket/prefix``)::
-
-    {family}/v{N}/event_date=YYYY-MM-DD/part-*.parquet
-    {family}/v{N}/_manifest.json
-    {family}/v{N}/_join_index/{fingerprint}/   (local roots: ``engine.join_index``)
+The folder's layout and its manifest are ``engine.offline_store``'s.
 
 ``compute_offline`` runs a version's transformation on its full sources, keeps the rows whose
 event time falls in the requested range and replaces only the UTC dates of that range: a date
 is the unit of replacement, so the range is widened to whole days (``ranges.widen_to_days``)
 and the manifest records the widened range as covered. Other dates stay as they were.
 
-The manifest (``Manifest``) says what the folder holds: rows, distinct entities, per-date
-counts, the merged covered event-time ranges, the definition hash, the Spark version and, for
-each run, the snapshot facts of every source read (file names, sizes, modification times for
-paths; the table name for tables). Every time is UTC.
-
 Local roots are written by Spark (dynamic partition overwrite), and so are ``gs://`` roots
 when ``settings.gcs_connector`` says Spark has Google's GCS connector. Without it, ``gs://``
 roots are written and read through pyarrow's GCS filesystem: Spark computes, the result is
-collected as Arrow and pyarrow writes the partitions. Manifests always go through pyarrow.
+collected as Arrow and pyarrow writes the partitions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import uuid
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from nbfeatures._deps import require
-from nbfeatures.definitions import FeatureFamily, Source, SourceFormat
+from nbfeatures.definitions import FeatureFamily, Source
 from nbfeatures.engine import ranges
-from nbfeatures.engine.gcs import arrow_filesystem, configure_connector, is_gcs, join
-from nbfeatures.engine.join_index import build_index
-from nbfeatures.engine.spark_api import functions
+from nbfeatures.engine.arrow.join_index import build_index
+from nbfeatures.engine.gcs import arrow_filesystem, configure_connector, is_gcs
+from nbfeatures.engine.offline_store import (
+    PARTITION_COLUMN,
+    Manifest,
+    VersionedFamily,
+    arrow_dataset,
+    arrow_partitioning,
+    check_offline,
+    iso_utc,
+    read_arrow,
+    read_manifest,
+    source_snapshot,
+    version_path,
+    write_manifest,
+)
+from nbfeatures.engine.spark.spark_api import functions
 from nbfeatures.errors import ConfigError, DefinitionError, OfflineDataMissing, SchemaError
 
 if TYPE_CHECKING:
@@ -47,169 +50,6 @@ if TYPE_CHECKING:
     from nbfeatures.config import Settings
 
 log = logging.getLogger(__name__)
-
-MANIFEST_FILE = "_manifest.json"
-PARTITION_COLUMN = "event_date"
-MANIFEST_FORMAT = 1
-
-
-class VersionedFamily(Protocol):
-    """What the offline store needs of a catalog version (``catalog.FamilyVersion`` fits)."""
-
-    @property
-    def family(self) -> FeatureFamily: ...
-
-    @property
-    def version(self) -> int: ...
-
-    @property
-    def hash(self) -> str: ...
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat()
-
-
-def _parse_time(text: str) -> dt.datetime:
-    return ranges.to_utc(dt.datetime.fromisoformat(text))
-
-
-@dataclass
-class Manifest:
-    """What one family version's offline folder holds; stored as ``_manifest.json``."""
-
-    family: str
-    version: int
-    hash: str
-    entity_key: str
-    timestamp: str
-    spark_version: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    covered: list[ranges.TimeRange] = field(default_factory=list)
-    partitions: dict[str, dict[str, int]] = field(default_factory=dict)
-    entities: int = 0
-    runs: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def rows(self) -> int:
-        return sum(p["rows"] for p in self.partitions.values())
-
-    def missing(self, start: dt.datetime, end: dt.datetime) -> list[ranges.TimeRange]:
-        """The parts of ``[start, end)`` this folder does not cover."""
-        return ranges.gaps(self.covered, start, end)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": MANIFEST_FORMAT,
-            "family": self.family,
-            "version": self.version,
-            "hash": self.hash,
-            "entity_key": self.entity_key,
-            "timestamp": self.timestamp,
-            "rows": self.rows,
-            "entities": self.entities,
-            "covered": [[_iso(s), _iso(e)] for s, e in self.covered],
-            "partitions": dict(sorted(self.partitions.items())),
-            "spark_version": self.spark_version,
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
-            "runs": self.runs,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        return cls(
-            family=data["family"],
-            version=int(data["version"]),
-            hash=data["hash"],
-            entity_key=data["entity_key"],
-            timestamp=data["timestamp"],
-            spark_version=data["spark_version"],
-            created_at=_parse_time(data["created_at"]),
-            updated_at=_parse_time(data["updated_at"]),
-            covered=[(_parse_time(s), _parse_time(e)) for s, e in data["covered"]],
-            partitions={k: dict(v) for k, v in data["partitions"].items()},
-            entities=int(data["entities"]),
-            runs=list(data["runs"]),
-        )
-
-
-def version_path(settings: Settings, family: str, version: int) -> str:
-    """Where a family version's Parquet lives: ``{offline}/{family}/v{N}``."""
-    return join(settings.offline, family, f"v{version}")
-
-
-def read_manifest(settings: Settings, family: str, version: int) -> Manifest | None:
-    """The stored manifest of a family version, or ``None`` when nothing was computed."""
-    fs, root = arrow_filesystem(version_path(settings, family, version))
-    path = f"{root}/{MANIFEST_FILE}"
-    pafs = require("pyarrow.fs", "spark")
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        return None
-    with fs.open_input_stream(path) as stream:
-        return Manifest.from_dict(json.loads(stream.read().decode()))
-
-
-def _write_manifest(settings: Settings, manifest: Manifest) -> None:
-    """Write the manifest; locally through a temporary file and a rename, so it is whole."""
-    fs, root = arrow_filesystem(version_path(settings, manifest.family, manifest.version))
-    fs.create_dir(root, recursive=True)
-    data = json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode()
-    target = f"{root}/{MANIFEST_FILE}"
-    if is_gcs(settings.offline):
-        with fs.open_output_stream(target) as stream:
-            stream.write(data)
-        return
-    temporary = f"{root}/.{MANIFEST_FILE}.{uuid.uuid4().hex}"
-    with fs.open_output_stream(temporary) as stream:
-        stream.write(data)
-    fs.move(temporary, target)
-
-
-def check_offline(
-    settings: Settings, family: str, version: int, start: dt.datetime, end: dt.datetime
-) -> Manifest:
-    """The manifest, if it covers ``[start, end)``; else ``OfflineDataMissing`` naming the gap."""
-    start, end = ranges.check_range(start, end)
-    manifest = read_manifest(settings, family, version)
-    if manifest is None:
-        raise OfflineDataMissing(family, version, start, end)
-    missing = manifest.missing(start, end)
-    if missing:
-        raise OfflineDataMissing(family, version, missing[0][0], missing[0][1])
-    return manifest
-
-
-def source_snapshot(source: Source) -> dict[str, Any]:
-    """What a source looked like when read: files with sizes and mtimes, or a table name."""
-    if source.format is SourceFormat.TABLE:
-        return {"name": source.name, "format": source.format.value, "table": source.location}
-    pafs = require("pyarrow.fs", "spark")
-    fs, path = arrow_filesystem(source.location)
-    info = fs.get_file_info(path)
-    if info.type == pafs.FileType.Directory:
-        infos = [
-            i
-            for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
-            if i.type == pafs.FileType.File and not i.base_name.startswith(("_", "."))
-        ]
-    else:
-        infos = [info] if info.type == pafs.FileType.File else []
-    files = [
-        {
-            "path": i.path,
-            "size": i.size,
-            "modified": _iso(i.mtime) if i.mtime is not None else None,
-        }
-        for i in sorted(infos, key=lambda i: str(i.path))
-    ]
-    return {
-        "name": source.name,
-        "format": source.format.value,
-        "location": source.location,
-        "files": files,
-    }
 
 
 def _check_utc(spark: SparkSession) -> None:
@@ -245,7 +85,7 @@ def compute_offline(
     end: dt.datetime,
 ) -> Manifest:
     """Compute ``fv`` on its full sources and store event times ``[start, end)`` (whole days)."""
-    from nbfeatures.engine.transform import run_transformation
+    from nbfeatures.engine.spark.transform import run_transformation
 
     started = dt.datetime.now(dt.UTC)
     family = fv.family
@@ -320,16 +160,16 @@ def write_offline(
     manifest.updated_at = now
     manifest.runs.append(
         {
-            "started_at": _iso(started_at),
-            "finished_at": _iso(now),
-            "requested": [_iso(start), _iso(end)],
-            "stored": [_iso(day_start), _iso(day_end)],
+            "started_at": iso_utc(started_at),
+            "finished_at": iso_utc(now),
+            "requested": [iso_utc(start), iso_utc(end)],
+            "stored": [iso_utc(day_start), iso_utc(day_end)],
             "rows": sum(p["rows"] for p in written.values()),
             "sources": snapshots,
             **({"full": True} if full else {}),
         }
     )
-    _write_manifest(settings, manifest)
+    write_manifest(settings, manifest)
     # After the manifest, which names it. The Parquet and the manifest are the offline set;
     # the index only speeds joins up, so a failed build is reported, not raised: without a
     # matching index, joins read the Parquet.
@@ -386,12 +226,6 @@ def _write_spark(
     }
 
 
-def _arrow_partitioning() -> Any:
-    pa = require("pyarrow", "spark")
-    ds = require("pyarrow.dataset", "spark")
-    return ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.string())]), flavor="hive")
-
-
 def _write_arrow(rows: DataFrame, path: str, key: str) -> dict[str, dict[str, int]]:
     """Collect as Arrow and write the dates with pyarrow, replacing only those written."""
     ds = require("pyarrow.dataset", "spark")
@@ -403,7 +237,7 @@ def _write_arrow(rows: DataFrame, path: str, key: str) -> dict[str, dict[str, in
             root,
             format="parquet",
             filesystem=fs,
-            partitioning=_arrow_partitioning(),
+            partitioning=arrow_partitioning(),
             existing_data_behavior="delete_matching",
             basename_template=f"part-{uuid.uuid4().hex}-{{i}}.parquet",
         )
@@ -448,32 +282,6 @@ def _count_entities(spark: SparkSession, path: str, key: str, through_spark: boo
     return int(row["n"])
 
 
-def date_filter(start: dt.datetime | None, end: dt.datetime | None) -> Any:
-    """A ``pyarrow.dataset`` filter keeping the event-date partitions of ``[start, end]``."""
-    ds = require("pyarrow.dataset", "spark")
-    condition = None
-    if start is not None:
-        condition = ds.field(PARTITION_COLUMN) >= start.date().isoformat()
-    if end is not None:
-        upper = ds.field(PARTITION_COLUMN) <= end.date().isoformat()
-        condition = upper if condition is None else condition & upper
-    return condition
-
-
-def arrow_dataset(path: str) -> Any:
-    """A version's offline set at ``path`` as a ``pyarrow.dataset`` (local or ``gs://``)."""
-    ds = require("pyarrow.dataset", "spark")
-    fs, root = arrow_filesystem(path)
-    return ds.dataset(
-        root,
-        format="parquet",
-        filesystem=fs,
-        partitioning=_arrow_partitioning(),
-        exclude_invalid_files=False,
-        ignore_prefixes=["_", "."],
-    )
-
-
 def read_offline(
     spark: SparkSession,
     settings: Settings,
@@ -500,7 +308,7 @@ def read_offline(
     end = ranges.to_utc(end, "end") if end is not None else None
     path = version_path(settings, family, version)
     if not spark_reaches(settings, spark):
-        frame = spark.createDataFrame(_read_arrow(path, manifest.timestamp, start, end))
+        frame = spark.createDataFrame(read_arrow(path, manifest.timestamp, start, end))
     else:
         frame = spark.read.parquet(path)
         # Partition pruning first (cheap), then the exact event-time bounds.
@@ -514,10 +322,3 @@ def read_offline(
     if end is not None:
         frame = frame.where(ts < F.lit(end))
     return frame.drop(PARTITION_COLUMN)
-
-
-def _read_arrow(
-    path: str, timestamp: str, start: dt.datetime | None, end: dt.datetime | None
-) -> Any:
-    table = arrow_dataset(path).to_table(filter=date_filter(start, end))
-    return table.drop_columns([PARTITION_COLUMN])

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from nbfeatures.engine.spark_api import is_connect
+from nbfeatures.engine.spark.spark_api import is_connect
 
 log = logging.getLogger(__name__)
 _POLL_SECONDS = 0.5
