@@ -46,6 +46,13 @@ from __future__ import annotations
 import datetime as dt
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's text (its type when empty), cut to ``limit``: what an
+    error or a record says about a cause without pasting a whole traceback into it."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:limit]
+
+
 class NbfeaturesError(Exception):
     """Base of every error nbfeatures raises on purpose."""
 

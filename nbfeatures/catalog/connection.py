@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nbfeatures._deps import require
-from nbfeatures.errors import CatalogUnavailable
+from nbfeatures.errors import CatalogUnavailable, first_line
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -124,7 +124,7 @@ class Connection:
         except Exception as exc:
             # Whatever stops the store from opening (a bad path, an unknown scheme, a
             # database that refuses us) makes the catalog unusable, not the caller's request.
-            raise CatalogUnavailable(redact(self.uri), _first_line(exc)) from exc
+            raise CatalogUnavailable(redact(self.uri), first_line(exc)) from exc
         return client
 
     def _probe_health(self) -> None:
@@ -154,7 +154,7 @@ class Connection:
             raise
         except Exception as exc:
             if is_unavailable(exc):
-                raise CatalogUnavailable(redact(self.uri), _first_line(exc)) from exc
+                raise CatalogUnavailable(redact(self.uri), first_line(exc)) from exc
             raise
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -205,8 +205,3 @@ def error_code(exc: BaseException) -> str | None:
     """MLflow's error code (``RESOURCE_ALREADY_EXISTS``...) of an ``MlflowException``."""
     code = getattr(exc, "error_code", None)
     return code if isinstance(code, str) else None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]

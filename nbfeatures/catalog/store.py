@@ -12,29 +12,23 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-import json
 import re
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-
 from nbfeatures.catalog.changes import describe_changes
 from nbfeatures.catalog.connection import Connection, error_code, redact
 from nbfeatures.catalog.lock import FamilyLock
+from nbfeatures.catalog.model_reads import ModelReads, aliases, is_name
 from nbfeatures.catalog.records import (
     MAX_MODEL_TAG_VALUE,
     PRODUCTION_ALIAS,
     STATUS_DEPRECATED,
     STATUS_DRAFT,
     STATUS_PRODUCTION,
-    TAG_DEFINITION,
     TAG_HASH,
-    TAG_STATS,
-    TAG_STATS_ARTIFACT,
     TAG_STATUS,
     FamilyDeprecatedWarning,
     FamilySummary,
@@ -42,16 +36,11 @@ from nbfeatures.catalog.records import (
     Registration,
     deprecation_tags,
     encode_json,
-    family_status,
     metadata_changes,
-    overlay_metadata,
     read_deprecation,
-    utc_from_millis,
-    version_status,
 )
 from nbfeatures.catalog.writer import VersionWriter
 from nbfeatures.definitions import (
-    NAME_PATTERN,
     Deprecation,
     FeatureFamily,
     FeatureRef,
@@ -64,6 +53,7 @@ from nbfeatures.errors import (
     FamilySunset,
     FeatureNotFound,
     RegistrationFailed,
+    first_line,
 )
 
 if TYPE_CHECKING:
@@ -117,8 +107,7 @@ class Catalog:
             self._connection, model_prefix, timeout=lock_timeout, stale_after=lock_stale_after
         )
         self._writer = VersionWriter(self._connection, experiment_name, self.artifact_location)
-        # Versions are immutable, so a definition cached by (model, hash) is never stale.
-        self._definitions: dict[str, FeatureFamily] = {}
+        self._reads = ModelReads(self._connection, model_prefix)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Catalog:
@@ -154,9 +143,9 @@ class Catalog:
         stats_json = None if stats is None else encode_json(dict(stats))
         name = self.model_name(family.name)
         with self._lock.hold(family.name):
-            model = self._find_model(name)
-            versions = self._search_versions(name) if model is not None else []
-            records = [self._record(model, v) for v in versions]
+            model = self._reads.find_model(name)
+            versions = self._reads.search_versions(name) if model is not None else []
+            records = [self._reads.record(model, v) for v in versions]
             previous = records[-1] if records else None
             existing = next((r for r in records if r.hash == family.version_hash), None)
             if existing is not None:
@@ -210,13 +199,13 @@ class Catalog:
             if isinstance(exc, CatalogUnavailable | KeyboardInterrupt):
                 raise
             if isinstance(exc, Exception):
-                raise RegistrationFailed(family.name, step, _first_line(exc)) from exc
+                raise RegistrationFailed(family.name, step, first_line(exc)) from exc
             raise
 
     def _earlier_twin(self, name: str, version_hash: str, number: int) -> int | None:
         twins = [
             int(v.version)
-            for v in self._search_versions(name)
+            for v in self._reads.search_versions(name)
             if v.tags.get(TAG_HASH) == version_hash and int(v.version) < number
         ]
         return min(twins) if twins else None
@@ -225,11 +214,11 @@ class Catalog:
 
     def get(self, name: str, version: int | None = None, alias: str | None = None) -> FamilyVersion:
         """A version by number or alias; the latest by default. ``FeatureNotFound`` otherwise."""
-        model = self._require_model(name)
+        model = self._reads.require_model(name)
         client = self._connection.client
         model_name = self.model_name(name)
         if alias is not None:
-            aliased = _aliases(model).get(alias)
+            aliased = aliases(model).get(alias)
             if aliased is None:
                 raise FeatureNotFound(
                     name, alias, message=f"family {name} has no version with alias {alias!r}"
@@ -242,30 +231,32 @@ class Catalog:
                 )
             version = aliased
         if version is None:
-            latest = self._latest_version(model_name)
+            latest = self._reads.latest_version(model_name)
             if latest is None:
                 raise FeatureNotFound(name, message=f"family {name} has no versions")
-            return self._record(model, latest)
+            return self._reads.record(model, latest)
         try:
             found = self._connection.call(client.get_model_version, model_name, str(version))
         except Exception as exc:
             if error_code(exc) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise FeatureNotFound(name, version) from None
             raise
-        return self._record(model, found)
+        return self._reads.record(model, found)
 
     def latest(self, name: str) -> FamilyVersion | None:
         """The highest version of ``name``, or None if there is no such family."""
-        model = self._find_model(self.model_name(name)) if _is_name(name) else None
+        model = self._reads.find_model(self.model_name(name)) if is_name(name) else None
         if model is None:
             return None
-        latest = self._latest_version(self.model_name(name))
-        return None if latest is None else self._record(model, latest)
+        latest = self._reads.latest_version(self.model_name(name))
+        return None if latest is None else self._reads.record(model, latest)
 
     def history(self, name: str) -> builtins.list[FamilyVersion]:
         """Every version of ``name``, oldest first."""
-        model = self._require_model(name)
-        return [self._record(model, v) for v in self._search_versions(self.model_name(name))]
+        model = self._reads.require_model(name)
+        return [
+            self._reads.record(model, v) for v in self._reads.search_versions(self.model_name(name))
+        ]
 
     def list(self) -> builtins.list[FamilySummary]:
         """Every family, sorted by name: one paged search, no call per family."""
@@ -274,7 +265,9 @@ class Catalog:
             client.search_registered_models,
             filter_string=f"name LIKE '{self.model_prefix}%'",
         )
-        summaries = [self._summary(m) for m in models if self._family_of(m.name) is not None]
+        summaries = [
+            self._reads.summary(m) for m in models if self._reads.family_of(m.name) is not None
+        ]
         return sorted((s for s in summaries if s is not None), key=lambda s: s.name)
 
     def production_versions(self) -> dict[str, int]:
@@ -287,8 +280,8 @@ class Catalog:
         )
         found: dict[str, int] = {}
         for model in models:
-            family = self._family_of(model.name)
-            production = _aliases(model).get(PRODUCTION_ALIAS)
+            family = self._reads.family_of(model.name)
+            production = aliases(model).get(PRODUCTION_ALIAS)
             if family is not None and production is not None:
                 found[family] = production
         return found
@@ -340,7 +333,7 @@ class Catalog:
         applied by servers once the online layouts say so (``promotion.metadata``, which
         ``nbfeatures set`` and the ``%%feature`` magic call).
         """
-        model = self._require_model(name)
+        model = self._reads.require_model(name)
         latest = self.get(name)
         updated = latest.family.with_metadata(
             owner=owner,
@@ -369,11 +362,11 @@ class Catalog:
         """
         deprecation = Deprecation(reason=reason, replacement=replacement, sunset=sunset)
         model_name = self.model_name(name)
-        self._require_model(name)
+        self._reads.require_model(name)
         client = self._connection.client
         for key, value in deprecation_tags(deprecation).items():
             self._connection.call(client.set_registered_model_tag, model_name, key, value)
-        for version in self._search_versions(model_name):
+        for version in self._reads.search_versions(model_name):
             self._connection.call(
                 client.set_model_version_tag,
                 model_name,
@@ -385,11 +378,11 @@ class Catalog:
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         """Point ``alias`` at ``version``; for ``production`` also update the status tags."""
-        model = self._require_model(name)
+        model = self._reads.require_model(name)
         model_name = self.model_name(name)
         client = self._connection.client
         self.get(name, version)  # FeatureNotFound for a version that does not exist
-        before = _aliases(model).get(alias)
+        before = aliases(model).get(alias)
         self._connection.call(client.set_registered_model_alias, model_name, alias, str(version))
         if alias != PRODUCTION_ALIAS or read_deprecation(model.tags) is not None:
             return
@@ -439,8 +432,8 @@ class Catalog:
         if ref.version is not None:
             found = self.get(ref.family, ref.version)
         else:
-            model = self._require_model(ref.family)
-            production = _aliases(model).get(PRODUCTION_ALIAS)
+            model = self._reads.require_model(ref.family)
+            production = aliases(model).get(PRODUCTION_ALIAS)
             found = self.get(ref.family, production)
         if not ref.is_wildcard and ref.feature not in found.family.feature_names:
             raise FeatureNotFound(
@@ -458,132 +451,6 @@ class Catalog:
             warnings.warn(FamilyDeprecatedWarning(message), stacklevel=2)
         return found
 
-    # ----------------------------------------------------------------- MLflow records
-
-    def _family_of(self, model_name: str) -> str | None:
-        """The family a registered model holds, or None for lock and foreign models."""
-        if not model_name.startswith(self.model_prefix):
-            return None
-        family = model_name[len(self.model_prefix) :]
-        return family if _is_name(family) else None
-
-    def _find_model(self, model_name: str) -> Any | None:
-        client = self._connection.client
-        try:
-            return self._connection.call(client.get_registered_model, model_name)
-        except Exception as exc:
-            if error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
-                return None
-            raise
-
-    def _require_model(self, name: str) -> Any:
-        if not _is_name(name):
-            raise FeatureNotFound(name, None, "not a valid family name")
-        model = self._find_model(self.model_name(name))
-        if model is None:
-            raise FeatureNotFound(name)
-        return model
-
-    def _search_versions(self, model_name: str) -> builtins.list[Any]:
-        client = self._connection.client
-        found = self._connection.search_all(
-            client.search_model_versions, filter_string=f"name = '{model_name}'"
-        )
-        return sorted(found, key=lambda v: int(v.version))
-
-    def _latest_version(self, model_name: str) -> Any | None:
-        client = self._connection.client
-        found = self._connection.call(
-            client.search_model_versions,
-            filter_string=f"name = '{model_name}'",
-            order_by=["version_number DESC"],
-            max_results=1,
-        )
-        return found[0] if found else None
-
-    def _definition(self, version: Any) -> FeatureFamily:
-        # The hash covers content, not the family name: two families may share it.
-        key = f"{version.name}:{version.tags.get(TAG_HASH, '')}"
-        cached = self._definitions.get(key)
-        if cached is not None:
-            return cached
-        raw = version.tags.get(TAG_DEFINITION)
-        if raw:
-            data = json.loads(raw)
-        else:
-            data = yaml.safe_load(self._download(str(version.run_id), "definition.yaml"))
-        family = FeatureFamily.from_dict(data)
-        if version.tags.get(TAG_HASH):
-            self._definitions[key] = family
-        return family
-
-    def _download(self, run_id: str, path: str) -> str:
-        client = self._connection.client
-        with tempfile.TemporaryDirectory(prefix="nbf-catalog-") as tmp:
-            local = self._connection.call(client.download_artifacts, run_id, path, tmp)
-            return Path(local).read_text()
-
-    def _stats(self, version: Any) -> dict[str, Any] | None:
-        raw = version.tags.get(TAG_STATS)
-        if raw is None and version.tags.get(TAG_STATS_ARTIFACT):
-            raw = self._download(str(version.run_id), version.tags[TAG_STATS_ARTIFACT])
-        if raw is None:
-            return None
-        loaded = json.loads(raw)
-        return loaded if isinstance(loaded, dict) else {"value": loaded}
-
-    def _record(self, model: Any, version: Any) -> FamilyVersion:
-        tags = dict(model.tags)
-        number = int(version.version)
-        deprecation = read_deprecation(tags)
-        aliases = tuple(sorted(a for a, v in _aliases(model).items() if v == number))
-        return FamilyVersion(
-            family=overlay_metadata(self._definition(version), tags),
-            version=number,
-            hash=str(version.tags.get(TAG_HASH, "")),
-            status=version_status(aliases, deprecation),
-            aliases=aliases,
-            created_at=utc_from_millis(version.creation_timestamp),
-            run_id=str(version.run_id or ""),
-            deprecation=deprecation,
-            stats=self._stats(version),
-        )
-
-    def _summary(self, model: Any) -> FamilySummary | None:
-        latest_versions = list(model.latest_versions or [])
-        if not latest_versions:
-            latest = self._latest_version(model.name)  # a store that omits latest_versions
-            if latest is None:
-                return None
-            latest_versions = [latest]
-        latest = max(latest_versions, key=lambda v: int(v.version))
-        tags = dict(model.tags)
-        family = overlay_metadata(self._definition(latest), tags)
-        production = _aliases(model).get(PRODUCTION_ALIAS)
-        return FamilySummary(
-            name=family.name,
-            latest_version=int(latest.version),
-            production_version=production,
-            owner=family.owner,
-            description=family.description,
-            tags=family.tags,
-            status=family_status(production, read_deprecation(tags)),
-            entity=family.entity.name,
-            features=family.feature_names,
-            freshness=family.freshness,
-        )
-
-
-def _aliases(model: Any) -> dict[str, int]:
-    raw = getattr(model, "aliases", None) or {}
-    if isinstance(raw, Mapping):
-        return {str(k): int(v) for k, v in raw.items()}
-    return {str(a.alias): int(a.version) for a in raw}
-
-
-def _is_name(name: str) -> bool:
-    return isinstance(name, str) and NAME_PATTERN.match(name) is not None
-
 
 def _default_artifact_location(tracking_uri: str) -> str | None:
     """Beside an embedded SQLite file; remote servers choose (``--serve-artifacts``)."""
@@ -600,11 +467,6 @@ def _deprecation_message(family: str, deprecation: Deprecation) -> str:
     if deprecation.sunset:
         parts.append(f"sunset {deprecation.sunset.isoformat()}")
     return "; ".join(parts)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
 
 
 def _check_read_only(family: FeatureFamily) -> None:

@@ -45,6 +45,7 @@ from nbfeatures.errors import (
     ReportFailed,
     ReportNotFound,
     ReviewRefused,
+    first_line,
 )
 from nbfeatures.monitoring.report_copy import copy_folder, copy_report
 from nbfeatures.monitoring.summary import REPORT_KINDS, ReportResult, ReportSummary, Status
@@ -226,7 +227,7 @@ class ReportStore:
                 if isinstance(exc, CatalogUnavailable) or not isinstance(exc, Exception):
                     raise
                 raise ReportFailed(
-                    summary.family, summary.kind, f"saving it in MLflow failed: {_first_line(exc)}"
+                    summary.family, summary.kind, f"saving it in MLflow failed: {first_line(exc)}"
                 ) from exc
             created = utc_from_millis(run.info.start_time)
             self._deliver(summary, run_id, created, files)
@@ -242,7 +243,7 @@ class ReportStore:
             try:
                 tags[TAG_COPY] = copy_report(folder, files)
             except Exception as exc:  # the run is complete: a copy that failed loses nothing
-                tags[TAG_COPY_ERROR] = _tag_text(f"copy to {folder} failed: {_first_line(exc)}")
+                tags[TAG_COPY_ERROR] = _tag_text(f"copy to {folder} failed: {first_line(exc)}")
         if self.webhook and summary.status is Status.ALERT:
             problem = post_json(self.webhook, alert_payload(summary, run_id))
             if problem is None:
@@ -534,8 +535,3 @@ def _status(value: Status | str) -> Status:
 
 def _tag_text(text: str) -> str:
     return text if len(text) <= MAX_TAG_VALUE else text[: MAX_TAG_VALUE - 1] + "…"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]

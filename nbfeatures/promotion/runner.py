@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbfeatures._deps import require
-from nbfeatures.errors import PromotionFailed, PromotionInProgress
+from nbfeatures.errors import PromotionFailed, PromotionInProgress, first_line
 from nbfeatures.promotion.records import (
     STEPS,
     ProgressCallback,
@@ -166,7 +166,7 @@ def promote(
     except PromotionInProgress:
         raise
     except Exception as exc:  # Redis unreachable: nothing started, nothing changed
-        raise PromotionFailed(family, label, "lock", _first_line(exc)) from exc
+        raise PromotionFailed(family, label, "lock", first_line(exc, 500)) from exc
     try:
         from nbfeatures.promotion.repair import repair_family
 
@@ -205,7 +205,7 @@ def _target(settings: Settings, family: str, version: int | None, restore: bool)
             family, label, "load", f"the catalog has no production version of {family} to restore"
         ) from None
     except Exception as exc:
-        raise PromotionFailed(family, label, "load", _first_line(exc)) from exc
+        raise PromotionFailed(family, label, "load", first_line(exc, 500)) from exc
     if version is not None and version != found.version:
         raise PromotionFailed(
             family,
@@ -251,7 +251,7 @@ def _publish(
         )
     except Exception as exc:
         progress(StepEvent("publish", 1, 1, time.perf_counter() - began, ok=False))
-        raise PromotionFailed(fv.name, fv.version, "publish", _first_line(exc)) from exc
+        raise PromotionFailed(fv.name, fv.version, "publish", first_line(exc, 500)) from exc
     seconds = time.perf_counter() - began
     progress(StepEvent("publish", 1, 1, seconds))
     return PromotionRecord(
@@ -297,7 +297,7 @@ def _run(
             tags={"nbfeatures.results": str(results_path), "nbfeatures.notebook": str(notebook)},
         )
     except Exception as exc:
-        raise PromotionFailed(family, label, "record", _first_line(exc)) from exc
+        raise PromotionFailed(family, label, "record", first_line(exc, 500)) from exc
 
     observer = StepObserver(progress)
     _register_engine()
@@ -348,7 +348,7 @@ def _run(
             family,
             _version(results_path, label),
             step,
-            _first_line(exc),
+            first_line(exc, 500),
             str(notebook),
             _cell_of(notebook, step),
         )
@@ -414,8 +414,3 @@ def _reason(exc: Any) -> str:
         value = value.split(": ", 1)[-1].removesuffix("; production is unchanged")
         return value
     return f"{name}: {value}" if value else name
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:500]

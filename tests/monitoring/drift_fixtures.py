@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from workspaces import write_workspace
 
-from nbfeatures.config import Settings, load_settings
+from nbfeatures.config import Settings
 from nbfeatures.definitions import (
     Entity,
     Feature,
@@ -26,13 +27,8 @@ from nbfeatures.definitions import (
 
 
 def make_workspace(root: Path, redis_url: str | None = None, monitoring: str = "") -> Settings:
-    """A workspace of its own: nbfeatures.yaml with an owner, a Redis and monitoring settings."""
-    root.mkdir(parents=True, exist_ok=True)
-    text = "owner: tests\nspark_memory: 1g\n"
-    if redis_url:
-        text += f"redis_url: {redis_url}\n"
-    (root / "nbfeatures.yaml").write_text(text + monitoring)
-    return load_settings(root, environ={})
+    """A workspace of its own with a Redis and monitoring settings."""
+    return write_workspace(root, redis_url, monitoring)
 
 
 # ---------------------------------------------------------------------- a family with data

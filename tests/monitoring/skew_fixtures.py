@@ -20,33 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from servers import RedisServer
+from workspaces import SPEND_SQL, spend_family
 
 from nbfeatures.config import Settings, load_settings
 from nbfeatures.definitions import (
-    Entity,
-    Feature,
     FeatureFamily,
-    FeatureType,
-    Source,
-    Transformation,
 )
 from nbfeatures.online import FamilyLayout, OnlineStore
 
 if TYPE_CHECKING:
     from nbfeatures.catalog import Catalog
 
-SPEND_SQL = (
-    "SELECT user_id, ts, amount, CAST(amount AS FLOAT) AS amount32, merchant, "
-    "CAST(amount * 100 AS BIGINT) AS cents FROM transactions"
-)
 # The "deliberately changed transformation": cents computed with another factor.
 SPEND_SQL_CHANGED = SPEND_SQL.replace("amount * 100", "amount * 1000")
-SPEND_FEATURES = (
-    Feature("amount", FeatureType.FLOAT64),
-    Feature("amount32", FeatureType.FLOAT32),
-    Feature("merchant", FeatureType.STRING),
-    Feature("cents", FeatureType.INT64),
-)
 RATIO_BODY = """
 def skew_ratio(df):
     return pd.DataFrame({"double_amount": df["{family}__amount"] * 2.0,
@@ -61,18 +47,6 @@ class SkewWorld:
     store: OnlineStore
     transactions: Path
     users: list[str]
-
-
-def spend_family(name: str, source: Path, sql: str = SPEND_SQL) -> FeatureFamily:
-    return FeatureFamily(
-        name=name,
-        entity=Entity("user", "user_id"),
-        timestamp="ts",
-        features=SPEND_FEATURES,
-        transformation=Transformation("sql", sql),
-        sources=(Source.infer("transactions", str(source), "ts"),),
-        owner="tests",
-    )
 
 
 def ratio_family(name: str, inputs_of: str, factor: str = "2.0") -> FeatureFamily:
@@ -140,7 +114,7 @@ def skew_world(
     users = sorted(set(pq.read_table(source, columns=["user_id"])["user_id"].to_pylist()))
     store = OnlineStore.from_settings(settings)
     world = SkewWorld(settings, Catalog.from_settings(settings), store, source, users)
-    promote(world, spend_family("skew_spend", source), spark)
+    promote(world, spend_family("skew_spend", SPEND_SQL, source), spark)
     promote_on_demand(world, ratio_family("skew_ratio", "skew_spend"))
     yield world
     for key in store.client.scan_iter(match="*skew_*", count=1000):

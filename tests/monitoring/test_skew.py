@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from skew_fixtures import (
+    SPEND_SQL,
     SPEND_SQL_CHANGED,
     promote,
     ratio_family,
@@ -77,7 +78,7 @@ def version_window(skew_world, spark):
     """v1 served (live) while a changed transformation is registered and computed as v2."""
     from nbfeatures import compute
 
-    changed = spend_family("skew_spend", skew_world.transactions, SPEND_SQL_CHANGED)
+    changed = spend_family("skew_spend", SPEND_SQL_CHANGED, skew_world.transactions)
     registered = skew_world.catalog.register(changed)
     assert registered.created and registered.version.version == 2
     compute("skew_spend", 2, settings=skew_world.settings, catalog=skew_world.catalog,
@@ -172,7 +173,7 @@ def test_online_store_not_refreshed_shows_stale(skew_world, spark, tmp_path):
 
     folder = tmp_path / "fresh-source"
     write_source(folder / "part-0.parquet", dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
-    version = promote(skew_world, spend_family("skew_fresh", folder), spark)
+    version = promote(skew_world, spend_family("skew_fresh", SPEND_SQL, folder), spark)
     # The source advances for two users and offline is recomputed; Redis is not refreshed.
     moved = skew_world.users[:2]
     later = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)

@@ -14,52 +14,19 @@ from typing import Any
 
 import pytest
 from servers import RedisServer, redis_server  # noqa: F401  (the session fixture)
+from workspaces import SPEND_FEATURES, SPEND_SQL, spend_family, write_workspace
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from nbfeatures.config import Settings, load_settings
-from nbfeatures.definitions import (
-    Entity,
-    Feature,
-    FeatureFamily,
-    FeatureType,
-    Source,
-    Transformation,
-)
+from nbfeatures.config import Settings
 
-SQL_V1 = (
-    "SELECT user_id, ts, amount, CAST(amount AS FLOAT) AS amount32, merchant, "
-    "CAST(amount * 100 AS BIGINT) AS cents FROM transactions"
-)
-SQL_V2 = SQL_V1.replace("AS cents", "AS cents").replace("merchant,", "upper(merchant) AS merchant,")
+SQL_V1 = SPEND_SQL
+SQL_V2 = SQL_V1.replace("merchant,", "upper(merchant) AS merchant,")
 SQL_V3 = SQL_V1.replace("amount * 100", "amount * 1000")
-FEATURES = (
-    Feature("amount", FeatureType.FLOAT64),
-    Feature("amount32", FeatureType.FLOAT32),
-    Feature("merchant", FeatureType.STRING),
-    Feature("cents", FeatureType.INT64),
-)
-
-
-def make_settings(root: Path, redis_url: str) -> Settings:
-    """A workspace whose nbfeatures.yaml points at ``redis_url``; the kernel reads it too."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "nbfeatures.yaml").write_text(
-        f"owner: tests\nredis_url: {redis_url}\nspark_memory: 1g\n"
-    )
-    return load_settings(root, environ={})
-
-
-def family(name: str, sql: str, data: Path) -> FeatureFamily:
-    return FeatureFamily(
-        name=name,
-        entity=Entity("user", "user_id"),
-        timestamp="ts",
-        features=FEATURES,
-        transformation=Transformation("sql", sql),
-        sources=(Source.infer("transactions", str(data), "ts"),),
-        owner="tests",
-    )
+FEATURES = SPEND_FEATURES
+# The names the promotion tests use for the shared builders.
+make_settings = write_workspace
+family = spend_family
 
 
 @pytest.fixture(scope="module")
