@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from nbfeatures.config import Settings, active_settings
+from nbfeatures.config import Settings, activate, active_settings, load_settings
 from nbfeatures.definitions import FeatureRef
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def compute(
     from nbfeatures.engine.progress import spark_progress
     from nbfeatures.engine.session import get_spark
 
-    settings = settings or active_settings()
+    settings = settings or active_settings() or activate(load_settings())
     catalog = catalog or Catalog.from_settings(settings)
     fv = catalog.resolve(FeatureRef(family=name, feature="*", version=version), purpose="read")
     low = _utc(start) if start is not None else EARLIEST
@@ -82,7 +82,7 @@ def build_join_index(
     from nbfeatures.engine.offline import read_manifest, version_path
     from nbfeatures.errors import OfflineDataMissing
 
-    settings = settings or active_settings()
+    settings = settings or active_settings() or activate(load_settings())
     catalog = catalog or Catalog.from_settings(settings)
     fv = catalog.resolve(FeatureRef(family=name, feature="*", version=version), purpose="read")
     manifest = read_manifest(settings, fv.family.name, fv.version)

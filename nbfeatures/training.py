@@ -99,11 +99,11 @@ def training_set(
     ``"arrow"`` for a pandas spine when Spark is local (not Spark Connect) and the stored
     rows to read, counted from the manifests, are at most ``ARROW_MAX_ROWS``; else Spark.
     """
-    from nbfeatures.config import active_settings
+    from nbfeatures.config import activate, active_settings, load_settings
 
     if engine not in ENGINES:
         raise DefinitionError("engine", f"is {engine!r}; choose one of {', '.join(ENGINES)}")
-    settings = settings or active_settings()
+    settings = settings or active_settings() or activate(load_settings())
     selections = _resolve(features, settings, catalog, today)
     on_demand = [s for s in selections.values() if s.on_demand]
     is_pandas = _is_pandas(spine)
