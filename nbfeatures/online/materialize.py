@@ -217,7 +217,8 @@ def materialize(
     Incremental: only entities with rows newer than ``since``; with ``incremental=True`` and no
     ``since``, the version's recorded watermark is used (a full run when there is none).
     ``redis_url_or_settings`` is a Redis URL, workspace settings (their ``redis_url``, else the
-    embedded server) or an ``OnlineStore`` (its URL and, unless ``prefix`` is given, its prefix).
+    embedded server) or an ``OnlineStore`` (its URL). Keys go under ``prefix`` if given, else
+    the store's prefix or the settings' ``key_prefix``, else (a URL) ``nbf:``.
     The layout is recorded first and the watermark after, so a reader never meets values it
     cannot decode, and a failed run leaves the previous watermark in place. ``spark``: the
     session to read a path with when the Spark engine is chosen (default: the active one).
@@ -234,7 +235,10 @@ def materialize(
     url = _resolve_url(redis_url_or_settings)
     if prefix is None:
         given = redis_url_or_settings
-        prefix = given.prefix if isinstance(given, OnlineStore) else DEFAULT_PREFIX
+        if isinstance(given, OnlineStore):
+            prefix = given.prefix
+        else:
+            prefix = given.key_prefix if isinstance(given, Settings) else DEFAULT_PREFIX
     store = OnlineStore.from_url(url, prefix)
     try:
         previous = store.watermark(layout.family, layout.version)
