@@ -2,8 +2,8 @@
 
 Settings are read once, at the edge, with ``load_settings``: the CLI, the server's entry
 point, the notebook extension and magics, a promotion notebook. Everything below receives a
-``Settings`` value and reads no environment variable itself (the Spark session's Java and
-the GCS emulator come in through ``Settings`` too). With nothing configured, everything lives
+``Settings`` value and reads no environment variable itself (the GCS emulator and Spark's
+worker interpreter come in through ``Settings`` too). With nothing configured, everything lives
 under ``./.nbfeatures/`` on the embedded defaults: MLflow on a SQLite file, Parquet offline
 store, Spark in local mode, embedded Redis, online keys under ``nbf:``.
 
@@ -34,7 +34,6 @@ DEFAULT_KEY_PREFIX = "nbf:"
 # nor ``NBF_<NAME>`` sets them, so nothing below the edge looks at the environment for them.
 FALLBACK_VARIABLES = {
     "gcs_emulator": "STORAGE_EMULATOR_HOST",  # Google's client libraries
-    "java_home": "JAVA_HOME",
     "spark_python": "PYSPARK_PYTHON",
 }
 
@@ -82,9 +81,7 @@ class Settings:
     # A GCS emulator's URL (tests, local development): pyarrow and Spark's connector talk to
     # it anonymously. Unset, ``load_settings`` takes ``$STORAGE_EMULATOR_HOST``.
     gcs_emulator: str | None = None
-    # Where local Spark's Java is checked for (``$JAVA_HOME``; else ``java`` on PATH), and the
-    # interpreter of its Python workers (``$PYSPARK_PYTHON``; else this process's).
-    java_home: str | None = None
+    # The interpreter of local Spark's Python workers (``$PYSPARK_PYTHON``; else this one).
     spark_python: str | None = None
     # Where the online store's keys live in Redis: promotion writes, and the server reads,
     # under this prefix, so several workspaces can share one Redis.
@@ -138,8 +135,8 @@ def load_settings(
     """Read ``nbfeatures.yaml`` in the workspace, then ``NBF_*`` variables, then ``overrides``.
 
     The workspace is ``workspace``, else ``$NBF_WORKSPACE``, else the current directory.
-    Unset by any of those, ``gcs_emulator``, ``java_home`` and ``spark_python`` take the
-    variables of ``FALLBACK_VARIABLES``.
+    Unset by any of those, ``gcs_emulator`` and ``spark_python`` take the variables of
+    ``FALLBACK_VARIABLES``.
     """
     env = os.environ if environ is None else environ
     root = Path(workspace or env.get(f"{ENV_PREFIX}WORKSPACE") or Path.cwd()).expanduser()

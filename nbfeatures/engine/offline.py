@@ -142,7 +142,9 @@ def version_path(settings: Settings, family: str, version: int) -> str:
 
 def read_manifest(settings: Settings, family: str, version: int) -> Manifest | None:
     """The stored manifest of a family version, or ``None`` when nothing was computed."""
-    fs, root = arrow_filesystem(version_path(settings, family, version))
+    fs, root = arrow_filesystem(
+        version_path(settings, family, version), emulator=settings.gcs_emulator
+    )
     path = f"{root}/{MANIFEST_FILE}"
     pafs = require("pyarrow.fs", "spark")
     if fs.get_file_info(path).type != pafs.FileType.File:
@@ -153,7 +155,9 @@ def read_manifest(settings: Settings, family: str, version: int) -> Manifest | N
 
 def _write_manifest(settings: Settings, manifest: Manifest) -> None:
     """Write the manifest; locally through a temporary file and a rename, so it is whole."""
-    fs, root = arrow_filesystem(version_path(settings, manifest.family, manifest.version))
+    fs, root = arrow_filesystem(
+        version_path(settings, manifest.family, manifest.version), emulator=settings.gcs_emulator
+    )
     fs.create_dir(root, recursive=True)
     data = json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode()
     target = f"{root}/{MANIFEST_FILE}"
@@ -181,12 +185,13 @@ def check_offline(
     return manifest
 
 
-def source_snapshot(source: Source) -> dict[str, Any]:
-    """What a source looked like when read: files with sizes and mtimes, or a table name."""
+def source_snapshot(source: Source, emulator: str | None = None) -> dict[str, Any]:
+    """What a source looked like when read: files with sizes and mtimes, or a table name
+    (``gs://`` sources through ``emulator`` if given)."""
     if source.format is SourceFormat.TABLE:
         return {"name": source.name, "format": source.format.value, "table": source.location}
     pafs = require("pyarrow.fs", "spark")
-    fs, path = arrow_filesystem(source.location)
+    fs, path = arrow_filesystem(source.location, emulator=emulator)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.Directory:
         infos = [
@@ -284,7 +289,7 @@ def write_offline(
             f"{family.name} v{fv.version} is stored with hash {previous.hash[:12]} but the "
             f"catalog says {fv.hash[:12]}; the offline folder belongs to another definition",
         )
-    snapshots = [source_snapshot(s) for s in sources]
+    snapshots = [source_snapshot(s, settings.gcs_emulator) for s in sources]
     ts = F.col(family.timestamp)
     rows = (
         prepare_output(frame, family)
@@ -296,9 +301,9 @@ def write_offline(
     if through_spark:
         written = _write_spark(spark, rows, path, family.entity.join_key, (day_start, day_end))
     else:
-        written = _write_arrow(rows, path, family.entity.join_key)
+        written = _write_arrow(rows, path, family.entity.join_key, settings.gcs_emulator)
     stale = {d.isoformat() for d in ranges.days_in(day_start, day_end)} - set(written)
-    _delete_partitions(path, stale)
+    _delete_partitions(path, stale, settings.gcs_emulator)
 
     now = dt.datetime.now(dt.UTC)
     manifest = previous or Manifest(
@@ -315,7 +320,9 @@ def write_offline(
         manifest.partitions.pop(date, None)
     manifest.partitions.update(written)
     manifest.covered = ranges.merge([*manifest.covered, (day_start, day_end)])
-    manifest.entities = _count_entities(spark, path, family.entity.join_key, through_spark)
+    manifest.entities = _count_entities(
+        spark, path, family.entity.join_key, through_spark, settings.gcs_emulator
+    )
     manifest.spark_version = str(spark.version)
     manifest.updated_at = now
     manifest.runs.append(
@@ -345,13 +352,13 @@ def spark_reaches(settings: Settings, spark: SparkSession) -> bool:
     local roots always, ``gs://`` with the GCS connector.
 
     Called right before Spark touches the rows: with the connector it also points a local
-    session at the emulator configured now (``configure_connector``), which may have started
-    after the session.
+    session at the settings' emulator (``configure_connector``), which may have started after
+    the session.
     """
     if not is_gcs(settings.offline):
         return True
     if settings.gcs_connector:
-        configure_connector(spark)
+        configure_connector(spark, settings.gcs_emulator)
         return True
     return False
 
@@ -392,11 +399,13 @@ def _arrow_partitioning() -> Any:
     return ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.string())]), flavor="hive")
 
 
-def _write_arrow(rows: DataFrame, path: str, key: str) -> dict[str, dict[str, int]]:
+def _write_arrow(
+    rows: DataFrame, path: str, key: str, emulator: str | None
+) -> dict[str, dict[str, int]]:
     """Collect as Arrow and write the dates with pyarrow, replacing only those written."""
     ds = require("pyarrow.dataset", "spark")
     table = rows.toArrow()
-    fs, root = arrow_filesystem(path)
+    fs, root = arrow_filesystem(path, emulator=emulator)
     if table.num_rows:
         ds.write_dataset(
             table,
@@ -419,14 +428,14 @@ def _write_arrow(rows: DataFrame, path: str, key: str) -> dict[str, dict[str, in
     return counts
 
 
-def _delete_partitions(path: str, dates: set[str]) -> None:
+def _delete_partitions(path: str, dates: set[str], emulator: str | None) -> None:
     """Remove the folders of ``dates`` that exist.
 
     One listing, not one probe per date: a default range spans decades of days, and on GCS
     each probe would be a request.
     """
     pafs = require("pyarrow.fs", "spark")
-    fs, root = arrow_filesystem(path)
+    fs, root = arrow_filesystem(path, emulator=emulator)
     if fs.get_file_info(root).type != pafs.FileType.Directory:
         return
     prefix = f"{PARTITION_COLUMN}="
@@ -437,11 +446,13 @@ def _delete_partitions(path: str, dates: set[str]) -> None:
             fs.delete_dir(info.path)
 
 
-def _count_entities(spark: SparkSession, path: str, key: str, through_spark: bool) -> int:
+def _count_entities(
+    spark: SparkSession, path: str, key: str, through_spark: bool, emulator: str | None
+) -> int:
     """Distinct entities over everything stored (only the key column is read)."""
     if not through_spark:
         pc = require("pyarrow.compute", "spark")
-        table = arrow_dataset(path).to_table(columns=[key])
+        table = arrow_dataset(path, emulator).to_table(columns=[key])
         return int(pc.count_distinct(table[key]).as_py())
     F = functions(spark)
     row = spark.read.parquet(path).agg(F.countDistinct(key).alias("n")).collect()[0]
@@ -460,10 +471,11 @@ def date_filter(start: dt.datetime | None, end: dt.datetime | None) -> Any:
     return condition
 
 
-def arrow_dataset(path: str) -> Any:
-    """A version's offline set at ``path`` as a ``pyarrow.dataset`` (local or ``gs://``)."""
+def arrow_dataset(path: str, emulator: str | None = None) -> Any:
+    """A version's offline set at ``path`` as a ``pyarrow.dataset`` (local, or ``gs://``
+    through ``emulator`` if given: ``settings.gcs_emulator``)."""
     ds = require("pyarrow.dataset", "spark")
-    fs, root = arrow_filesystem(path)
+    fs, root = arrow_filesystem(path, emulator=emulator)
     return ds.dataset(
         root,
         format="parquet",
@@ -500,7 +512,9 @@ def read_offline(
     end = ranges.to_utc(end, "end") if end is not None else None
     path = version_path(settings, family, version)
     if not spark_reaches(settings, spark):
-        frame = spark.createDataFrame(_read_arrow(path, manifest.timestamp, start, end))
+        frame = spark.createDataFrame(
+            _read_arrow(path, manifest.timestamp, start, end, settings.gcs_emulator)
+        )
     else:
         frame = spark.read.parquet(path)
         # Partition pruning first (cheap), then the exact event-time bounds.
@@ -517,7 +531,11 @@ def read_offline(
 
 
 def _read_arrow(
-    path: str, timestamp: str, start: dt.datetime | None, end: dt.datetime | None
+    path: str,
+    timestamp: str,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    emulator: str | None,
 ) -> Any:
-    table = arrow_dataset(path).to_table(filter=date_filter(start, end))
+    table = arrow_dataset(path, emulator).to_table(filter=date_filter(start, end))
     return table.drop_columns([PARTITION_COLUMN])

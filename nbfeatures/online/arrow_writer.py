@@ -87,19 +87,23 @@ def _partition_date(path: str) -> dt.date | None:
 
 
 def parquet_files(
-    uri: str, since: dt.datetime | None = None, as_of: dt.datetime | None = None
+    uri: str,
+    since: dt.datetime | None = None,
+    as_of: dt.datetime | None = None,
+    emulator: str | None = None,
 ) -> tuple[Any, list[str]]:
     """The filesystem and the sorted Parquet files under ``uri`` (a file or a folder).
 
     Files and folders whose names start with ``_`` or ``.`` are skipped (Spark's markers, the
     manifest), and so are ``event_date`` partitions that cannot hold an event time in
-    ``(since, as_of]`` (the partition date is the event time's UTC date).
+    ``(since, as_of]`` (the partition date is the event time's UTC date). A ``gs://`` uri
+    is read through ``emulator`` if given (``settings.gcs_emulator``).
     """
     import pyarrow.fs as pafs
 
     from nbfeatures.engine.gcs import arrow_filesystem
 
-    fs, root = arrow_filesystem(uri)
+    fs, root = arrow_filesystem(uri, emulator=emulator)
     info = fs.get_file_info(root)
     if info.type == pafs.FileType.File:
         return fs, [root]
@@ -413,6 +417,7 @@ def write_parquet(
     batch_rows: int = 10_000,
     writers: int = 2,
     slice_rows: int = SLICE_ROWS,
+    emulator: str | None = None,
 ) -> ArrowWriteResult:
     """Write each entity's newest row of the Parquet at ``uri`` into ``layout``'s keyspace.
 
@@ -420,11 +425,11 @@ def write_parquet(
     value is written, and returns where they go (``OnlineStore.write_layout`` sizes a packed
     version's buckets with that number). ``writers``: threads writing batches, each on its
     own Redis connection. ``slice_rows``: about how many source rows pass one sorts at a time
-    (see ``pick_latest``).
+    (see ``pick_latest``). ``emulator``: the GCS emulator to read a ``gs://`` uri through.
     """
     if slice_rows <= 0:
         raise ValueError("slice_rows must be positive")
-    fs, files = parquet_files(uri, since, as_of)
+    fs, files = parquet_files(uri, since, as_of, emulator)
     if not files:
         prepare(0)
         return ArrowWriteResult(0, 0, 0, None)

@@ -227,8 +227,9 @@ def materialize(
     if batch_rows <= 0:
         raise ConfigError("batch_rows", "must be positive")
     master = None
-    if isinstance(redis_url_or_settings, Settings):
-        master = redis_url_or_settings.spark_master
+    given_settings = redis_url_or_settings if isinstance(redis_url_or_settings, Settings) else None
+    if given_settings is not None:
+        master = given_settings.spark_master
     if spark is not None:
         master = _master_of(spark)
     chosen = choose_engine(engine, source, master)
@@ -253,8 +254,16 @@ def materialize(
                 # After pass one, so a packed version's buckets are sized for its entities.
                 return store.write_layout(layout, entities or None)
 
+            emulator = given_settings.gcs_emulator if given_settings is not None else None
             done = write_parquet(
-                source, layout, store, prepare, as_of=as_of, since=since, batch_rows=batch_rows
+                source,
+                layout,
+                store,
+                prepare,
+                as_of=as_of,
+                since=since,
+                batch_rows=batch_rows,
+                emulator=emulator,
             )
             written, entities, source_rows = done.written, done.entities, done.source_rows
             latest = (
