@@ -28,6 +28,8 @@ _session_key: tuple[str, str, bool] | None = None
 
 def check_java() -> None:
     """Fail early, and clearly, when local Spark has no Java 17+ to run on."""
+    # JAVA_HOME, not a setting: Spark's launcher (spark-class) reads it from the environment,
+    # so the check looks where Spark will.
     java = shutil.which("java", path=os.path.join(os.environ.get("JAVA_HOME", ""), "bin"))
     java = java or shutil.which("java")
     if java is None:
