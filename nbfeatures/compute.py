@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from nbfeatures.config import Settings, active_settings
+from nbfeatures.config import Settings, activate, active_settings, load_settings
 from nbfeatures.definitions import FeatureRef
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def compute(
     from nbfeatures.catalog import Catalog
     from nbfeatures.engine.factory import create
 
-    settings = settings or active_settings()
+    settings = settings or active_settings() or activate(load_settings())
     catalog = catalog or Catalog.from_settings(settings)
     fv = catalog.resolve(FeatureRef(family=name, feature="*", version=version), purpose="read")
     low = _utc(start) if start is not None else EARLIEST
@@ -80,7 +80,7 @@ def build_join_index(
     from nbfeatures.engine.offline_store import read_manifest, version_path
     from nbfeatures.errors import OfflineDataMissing
 
-    settings = settings or active_settings()
+    settings = settings or active_settings() or activate(load_settings())
     catalog = catalog or Catalog.from_settings(settings)
     fv = catalog.resolve(FeatureRef(family=name, feature="*", version=version), purpose="read")
     manifest = read_manifest(settings, fv.family.name, fv.version)

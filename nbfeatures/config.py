@@ -1,26 +1,49 @@
 """Workspace settings: ``nbfeatures.yaml`` plus ``NBF_*`` environment variables.
 
-Settings are read once, at the edge (the CLI, the server's entry point, the notebook
-extension) with ``load_settings``; everything below receives a ``Settings`` value. With
-nothing configured, everything lives under ``./.nbfeatures/`` on the embedded defaults:
-MLflow on a SQLite file, Parquet offline store, Spark in local mode, embedded Redis.
+Settings are read once, at the edge, with ``load_settings``: the CLI, the server's entry
+point, the notebook extension and magics, a promotion notebook. Everything below receives a
+``Settings`` value and reads no environment variable itself (the GCS emulator and Spark's
+worker interpreter come in through ``Settings`` too). With nothing configured, everything lives
+under ``./.nbfeatures/`` on the embedded defaults: MLflow on a SQLite file, Parquet offline
+store, Spark in local mode, embedded Redis, online keys under ``nbf:``.
+
+The rule for library calls given no settings: ``active_settings()`` returns what an edge
+activated (``activate``), else ``None``; it never reads the environment. The public entry
+points that take ``settings=None`` (``compute``, ``build_join_index``, ``training_set``)
+then call ``activate(load_settings())`` themselves, visibly: that call is their edge.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from nbfeatures.errors import ConfigError
+from nbfeatures.settings_fields import load_fields
 
 CONFIG_FILE = "nbfeatures.yaml"
 HOME_DIR = ".nbfeatures"
 ENV_PREFIX = "NBF_"
+DEFAULT_KEY_PREFIX = "nbf:"
+# Settings whose usual variable belongs to another tool: read from it when neither the file
+# nor ``NBF_<NAME>`` sets them, so nothing below the edge looks at the environment for them.
+FALLBACK_VARIABLES = {
+    "gcs_emulator": "STORAGE_EMULATOR_HOST",  # Google's client libraries
+    "spark_python": "PYSPARK_PYTHON",
+}
+
+
+def _parse_monitoring(value: Any) -> dict[str, Any]:
+    """The ``monitoring:`` mapping, refused now if a key or value is wrong."""
+    from nbfeatures.monitoring.config import parse_monitoring
+
+    parse_monitoring(value)
+    return dict(value)
 
 
 def _default_spark_memory() -> str:
@@ -37,7 +60,8 @@ def _default_spark_memory() -> str:
 class Settings:
     """Where a workspace keeps its catalog, offline data and online store, and how to run Spark.
 
-    Every field can be set in ``nbfeatures.yaml`` (same name) or as ``NBF_<NAME>``.
+    Every field can be set in ``nbfeatures.yaml`` (same name) or as ``NBF_<NAME>``
+    (``monitoring`` in the file only).
     """
 
     workspace: Path
@@ -54,10 +78,27 @@ class Settings:
     # Spark has Google's GCS connector: it writes and reads gs:// offline sets itself (a
     # local session loads the connector jar of the ``gcs`` extra). Otherwise pyarrow does.
     gcs_connector: bool = False
+    # A GCS emulator's URL (tests, local development): pyarrow and Spark's connector talk to
+    # it anonymously. Unset, ``load_settings`` takes ``$STORAGE_EMULATOR_HOST``.
+    gcs_emulator: str | None = None
+    # The interpreter of local Spark's Python workers (``$PYSPARK_PYTHON``; else this one).
+    spark_python: str | None = None
+    # Where the online store's keys live in Redis: promotion writes, and the server reads,
+    # under this prefix, so several workspaces can share one Redis.
+    key_prefix: str = DEFAULT_KEY_PREFIX
     # The ``monitoring:`` mapping of nbfeatures.yaml, checked when loaded; read it through
     # ``nbfeatures.monitoring.config.monitoring_config(settings)``. Not settable from the
     # environment: it is a nested mapping.
-    monitoring: Mapping[str, Any] | None = field(default=None, hash=False, compare=False)
+    monitoring: Mapping[str, Any] | None = field(
+        default=None, hash=False, compare=False, metadata={"parse": _parse_monitoring}
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("preview_limit", "preview_rows"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(name, "must be positive")
+        if not self.key_prefix:
+            raise ConfigError("key_prefix", "must not be empty")
 
     @property
     def home(self) -> Path:
@@ -86,42 +127,6 @@ class Settings:
         return self.spark_master.startswith("sc://")
 
 
-_INT_FIELDS = {"preview_limit", "preview_rows"}
-_BOOL_FIELDS = {"gcs_connector"}
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
-
-
-def _coerce(key: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if key in _BOOL_FIELDS:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE | _FALSE:
-            return text in _TRUE
-        raise ConfigError(key, f"{value!r} is not true or false")
-    if key in _INT_FIELDS:
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(key, f"{value!r} is not a whole number") from None
-        if number <= 0:
-            raise ConfigError(key, "must be positive")
-        return number
-    if key == "workspace":
-        return Path(str(value)).expanduser().resolve()
-    if key == "monitoring":
-        from nbfeatures.monitoring.config import parse_monitoring
-
-        parse_monitoring(value)  # refuse a wrong key or value when the workspace is read
-        return dict(value)
-    if not isinstance(value, str | int | float):
-        raise ConfigError(key, f"expected text, got {type(value).__name__}")
-    return str(value)
-
-
 def load_settings(
     workspace: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -130,13 +135,13 @@ def load_settings(
     """Read ``nbfeatures.yaml`` in the workspace, then ``NBF_*`` variables, then ``overrides``.
 
     The workspace is ``workspace``, else ``$NBF_WORKSPACE``, else the current directory.
+    Unset by any of those, ``gcs_emulator`` and ``spark_python`` take the variables of
+    ``FALLBACK_VARIABLES``.
     """
     env = os.environ if environ is None else environ
     root = Path(workspace or env.get(f"{ENV_PREFIX}WORKSPACE") or Path.cwd()).expanduser()
     root = root.resolve()
-    known = {f.name for f in fields(Settings)} - {"workspace"}
-    values: dict[str, Any] = {}
-
+    loaded: Any = {}
     config_path = root / CONFIG_FILE
     if config_path.exists():
         try:
@@ -145,25 +150,22 @@ def load_settings(
             raise ConfigError(str(config_path), f"is not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(str(config_path), "must be a mapping of setting: value")
-        for key, value in loaded.items():
-            if key not in known:
-                raise ConfigError(
-                    f"{config_path}:{key}", f"unknown setting; known: {', '.join(sorted(known))}"
-                )
-            values[key] = _coerce(key, value)
-
-    for key in known - {"monitoring"}:
-        env_value = env.get(ENV_PREFIX + key.upper())
-        if env_value:
-            values[key] = _coerce(key, env_value)
-
-    for key, value in overrides.items():
-        if key not in known:
-            raise ConfigError(key, f"unknown setting; known: {', '.join(sorted(known))}")
-        if value is not None:
-            values[key] = _coerce(key, value)
-
-    return replace(Settings(workspace=root), **values)
+    settings = load_fields(
+        Settings,
+        label=str,
+        env_prefix=ENV_PREFIX,
+        environ=env,
+        file_values=loaded,
+        file_name=str(config_path),
+        overrides=overrides,
+        fixed={"workspace": root},
+    )
+    fallbacks: dict[str, Any] = {
+        name: env[variable]
+        for name, variable in FALLBACK_VARIABLES.items()
+        if getattr(settings, name) is None and env.get(variable)
+    }
+    return replace(settings, **fallbacks) if fallbacks else settings
 
 
 _active: Settings | None = None
@@ -180,9 +182,6 @@ def activate(settings: Settings) -> Settings:
     return settings
 
 
-def active_settings() -> Settings:
-    """The settings an edge activated, else those of the current folder, read once."""
-    global _active
-    if _active is None:
-        _active = load_settings()
+def active_settings() -> Settings | None:
+    """The settings an edge activated, if any; never read from the environment here."""
     return _active

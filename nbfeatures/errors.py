@@ -2,7 +2,7 @@
 
     NbfeaturesError
     ├── DefinitionError(field, reason)            a definition that cannot be built
-    ├── ConfigError(key, reason)                  a workspace setting that cannot be used
+    ├── ConfigError(key, reason, source)          a setting that cannot be used, and where it is set
     ├── MissingDependency(extra, module)          an optional part is not installed
     ├── SourceError(source, reason)               a source that is unknown or unreadable
     ├── TransformationError(family, reason, line, column)
@@ -69,10 +69,13 @@ class DefinitionError(NbfeaturesError, ValueError):
 class ConfigError(NbfeaturesError, ValueError):
     """A workspace setting (``nbfeatures.yaml`` key or environment variable) is unusable."""
 
-    def __init__(self, key: str, reason: str) -> None:
+    def __init__(self, key: str, reason: str, *, source: str | None = None) -> None:
         self.key = key
         self.reason = reason
-        super().__init__(f"setting {key}: {reason}")
+        # Where the bad value came from: ``/ws/nbfeatures.yaml:key``, ``NBF_KEY``, ``override``.
+        self.source = source
+        where = f" (from {source})" if source else ""
+        super().__init__(f"setting {key}: {reason}{where}")
 
 
 class MissingDependency(NbfeaturesError, ImportError):

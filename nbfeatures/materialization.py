@@ -156,7 +156,8 @@ def materialize(
     Incremental: only entities with rows newer than ``since``; with ``incremental=True`` and no
     ``since``, the version's recorded watermark is used (a full run when there is none).
     ``redis_url_or_settings`` is a Redis URL, workspace settings (their ``redis_url``, else the
-    embedded server) or an ``OnlineStore`` (its URL and, unless ``prefix`` is given, its prefix).
+    embedded server) or an ``OnlineStore`` (its URL). Keys go under ``prefix`` if given, else
+    the store's prefix or the settings' ``key_prefix``, else (a URL) ``nbf:``.
     The layout is recorded first and the watermark after, so a reader never meets values it
     cannot decode, and a failed run leaves the previous watermark in place. ``spark``: the
     session to read a path with when the Spark engine is chosen (default: the active one).
@@ -173,7 +174,10 @@ def materialize(
     url = _resolve_url(redis_url_or_settings)
     if prefix is None:
         given = redis_url_or_settings
-        prefix = given.prefix if isinstance(given, OnlineStore) else DEFAULT_PREFIX
+        if isinstance(given, OnlineStore):
+            prefix = given.prefix
+        else:
+            prefix = given.key_prefix if isinstance(given, Settings) else DEFAULT_PREFIX
     store = OnlineStore.from_url(url, prefix)
     try:
         previous = store.watermark(layout.family, layout.version)
@@ -185,6 +189,7 @@ def materialize(
                 # After pass one, so a packed version's buckets are sized for its entities.
                 return store.write_layout(layout, entities or None)
 
+            emulator = settings.gcs_emulator if settings is not None else None
             done = write_parquet(
                 str(source),
                 layout,
@@ -193,6 +198,7 @@ def materialize(
                 as_of=as_of,
                 since=since,
                 batch_rows=batch_rows,
+                emulator=emulator,
             )
             written, entities, source_rows = done.written, done.entities, done.source_rows
             latest = (
@@ -319,6 +325,7 @@ def write_parquet(
     batch_rows: int = 10_000,
     writers: int = 2,
     slice_rows: int = SLICE_ROWS,
+    emulator: str | None = None,
 ) -> ArrowWriteResult:
     """Write each entity's newest row of the Parquet at ``uri`` into ``layout``'s keyspace.
 
@@ -326,10 +333,17 @@ def write_parquet(
     value is written, and returns where they go (``OnlineStore.write_layout`` sizes a packed
     version's buckets with that number). ``writers``: threads writing batches, each on its
     own Redis connection. ``slice_rows``: about how many source rows pass one sorts at a time
-    (``engine.arrow.latest.pick_latest``).
+    (``engine.arrow.latest.pick_latest``). ``emulator``: the GCS emulator to read a ``gs://``
+    uri through.
     """
     rows = latest_rows(
-        uri, layout, as_of=as_of, since=since, batch_rows=batch_rows, slice_rows=slice_rows
+        uri,
+        layout,
+        as_of=as_of,
+        since=since,
+        batch_rows=batch_rows,
+        slice_rows=slice_rows,
+        emulator=emulator,
     )
     target = prepare(rows.entities)
     if rows.entities == 0:  # nothing picked: no writer connects

@@ -97,11 +97,11 @@ def training_set(
     rows to read, counted from the manifests, are at most ``engine.factory.ARROW_MAX_ROWS``;
     else Spark. ``engine.factory`` holds the rule.
     """
-    from nbfeatures.config import active_settings
+    from nbfeatures.config import activate, active_settings, load_settings
     from nbfeatures.engine.factory import create
 
     check_engine(engine, "training")
-    settings = settings or active_settings()
+    settings = settings or active_settings() or activate(load_settings())
     selections = _resolve(features, settings, catalog, today)
     on_demand = [s for s in selections.values() if s.on_demand]
     is_pandas = _is_pandas(spine)

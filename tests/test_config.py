@@ -60,3 +60,63 @@ def test_the_gcs_connector_switch_reads_yes_and_no(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="'maybe' is not true or false") as raised:
         load_settings(tmp_path, environ={"NBF_GCS_CONNECTOR": "maybe"})
     assert raised.value.key == "gcs_connector"
+
+
+def test_errors_name_where_the_bad_value_came_from(tmp_path: Path) -> None:
+    from nbfeatures.serving.config import load_server_config
+
+    (tmp_path / "nbfeatures.yaml").write_text("preview_limit: lots\n")
+    with pytest.raises(ConfigError, match="'lots' is not a whole number") as from_file:
+        load_settings(tmp_path, environ={})
+    assert from_file.value.key == "preview_limit"
+    assert from_file.value.source == f"{tmp_path.resolve() / 'nbfeatures.yaml'}:preview_limit"
+    (tmp_path / "nbfeatures.yaml").write_text("preview_rows: 5\n")
+    with pytest.raises(ConfigError, match=r"must be positive \(from NBF_PREVIEW_ROWS\)"):
+        load_settings(tmp_path, environ={"NBF_PREVIEW_ROWS": "0"})
+    with pytest.raises(ConfigError, match=r"serve\.port: 'x' is not a whole number") as served:
+        load_server_config(environ={"NBF_SERVE_PORT": "x"})
+    assert served.value.source == "NBF_SERVE_PORT"
+    with pytest.raises(ConfigError, match="must be positive") as workers:
+        load_server_config(environ={}, workers=0)
+    assert (workers.value.key, workers.value.source) == ("serve.workers", "override")
+
+
+def test_both_models_read_values_by_their_declared_types(tmp_path: Path) -> None:
+    from nbfeatures.serving.config import load_server_config
+
+    config = load_server_config(
+        environ={"NBF_SERVE_METRICS_PORT": "", "NBF_SERVE_GRACE_SECONDS": "3", "NBF_SERVE_HOST": ""}
+    )
+    # An empty variable turns an optional setting off and leaves a required one as it was.
+    assert (config.metrics_port, config.grace_seconds, config.host) == (None, 3.0, "127.0.0.1")
+    (tmp_path / "nbfeatures.yaml").write_text("owner: ana\nspark_master: local[1]\n")
+    settings = load_settings(tmp_path, environ={"NBF_OWNER": "", "NBF_SPARK_MASTER": ""})
+    assert (settings.owner, settings.spark_master) == (None, "local[1]")
+    (tmp_path / "nbfeatures.yaml").write_text("owner: [a, b]\n")
+    with pytest.raises(ConfigError, match="expected text, got list"):
+        load_settings(tmp_path, environ={})
+
+
+def test_tool_variables_fill_settings_left_unset(tmp_path: Path) -> None:
+    env = {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:9023", "PYSPARK_PYTHON": "/usr/bin/python3"}
+    settings = load_settings(tmp_path, environ=env)
+    assert (settings.gcs_emulator, settings.spark_python) == (
+        "http://127.0.0.1:9023",
+        "/usr/bin/python3",
+    )
+    assert load_settings(tmp_path, environ={}).gcs_emulator is None
+    own = load_settings(tmp_path, environ={**env, "NBF_GCS_EMULATOR": "http://elsewhere:1"})
+    assert own.gcs_emulator == "http://elsewhere:1"
+
+
+def test_active_settings_are_only_what_an_edge_activated(tmp_path: Path) -> None:
+    from nbfeatures import config
+
+    previous = config.active_settings()
+    try:
+        config._active = None
+        assert config.active_settings() is None  # nothing read behind the caller's back
+        settings = config.activate(load_settings(tmp_path, environ={}))
+        assert config.active_settings() is settings
+    finally:
+        config._active = previous

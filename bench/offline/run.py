@@ -6,8 +6,8 @@ days on both sides. Systems, one at a time, each measurement in a fresh process 
 own warm-up before the timed run:
 
 - ``nbfeatures-arrow``: the in-process join ``training_set`` runs by default for a pandas spine
-  on local Spark (``engine.local_pit``), on the family's offline set as ``compute_offline``
-  stored it, through its join index (``engine.join_index``, memory-mapped); timed like Feast:
+  on local Spark (``engine.arrow.pit``), on the family's offline set as ``compute_offline``
+  stored it, through its join index (``engine.arrow.join_index``, memory-mapped); timed like Feast:
   spine in pandas before the clock, then the stored rows opened, the join and the complete
   pandas result (``nbf_side.py --arrow``);
 - ``nbfeatures-arrow-parquet``: the same join on the same offline set's date-partitioned

@@ -108,7 +108,7 @@ def create(name: str, settings: Settings | None = None, spark: Any = None) -> En
     if name == "arrow":
         from nbfeatures.engine.arrow.adapter import ArrowEngine
 
-        return ArrowEngine()
+        return ArrowEngine(settings.gcs_emulator if settings is not None else None)
     if name == "spark":
         from nbfeatures.engine.spark.adapter import SparkEngine
 

@@ -8,8 +8,9 @@ cluster that ships it, or a local session, which loads the connector jar that th
 ``pyspark-gcs`` package carries: ``connector_jar``). Without the connector, ``gs://`` rows
 pass through the driver as Arrow and pyarrow writes them.
 
-With ``STORAGE_EMULATOR_HOST`` set (tests, local development) both talk to that emulator
-anonymously over plain HTTP; otherwise they use the machine's Google credentials.
+Given an emulator's URL (``settings.gcs_emulator``, which ``load_settings`` fills from
+``STORAGE_EMULATOR_HOST``: tests, local development) both talk to that emulator anonymously
+over plain HTTP; otherwise they use the machine's Google credentials.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Any
 from nbfeatures._deps import require
 
 GCS_SCHEME = "gs://"
-EMULATOR_VARIABLE = "STORAGE_EMULATOR_HOST"
 # The emulator's project: GCS needs one to create buckets, the emulator accepts any.
 _EMULATOR_PROJECT = "nbfeatures-test"
 CONNECTOR_JAR = "gcs-connector-hadoop3-2.2.6-shaded.jar"
@@ -32,10 +32,9 @@ def is_gcs(uri: str) -> bool:
     return uri.startswith(GCS_SCHEME)
 
 
-def gcs_filesystem() -> Any:
-    """A ``pyarrow.fs.GcsFileSystem``, pointed at the emulator when one is configured."""
+def gcs_filesystem(emulator: str | None) -> Any:
+    """A ``pyarrow.fs.GcsFileSystem``, pointed at ``emulator`` when one is given."""
     pafs = require("pyarrow.fs", "gcs")
-    emulator = os.environ.get(EMULATOR_VARIABLE)
     if emulator:
         scheme, _, host = emulator.rpartition("://")
         return pafs.GcsFileSystem(
@@ -47,10 +46,11 @@ def gcs_filesystem() -> Any:
     return pafs.GcsFileSystem()
 
 
-def arrow_filesystem(uri: str) -> tuple[Any, str]:
-    """The pyarrow filesystem for ``uri`` and the path inside it (``bucket/prefix`` for GCS)."""
+def arrow_filesystem(uri: str, *, emulator: str | None) -> tuple[Any, str]:
+    """The pyarrow filesystem for ``uri`` and the path inside it (``bucket/prefix`` for GCS);
+    ``gs://`` through ``emulator`` if given (``settings.gcs_emulator``)."""
     if is_gcs(uri):
-        return gcs_filesystem(), uri[len(GCS_SCHEME) :].rstrip("/")
+        return gcs_filesystem(emulator), uri[len(GCS_SCHEME) :].rstrip("/")
     pafs = require("pyarrow.fs", "gcs")
     local = uri[len("file://") :] if uri.startswith("file://") else uri
     return pafs.LocalFileSystem(), os.path.abspath(local)
@@ -96,8 +96,8 @@ def connector_conf(emulator: str | None) -> dict[str, str]:
     return conf
 
 
-def configure_connector(spark: Any) -> None:
-    """Set a local session's connector settings now, with the emulator configured now.
+def configure_connector(spark: Any, emulator: str | None) -> None:
+    """Set a local session's connector settings now, pointed at ``emulator`` if given.
 
     The session may have been built by settings without ``gcs_connector``, or before the
     emulator started (tests, notebooks); Hadoop reads these settings when Spark first opens
@@ -109,5 +109,5 @@ def configure_connector(spark: Any) -> None:
     if is_connect(spark):
         return
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in connector_conf(os.environ.get(EMULATOR_VARIABLE)).items():
+    for key, value in connector_conf(emulator).items():
         hadoop.set(key, value)

@@ -124,7 +124,9 @@ def version_path(settings: Settings, family: str, version: int) -> str:
 
 def read_manifest(settings: Settings, family: str, version: int) -> Manifest | None:
     """The stored manifest of a family version, or ``None`` when nothing was computed."""
-    fs, root = arrow_filesystem(version_path(settings, family, version))
+    fs, root = arrow_filesystem(
+        version_path(settings, family, version), emulator=settings.gcs_emulator
+    )
     path = f"{root}/{MANIFEST_FILE}"
     pafs = require("pyarrow.fs", "spark")
     if fs.get_file_info(path).type != pafs.FileType.File:
@@ -135,7 +137,9 @@ def read_manifest(settings: Settings, family: str, version: int) -> Manifest | N
 
 def write_manifest(settings: Settings, manifest: Manifest) -> None:
     """Write the manifest; locally through a temporary file and a rename, so it is whole."""
-    fs, root = arrow_filesystem(version_path(settings, manifest.family, manifest.version))
+    fs, root = arrow_filesystem(
+        version_path(settings, manifest.family, manifest.version), emulator=settings.gcs_emulator
+    )
     fs.create_dir(root, recursive=True)
     data = json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode()
     target = f"{root}/{MANIFEST_FILE}"
@@ -163,12 +167,13 @@ def check_offline(
     return manifest
 
 
-def source_snapshot(source: Source) -> dict[str, Any]:
-    """What a source looked like when read: files with sizes and mtimes, or a table name."""
+def source_snapshot(source: Source, emulator: str | None = None) -> dict[str, Any]:
+    """What a source looked like when read: files with sizes and mtimes, or a table name
+    (``gs://`` sources through ``emulator`` if given)."""
     if source.format is SourceFormat.TABLE:
         return {"name": source.name, "format": source.format.value, "table": source.location}
     pafs = require("pyarrow.fs", "spark")
-    fs, path = arrow_filesystem(source.location)
+    fs, path = arrow_filesystem(source.location, emulator=emulator)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.Directory:
         infos = [
@@ -212,10 +217,11 @@ def date_filter(start: dt.datetime | None, end: dt.datetime | None) -> Any:
     return condition
 
 
-def arrow_dataset(path: str) -> Any:
-    """A version's offline set at ``path`` as a ``pyarrow.dataset`` (local or ``gs://``)."""
+def arrow_dataset(path: str, emulator: str | None = None) -> Any:
+    """A version's offline set at ``path`` as a ``pyarrow.dataset`` (local, or ``gs://``
+    through ``emulator`` if given: ``settings.gcs_emulator``)."""
     ds = require("pyarrow.dataset", "spark")
-    fs, root = arrow_filesystem(path)
+    fs, root = arrow_filesystem(path, emulator=emulator)
     return ds.dataset(
         root,
         format="parquet",
@@ -227,7 +233,11 @@ def arrow_dataset(path: str) -> Any:
 
 
 def read_arrow(
-    path: str, timestamp: str, start: dt.datetime | None, end: dt.datetime | None
+    path: str,
+    timestamp: str,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    emulator: str | None = None,
 ) -> Any:
-    table = arrow_dataset(path).to_table(filter=date_filter(start, end))
+    table = arrow_dataset(path, emulator).to_table(filter=date_filter(start, end))
     return table.drop_columns([PARTITION_COLUMN])

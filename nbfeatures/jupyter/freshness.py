@@ -71,7 +71,7 @@ def connect_online(settings: Settings) -> OnlineStore | None:
         client = client_from_url(
             url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=READ_TIMEOUT
         )
-        return OnlineStore(client, url=url)
+        return OnlineStore(client, settings.key_prefix, url=url)
     except Exception as exc:  # the badge is optional: no Redis means no numbers, not an error
         log.info("freshness badges without numbers: the online store is unavailable: %s", exc)
         return None

@@ -141,7 +141,7 @@ def offline_reference(
     family = fv.family
     if read_manifest(settings, family.name, fv.version) is None:
         raise OfflineDataMissing(family.name, fv.version, start, end)
-    dataset = arrow_dataset(version_path(settings, family.name, fv.version))
+    dataset = arrow_dataset(version_path(settings, family.name, fv.version), settings.gcs_emulator)
     # Spark may store times without a zone (UTC by our rule): compare in the stored type.
     stored = dataset.schema.field(family.timestamp).type
 
@@ -210,7 +210,7 @@ def _parquet_bytes(settings: Settings, fv: FamilyVersion) -> int:
 
     total = 0
     for root in (served_root(settings), version_path(settings, fv.family.name, fv.version)):
-        fs, path = arrow_filesystem(root)
+        fs, path = arrow_filesystem(root, emulator=settings.gcs_emulator)
         if fs.get_file_info(path).type != pafs.FileType.Directory:
             continue
         selector = pafs.FileSelector(path, recursive=True)

@@ -49,7 +49,7 @@ def _served_long(
     pafs = require("pyarrow.fs", "spark")
     from nbfeatures.engine.gcs import arrow_filesystem
 
-    fs, root = arrow_filesystem(served_root(settings))
+    fs, root = arrow_filesystem(served_root(settings), emulator=settings.gcs_emulator)
     if fs.get_file_info(root).type != pafs.FileType.Directory:
         return None
     F = functions(spark)

@@ -24,13 +24,14 @@ def copy_folder(root: str, family: str, kind: str, created: dt.datetime, run_id:
     return join(root, family, kind, f"{stamp}-{run_id}")
 
 
-def copy_report(folder: str, files: Mapping[str, Path]) -> str:
+def copy_report(folder: str, files: Mapping[str, Path], emulator: str | None = None) -> str:
     """Write ``files`` (name in the copy -> local file) into ``folder``; returns its URI.
+    A ``gs://`` folder is written through ``emulator`` if given (``settings.gcs_emulator``).
 
     Raises what the filesystem raises (OSError and pyarrow's errors); the store catches it,
     because the MLflow run is already complete by then.
     """
-    fs, path = arrow_filesystem(folder)
+    fs, path = arrow_filesystem(folder, emulator=emulator)
     fs.create_dir(path, recursive=True)
     for name, local in files.items():
         with fs.open_output_stream(f"{path}/{name}") as out:

@@ -68,7 +68,7 @@ def _long_table(settings: Settings, family: str, start: dt.datetime, end: dt.dat
     pa = require("pyarrow", "spark")
     ds = require("pyarrow.dataset", "spark")
     pafs = require("pyarrow.fs", "spark")
-    fs, root = arrow_filesystem(served_root(settings))
+    fs, root = arrow_filesystem(served_root(settings), emulator=settings.gcs_emulator)
     if fs.get_file_info(root).type != pafs.FileType.Directory:
         return None
     # Partition as text: "2026-03-10" would otherwise be read as a date and compared as one.

@@ -266,7 +266,7 @@ def _align(
         if key in spine_columns:
             continue
         path = version_path(settings, fv.family.name, fv.version)
-        kind = arrow_dataset(path).schema.field(key).type
+        kind = arrow_dataset(path, settings.gcs_emulator).schema.field(key).type
         spine_columns[key], ok = _cast_entities(served["entity"], kind)
         castable &= ok
     served = served[castable].reset_index(drop=True)

@@ -159,6 +159,7 @@ class ReportStore:
         catalog: Catalog | None = None,
         timeout: float = 10.0,
         retries: int = 1,
+        gcs_emulator: str | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.artifact_location = artifact_location
@@ -166,6 +167,7 @@ class ReportStore:
         self.report_root = report_root
         self.webhook = webhook
         self.model_prefix = model_prefix
+        self.gcs_emulator = gcs_emulator  # for a gs:// report_root
         self._catalog = catalog
         self._connection = Connection(tracking_uri, timeout=timeout, retries=retries)
         self._experiment_id: str | None = None
@@ -185,6 +187,7 @@ class ReportStore:
             report_root=config.report_root,
             webhook=config.webhook,
             model_prefix=settings.registered_model_prefix,
+            gcs_emulator=settings.gcs_emulator,
         )
 
     def __repr__(self) -> str:
@@ -241,7 +244,7 @@ class ReportStore:
         if self.report_root:
             folder = copy_folder(self.report_root, summary.family, summary.kind, created, run_id)
             try:
-                tags[TAG_COPY] = copy_report(folder, files)
+                tags[TAG_COPY] = copy_report(folder, files, self.gcs_emulator)
             except Exception as exc:  # the run is complete: a copy that failed loses nothing
                 tags[TAG_COPY_ERROR] = _tag_text(f"copy to {folder} failed: {first_line(exc)}")
         if self.webhook and summary.status is Status.ALERT:

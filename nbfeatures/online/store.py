@@ -103,12 +103,13 @@ class OnlineStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OnlineStore:
-        """``settings.redis_url``, or the workspace's embedded server (started if needed)."""
+        """``settings.redis_url``, or the workspace's embedded server (started if needed), with
+        keys under ``settings.key_prefix``."""
         if settings.redis_url:
-            return cls.from_url(settings.redis_url)
+            return cls.from_url(settings.redis_url, settings.key_prefix)
         from nbfeatures.online.embedded import ensure_embedded
 
-        return cls.from_url(ensure_embedded(settings).url)
+        return cls.from_url(ensure_embedded(settings).url, settings.key_prefix)
 
     # -- layouts and watermarks -------------------------------------------------------------
 

@@ -24,13 +24,13 @@ def print_status(settings: Settings) -> int:
     """
     if settings.redis_url:
         print(f"online store: {redacted(settings.redis_url)}")
-        store = OnlineStore.from_url(settings.redis_url)
+        store = OnlineStore.from_url(settings.redis_url, settings.key_prefix)
     else:
         server = running_embedded(settings)
         if server is None:
             print(f"embedded redis: not running (socket {embedded_paths(settings).socket})")
             return 0
-        store = OnlineStore.from_url(server.url)
+        store = OnlineStore.from_url(server.url, settings.key_prefix)
         memory = store.client.info("memory")
         print(f"embedded redis: running, pid {server.pid}")
         print(f"  socket  {server.socket}")

@@ -2,20 +2,25 @@
 
 Read once at the edge (``nbfeatures serve --config serving.yaml``); every field can also be set
 as ``NBF_SERVE_<NAME>`` in the environment, which wins over the file. See
-``serving/example.yaml`` for a commented example.
+``serving/example.yaml`` for a commented example. Loaded by ``nbfeatures.settings_fields``, as
+the workspace settings are; this module imports no pandas, Spark, MLflow or IPython.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from nbfeatures.errors import ConfigError
+from nbfeatures.settings_fields import load_fields
+
+if TYPE_CHECKING:
+    from nbfeatures.config import Settings
 
 ENV_PREFIX = "NBF_SERVE_"
 
@@ -52,7 +57,8 @@ class ServerConfig:
     log_stream: str = "nbf:served"
     log_max_entries: int = 1_000_000
     log_queue_size: int = 10_000
-    key_prefix: str = "nbf:"
+    # The online store's key prefix; None (the default): the workspace's ``key_prefix``.
+    key_prefix: str | None = None
     # "python": this package's grpc.aio server; "native": the C++ front (nbfeatures.serving
     # .native) answering materialized reads, with the Python server behind it for the rest.
     data_plane: str = "python"
@@ -79,19 +85,6 @@ class ServerConfig:
         return self.tls_cert is not None
 
 
-def _coerce(name: str, kind: str, value: Any) -> Any:
-    if value is None or value == "":
-        return None
-    try:
-        if "int" in kind:
-            return int(value)
-        if "float" in kind:
-            return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"serve.{name}", f"{value!r} is not a number") from None
-    return str(value)
-
-
 def load_server_config(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -99,7 +92,7 @@ def load_server_config(
 ) -> ServerConfig:
     """The YAML file at ``path`` (if any), then ``NBF_SERVE_*`` variables, then ``overrides``."""
     env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
+    loaded: Any = {}
     if path is not None:
         try:
             loaded = yaml.safe_load(Path(path).read_text()) or {}
@@ -107,13 +100,30 @@ def load_server_config(
             raise ConfigError("serve.config", f"cannot read {path}: {exc}") from None
         if not isinstance(loaded, dict):
             raise ConfigError("serve.config", f"{path} is not a mapping")
-        values.update(loaded)
-    known = {f.name: str(f.type) for f in fields(ServerConfig)}
-    for name in known:
-        if f"{ENV_PREFIX}{name.upper()}" in env:
-            values[name] = env[f"{ENV_PREFIX}{name.upper()}"]
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(f"serve.{unknown[0]}", f"unknown setting; known: {', '.join(known)}")
-    return ServerConfig(**{k: _coerce(k, known[k], v) for k, v in values.items()})
+    return load_fields(
+        ServerConfig,
+        label=lambda name: f"serve.{name}",
+        env_prefix=ENV_PREFIX,
+        environ=env,
+        file_values=loaded,
+        file_name=str(path),
+        overrides=overrides,
+    )
+
+
+def key_prefix(settings: Settings, config: ServerConfig) -> str:
+    """The prefix the server reads keys under: the workspace's, unless the server's config
+    names one. Both named (the workspace's is not the default) and different: refused, since
+    the server would read keys that promotion never wrote."""
+    from nbfeatures.config import DEFAULT_KEY_PREFIX
+
+    if config.key_prefix is None or config.key_prefix == settings.key_prefix:
+        return settings.key_prefix
+    if settings.key_prefix != DEFAULT_KEY_PREFIX:
+        raise ConfigError(
+            "serve.key_prefix",
+            f"{config.key_prefix!r} differs from the workspace's key_prefix "
+            f"{settings.key_prefix!r}; promotion writes under the workspace's, so drop the "
+            "server's or make them equal",
+        )
+    return config.key_prefix

@@ -31,13 +31,15 @@ def open_store(settings: Settings, config: ServerConfig) -> OnlineStore:
     """The online store with short socket timeouts, so an outage fails calls fast."""
     from nbfeatures.online import OnlineStore
     from nbfeatures.online.connect import client_from_url
+    from nbfeatures.serving.config import key_prefix
 
+    prefix = key_prefix(settings, config)  # refused before anything connects
     url = settings.redis_url or OnlineStore.from_settings(settings).url or ""
     timeout = config.redis_timeout_seconds
     client = client_from_url(
         url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=5
     )
-    return OnlineStore(client, config.key_prefix, url=url)
+    return OnlineStore(client, prefix, url=url)
 
 
 def serve(settings: Settings, config: ServerConfig) -> int:

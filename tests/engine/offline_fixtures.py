@@ -112,20 +112,10 @@ def any_spark(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture(scope="session")
-def gcs_root() -> Iterator[str]:
-    """A ``gs://`` root on a real emulator, with STORAGE_EMULATOR_HOST set only meanwhile.
-
-    Tests using it must not run beside tests that need the variable unset; pytest runs them
-    one at a time, and the variable is restored when the run ends.
-    """
-    url = gcs_emulator()
-    previous = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = url
+def gcs_root() -> str:
+    """A ``gs://`` root on a real emulator; settings reach it with ``gcs_emulator()`` as their
+    ``gcs_emulator`` (the library reads no STORAGE_EMULATOR_HOST of its own)."""
     from nbfeatures.engine.gcs import gcs_filesystem
 
-    gcs_filesystem().create_dir("nbf-offline-tests")
-    yield "gs://nbf-offline-tests/offline"
-    if previous is None:
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
-    else:
-        os.environ["STORAGE_EMULATOR_HOST"] = previous
+    gcs_filesystem(gcs_emulator()).create_dir("nbf-offline-tests")
+    return "gs://nbf-offline-tests/offline"

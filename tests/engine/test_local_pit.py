@@ -1,7 +1,7 @@
 """The in-process Arrow join and the Spark join give equal pandas frames on the same data.
 
 The Arrow join runs on the tables themselves and on their join indexes
-(``engine.join_index``). All are compared as ``training_set`` returns them for a pandas
+(``engine.arrow.join_index``). All are compared as ``training_set`` returns them for a pandas
 spine: same columns, order, dtypes (nullable integers and booleans, UTC timestamps) and
 values, row for row. The data has what separates careful joins from careless ones: several
 rows of one entity at one time with features differing only by null, NaN or sign of zero,

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from offline_fixtures import gcs_emulator
 from pyarrow.fs import FileSelector
 
 from nbfeatures.catalog import Catalog, FamilyVersion
@@ -71,7 +72,9 @@ def register_family(
 def dates_on_disk(settings: Settings, fv: FamilyVersion) -> list[str]:
     from pyarrow.fs import FileSelector, FileType
 
-    fs, root = arrow_filesystem(version_path(settings, fv.family.name, fv.version))
+    fs, root = arrow_filesystem(
+        version_path(settings, fv.family.name, fv.version), emulator=settings.gcs_emulator
+    )
     infos = fs.get_file_info(FileSelector(root, recursive=True))
     parts = {i.path[len(root) + 1 :].split("/")[0] for i in infos if i.type == FileType.File}
     return sorted(p for p in parts if p.startswith("event_date="))
@@ -158,10 +161,13 @@ def test_compute_on_gcs(
     # Spark's executors write them through Google's Hadoop connector (Spark's part files).
     settings, catalog = workspace
     on_gcs = dataclasses.replace(
-        settings, offline_root=f"{gcs_root}/{uuid.uuid4().hex[:8]}", gcs_connector=connector
+        settings,
+        offline_root=f"{gcs_root}/{uuid.uuid4().hex[:8]}",
+        gcs_connector=connector,
+        gcs_emulator=gcs_emulator(),
     )
     run_compute_cycle(spark, on_gcs, catalog, tmp_path)
-    fs, root = arrow_filesystem(on_gcs.offline)
+    fs, root = arrow_filesystem(on_gcs.offline, emulator=on_gcs.gcs_emulator)
     parts = [
         info.base_name
         for info in fs.get_file_info(FileSelector(root, recursive=True))

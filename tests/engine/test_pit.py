@@ -1,7 +1,7 @@
 """Point-in-time join: agrees with a brute-force reference, never leaks, loses no spine row.
 
 Runs on the local Spark session, through a real Spark Connect server, and in process on Arrow
-(``engine.local_pit``): every case below runs against each.
+(``engine.arrow.pit``): every case below runs against each.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 import pytest
+from offline_fixtures import gcs_emulator
 from test_offline import DAY, DAY1, write_source
 
 from nbfeatures.catalog import Catalog, FamilyVersion
@@ -266,6 +267,7 @@ def test_engines_agree_on_a_gcs_offline_store(
         world.settings,
         offline_root=f"{gcs_root}/{uuid.uuid4().hex[:8]}",
         gcs_connector=connector,
+        gcs_emulator=gcs_emulator(),
     )
     compute_offline(spark, on_gcs, world.spend, DAY1, DAY1 + 3 * DAY)
     compute_offline(spark, on_gcs, world.doubled, DAY1, DAY1 + 3 * DAY)

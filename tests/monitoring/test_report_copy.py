@@ -3,11 +3,13 @@ emulator, and a copy that fails without losing the MLflow run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from offline_fixtures import gcs_emulator
 from report_fixtures import PAGE, unique_family, with_monitoring
 
 from nbfeatures.config import Settings
@@ -19,7 +21,7 @@ Make = Callable[..., ReportResult]
 
 
 def _read(uri: str) -> bytes:
-    fs, path = arrow_filesystem(uri)
+    fs, path = arrow_filesystem(uri, emulator=gcs_emulator())
     with fs.open_input_stream(path) as stream:
         data: bytes = stream.read()
     return data
@@ -57,7 +59,8 @@ def test_a_report_is_copied_to_gcs(
     gcs_root: str, report_workspace: Settings, make_result: Make
 ) -> None:
     root = f"{gcs_root}/reports"
-    store = ReportStore.from_settings(with_monitoring(report_workspace, report_root=root))
+    on_gcs = dataclasses.replace(report_workspace, gcs_emulator=gcs_emulator())
+    store = ReportStore.from_settings(with_monitoring(on_gcs, report_root=root))
     family = unique_family()
 
     record = store.save(make_result(family, "drift", Status.ALERT))
@@ -66,7 +69,7 @@ def test_a_report_is_copied_to_gcs(
     assert record.copy_uri == folder and folder.startswith("gs://")
     assert _read(f"{folder}/report.html").decode() == PAGE.format(family=family, kind="drift")
     assert json.loads(_read(f"{folder}/summary.json"))["family"] == family
-    fs, path = arrow_filesystem(folder)
+    fs, path = arrow_filesystem(folder, emulator=gcs_emulator())
     from pyarrow.fs import FileSelector
 
     names = sorted(info.base_name for info in fs.get_file_info(FileSelector(path)))

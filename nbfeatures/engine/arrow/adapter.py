@@ -28,6 +28,10 @@ class ArrowEngine:
 
     name = "arrow"
 
+    def __init__(self, emulator: str | None = None) -> None:
+        # The GCS emulator a ``gs://`` path given to ``latest_per_entity`` is read through.
+        self._emulator = emulator
+
     def progress(self, label: str, enabled: bool = True) -> contextlib.AbstractContextManager[None]:
         """No progress to show: nothing runs on a cluster."""
         return contextlib.nullcontext()
@@ -98,4 +102,11 @@ class ArrowEngine:
                 "engine",
                 "the arrow engine reads the offline Parquet; pass its path, not a DataFrame",
             )
-        return latest_rows(source, columns, as_of=as_of, since=since, batch_rows=batch_rows)
+        return latest_rows(
+            source,
+            columns,
+            as_of=as_of,
+            since=since,
+            batch_rows=batch_rows,
+            emulator=self._emulator,
+        )

@@ -93,7 +93,7 @@ def fingerprint(manifest: Manifest) -> str:
 
 def index_root(version_path: str) -> Path:
     """The index folder of a local version (``file://`` roots included)."""
-    return Path(arrow_filesystem(version_path)[1]) / INDEX_DIR
+    return Path(arrow_filesystem(version_path, emulator=None)[1]) / INDEX_DIR  # never gs://
 
 
 @dataclass(frozen=True)

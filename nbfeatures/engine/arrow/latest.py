@@ -80,16 +80,18 @@ def parquet_files(
     uri: str,
     since: dt.datetime | None = None,
     as_of: dt.datetime | None = None,
+    emulator: str | None = None,
 ) -> tuple[Any, list[str]]:
     """The filesystem and the sorted Parquet files under ``uri`` (a file or a folder).
 
     Files and folders whose names start with ``_`` or ``.`` are skipped (Spark's markers, the
     manifest), and so are ``event_date`` partitions that cannot hold an event time in
-    ``(since, as_of]`` (the partition date is the event time's UTC date).
+    ``(since, as_of]`` (the partition date is the event time's UTC date). A ``gs://`` uri
+    is read through ``emulator`` if given (``settings.gcs_emulator``).
     """
     import pyarrow.fs as pafs
 
-    fs, root = arrow_filesystem(uri)
+    fs, root = arrow_filesystem(uri, emulator=emulator)
     info = fs.get_file_info(root)
     if info.type == pafs.FileType.File:
         return fs, [root]
@@ -373,16 +375,18 @@ def latest_rows(
     since: dt.datetime | None = None,
     batch_rows: int = 10_000,
     slice_rows: int = SLICE_ROWS,
+    emulator: str | None = None,
 ) -> LatestRows:
     """Each entity's newest row of the Parquet at ``uri``: pass one now, pass two lazily.
 
     The counts are known when this returns (the store sizes a packed version's buckets with
     them); the batches, about ``batch_rows`` rows each, are read as they are consumed.
-    ``slice_rows``: about how many source rows pass one sorts at a time (``pick_latest``).
+    ``slice_rows``: about how many source rows pass one sorts at a time (``pick_latest``);
+    ``emulator``: the GCS emulator to read a ``gs://`` uri through.
     """
     if slice_rows <= 0:
         raise ValueError("slice_rows must be positive")
-    fs, files = parquet_files(uri, since, as_of)
+    fs, files = parquet_files(uri, since, as_of, emulator)
     if not files:
         return LatestRows(0, 0, None, iter(()))
     names = [columns.entity_key, columns.timestamp, *columns.feature_names]

@@ -52,6 +52,8 @@ def read_offline_table(
     path = version_path(settings, family, version)
 
     def parquet() -> ParquetRows:
-        return ParquetRows.from_dataset(arrow_dataset(path), date_filter(start, end))
+        return ParquetRows.from_dataset(
+            arrow_dataset(path, settings.gcs_emulator), date_filter(start, end)
+        )
 
     return open_index(manifest, path, parquet) or parquet()

@@ -34,10 +34,11 @@ class SparkEngine:
     def spark(self) -> Any:
         """The session: the one given, else the workspace's (``spark.session.get_spark``)."""
         if self._spark is None:
-            from nbfeatures.config import active_settings
+            from nbfeatures.config import activate, active_settings, load_settings
             from nbfeatures.engine.spark.session import get_spark
 
-            self._spark = get_spark(self._settings or active_settings())
+            settings = self._settings or active_settings() or activate(load_settings())
+            self._spark = get_spark(settings)
         return self._spark
 
     def progress(self, label: str, enabled: bool = True) -> contextlib.AbstractContextManager[None]:

@@ -124,7 +124,7 @@ def write_offline(
             f"{family.name} v{fv.version} is stored with hash {previous.hash[:12]} but the "
             f"catalog says {fv.hash[:12]}; the offline folder belongs to another definition",
         )
-    snapshots = [source_snapshot(s) for s in sources]
+    snapshots = [source_snapshot(s, settings.gcs_emulator) for s in sources]
     ts = F.col(family.timestamp)
     rows = (
         prepare_output(frame, family)
@@ -136,9 +136,9 @@ def write_offline(
     if through_spark:
         written = _write_spark(spark, rows, path, family.entity.join_key, (day_start, day_end))
     else:
-        written = _write_arrow(rows, path, family.entity.join_key)
+        written = _write_arrow(rows, path, family.entity.join_key, settings.gcs_emulator)
     stale = {d.isoformat() for d in ranges.days_in(day_start, day_end)} - set(written)
-    _delete_partitions(path, stale)
+    _delete_partitions(path, stale, settings.gcs_emulator)
 
     now = dt.datetime.now(dt.UTC)
     manifest = previous or Manifest(
@@ -155,7 +155,9 @@ def write_offline(
         manifest.partitions.pop(date, None)
     manifest.partitions.update(written)
     manifest.covered = ranges.merge([*manifest.covered, (day_start, day_end)])
-    manifest.entities = _count_entities(spark, path, family.entity.join_key, through_spark)
+    manifest.entities = _count_entities(
+        spark, path, family.entity.join_key, through_spark, settings.gcs_emulator
+    )
     manifest.spark_version = str(spark.version)
     manifest.updated_at = now
     manifest.runs.append(
@@ -185,13 +187,13 @@ def spark_reaches(settings: Settings, spark: SparkSession) -> bool:
     local roots always, ``gs://`` with the GCS connector.
 
     Called right before Spark touches the rows: with the connector it also points a local
-    session at the emulator configured now (``configure_connector``), which may have started
-    after the session.
+    session at the settings' emulator (``configure_connector``), which may have started after
+    the session.
     """
     if not is_gcs(settings.offline):
         return True
     if settings.gcs_connector:
-        configure_connector(spark)
+        configure_connector(spark, settings.gcs_emulator)
         return True
     return False
 
@@ -226,11 +228,13 @@ def _write_spark(
     }
 
 
-def _write_arrow(rows: DataFrame, path: str, key: str) -> dict[str, dict[str, int]]:
+def _write_arrow(
+    rows: DataFrame, path: str, key: str, emulator: str | None
+) -> dict[str, dict[str, int]]:
     """Collect as Arrow and write the dates with pyarrow, replacing only those written."""
     ds = require("pyarrow.dataset", "spark")
     table = rows.toArrow()
-    fs, root = arrow_filesystem(path)
+    fs, root = arrow_filesystem(path, emulator=emulator)
     if table.num_rows:
         ds.write_dataset(
             table,
@@ -253,14 +257,14 @@ def _write_arrow(rows: DataFrame, path: str, key: str) -> dict[str, dict[str, in
     return counts
 
 
-def _delete_partitions(path: str, dates: set[str]) -> None:
+def _delete_partitions(path: str, dates: set[str], emulator: str | None) -> None:
     """Remove the folders of ``dates`` that exist.
 
     One listing, not one probe per date: a default range spans decades of days, and on GCS
     each probe would be a request.
     """
     pafs = require("pyarrow.fs", "spark")
-    fs, root = arrow_filesystem(path)
+    fs, root = arrow_filesystem(path, emulator=emulator)
     if fs.get_file_info(root).type != pafs.FileType.Directory:
         return
     prefix = f"{PARTITION_COLUMN}="
@@ -271,11 +275,13 @@ def _delete_partitions(path: str, dates: set[str]) -> None:
             fs.delete_dir(info.path)
 
 
-def _count_entities(spark: SparkSession, path: str, key: str, through_spark: bool) -> int:
+def _count_entities(
+    spark: SparkSession, path: str, key: str, through_spark: bool, emulator: str | None
+) -> int:
     """Distinct entities over everything stored (only the key column is read)."""
     if not through_spark:
         pc = require("pyarrow.compute", "spark")
-        table = arrow_dataset(path).to_table(columns=[key])
+        table = arrow_dataset(path, emulator).to_table(columns=[key])
         return int(pc.count_distinct(table[key]).as_py())
     F = functions(spark)
     row = spark.read.parquet(path).agg(F.countDistinct(key).alias("n")).collect()[0]
@@ -308,7 +314,9 @@ def read_offline(
     end = ranges.to_utc(end, "end") if end is not None else None
     path = version_path(settings, family, version)
     if not spark_reaches(settings, spark):
-        frame = spark.createDataFrame(read_arrow(path, manifest.timestamp, start, end))
+        frame = spark.createDataFrame(
+            read_arrow(path, manifest.timestamp, start, end, settings.gcs_emulator)
+        )
     else:
         frame = spark.read.parquet(path)
         # Partition pruning first (cheap), then the exact event-time bounds.

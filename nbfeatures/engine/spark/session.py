@@ -28,6 +28,8 @@ _session_key: tuple[str, str, bool] | None = None
 
 def check_java() -> None:
     """Fail early, and clearly, when local Spark has no Java 17+ to run on."""
+    # JAVA_HOME, not a setting: Spark's launcher (spark-class) reads it from the environment,
+    # so the check looks where Spark will.
     java = shutil.which("java", path=os.path.join(os.environ.get("JAVA_HOME", ""), "bin"))
     java = java or shutil.which("java")
     if java is None:
@@ -70,7 +72,7 @@ def get_spark(settings: Settings) -> SparkSession:
                 .config("spark.sql.warehouse.dir", str(settings.home / "spark-warehouse"))
             )
             if settings.gcs_connector:
-                builder = _with_gcs_connector(builder)
+                builder = _with_gcs_connector(builder, settings.gcs_emulator)
         session: SparkSession = builder.getOrCreate()
         # PySpark logs every failed query with its JVM stack trace before raising; we turn
         # those errors into one clear message, so the dump would only bury it.
@@ -79,11 +81,10 @@ def get_spark(settings: Settings) -> SparkSession:
             session.conf.set("spark.sql.session.timeZone", "UTC")
         else:
             session.sparkContext.setLogLevel("ERROR")
-            if not os.environ.get("PYSPARK_PYTHON"):
-                # PySpark starts Python workers (UDFs, mapInArrow) with `python3` from PATH;
-                # from an unactivated virtual environment that interpreter lacks nbfeatures
-                # and pyarrow. Local workers run on this interpreter instead.
-                session.sparkContext.pythonExec = sys.executable
+            # PySpark starts Python workers (UDFs, mapInArrow) with `python3` from PATH unless
+            # told otherwise; from an unactivated virtual environment that interpreter lacks
+            # nbfeatures and pyarrow. Local workers run on this interpreter instead.
+            session.sparkContext.pythonExec = settings.spark_python or sys.executable
         _session, _session_key = session, key
         return session
 
@@ -94,9 +95,10 @@ def current_spark() -> SparkSession | None:
         return _session if _session is not None and _is_alive(_session) else None
 
 
-def _with_gcs_connector(builder: Any) -> Any:
-    """A local session that reads and writes ``gs://`` with Google's connector jar."""
-    from nbfeatures.engine.gcs import EMULATOR_VARIABLE, connector_conf, connector_jar
+def _with_gcs_connector(builder: Any, emulator: str | None = None) -> Any:
+    """A local session that reads and writes ``gs://`` with Google's connector jar (pointed
+    at ``emulator`` if given)."""
+    from nbfeatures.engine.gcs import connector_conf, connector_jar
 
     jar = connector_jar()
     if jar is None:
@@ -107,7 +109,7 @@ def _with_gcs_connector(builder: Any) -> Any:
             "through pyarrow",
         )
     builder = builder.config("spark.jars", jar)
-    for key, value in connector_conf(os.environ.get(EMULATOR_VARIABLE)).items():
+    for key, value in connector_conf(emulator).items():
         builder = builder.config(f"spark.hadoop.{key}", value)
     return builder
 
