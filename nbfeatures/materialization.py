@@ -32,12 +32,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nbfeatures.config import Settings
+from nbfeatures.config import DEFAULT_KEY_PREFIX, Settings
 from nbfeatures.engine.arrow.latest import SLICE_ROWS, latest_rows
 from nbfeatures.engine.spark.latest import COUNT_COLUMN, utc
 from nbfeatures.errors import ConfigError
 from nbfeatures.online.arrow_writer import write_batches
-from nbfeatures.online.layout import DEFAULT_PREFIX, FamilyLayout
+from nbfeatures.online.layout import FamilyLayout
 from nbfeatures.online.store import OnlineStore, WriteTarget
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ def materialize(
         if isinstance(given, OnlineStore):
             prefix = given.prefix
         else:
-            prefix = given.key_prefix if isinstance(given, Settings) else DEFAULT_PREFIX
+            prefix = given.key_prefix if isinstance(given, Settings) else DEFAULT_KEY_PREFIX
     store = OnlineStore.from_url(url, prefix)
     try:
         previous = store.watermark(layout.family, layout.version)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nbfeatures.online.codec import arrow_of
+from nbfeatures.arrow_arrays import arrow_of
 from nbfeatures.online.packing import Packing, buckets_of
 
 if TYPE_CHECKING:

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nbfeatures.arrow_arrays import dense_numpy, event_micros, null_mask
 from nbfeatures.definitions import FeatureType
 from nbfeatures.errors import OnlineStoreError, SchemaError
 
@@ -61,7 +62,8 @@ _SLOT: dict[FeatureType, str] = {
 }
 
 
-def _arrow_type(kind: FeatureType) -> pa.DataType:
+def arrow_type(kind: FeatureType) -> pa.DataType:
+    """The Arrow type a feature of ``kind`` is stored and served as."""
     import pyarrow as pa
 
     return {
@@ -129,83 +131,6 @@ class RecordShape:
         return struct.Struct("<Bq" + bitmap + "".join(_STRUCT_SLOT[k] for k in self.kinds))
 
 
-def event_micros(column: pa.Array | pa.ChunkedArray, family: str, name: str) -> np.ndarray:
-    """A timestamp column as int64 microseconds since the epoch (naive values count as UTC)."""
-    import pyarrow as pa
-
-    if not pa.types.is_timestamp(column.type):
-        raise SchemaError(family, name, f"the event time must be a timestamp, not {column.type}")
-    if column.null_count:
-        raise SchemaError(family, name, "the event time is null in some rows")
-    micros = column.cast(pa.timestamp("us", tz=column.type.tz)).cast(pa.int64())
-    return np.asarray(dense_numpy(micros), dtype=np.int64)
-
-
-_NUMPY_TYPES = {
-    "int8": "i1", "int16": "i2", "int32": "i4", "int64": "i8",
-    "uint8": "u1", "uint16": "u2", "uint32": "u4", "uint64": "u8",
-    "float": "<f4", "double": "<f8",
-}  # fmt: skip
-
-
-def dense_numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A fixed-width numeric column without nulls as numpy: a read-only view of its buffer.
-
-    Not ``to_numpy()``, which looks for pandas on the way and so loads it (~50 MiB) in a
-    writer process that never needs it.
-    """
-    if hasattr(column, "combine_chunks"):
-        column = column.combine_chunks()
-    dtype = np.dtype(_NUMPY_TYPES[str(column.type)]).newbyteorder("<")
-    n = len(column)
-    data = column.buffers()[1]
-    if n == 0 or data is None:
-        return np.zeros(n, dtype=dtype)
-    return np.frombuffer(data, dtype=dtype, count=n, offset=column.offset * dtype.itemsize)
-
-
-def arrow_of(values: np.ndarray) -> pa.Array:
-    """An int64 or bool numpy array as an Arrow array over the same memory (bools packed).
-
-    Not ``pa.array(values)``, which looks for pandas on the way and so loads it.
-    """
-    import pyarrow as pa
-
-    if values.dtype == np.bool_:
-        bits = np.packbits(values, bitorder="little")
-        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
-    data = np.ascontiguousarray(values, dtype=np.int64)
-    return pa.Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])
-
-
-def binary_scalar(value: bytes) -> pa.Scalar:
-    """``value`` as an Arrow binary scalar, built from buffers (``pa.scalar`` loads pandas)."""
-    import pyarrow as pa
-
-    offsets = pa.py_buffer(np.array([0, len(value)], dtype=np.int32))
-    array = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(value)])
-    return array[0]
-
-
-def null_mask(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """``True`` where ``column`` is null, read from its validity bitmap.
-
-    Not ``column.is_null().to_numpy()``: a boolean ``to_numpy`` converts through pandas and so
-    loads it (~50 MiB) in a writer process that never needs it.
-    """
-    chunks = getattr(column, "chunks", None)
-    if chunks is not None:
-        return np.concatenate([null_mask(c) for c in chunks] or [np.zeros(0, dtype=bool)])
-    n = len(column)
-    if column.null_count == 0:
-        return np.zeros(n, dtype=bool)
-    validity = column.buffers()[0]
-    if validity is None:  # the null type: every value is null
-        return np.ones(n, dtype=bool)
-    bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
-    return np.asarray(bits[column.offset : column.offset + n] == 0, dtype=bool)
-
-
 def _ragged_indices(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenated ranges ``starts[i] .. starts[i] + lengths[i]`` as one index array."""
     total = int(lengths.sum())
@@ -233,7 +158,7 @@ def encode(layout: FamilyLayout, batch: pa.RecordBatch) -> pa.Array:
     strings: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for i, (name, kind) in enumerate(zip(shape.names, shape.kinds, strict=True)):
         try:
-            column = batch.column(name).cast(_arrow_type(kind))
+            column = batch.column(name).cast(arrow_type(kind))
         except KeyError:
             raise SchemaError(layout.family, name, "missing from the rows to write") from None
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -349,6 +274,13 @@ def decode_columns(
         buffer = np.frombuffer(joined, dtype=np.uint8)
         fixed = buffer[starts[:, None] + np.arange(width)]
         records = np.ascontiguousarray(fixed).view(shape.dtype).reshape(m)
+        if strings:
+            needed = np.full(m, width, dtype=np.int64)
+            for i in shape.string_positions:
+                needed += records[f"f{i}"].astype(np.int64)
+            if bool((needed > lengths).any()):
+                # Slicing past the end would serve a cut text as if it were the stored one.
+                raise OnlineStoreError(where, "a stored value is shorter than its texts say")
     formats = records["format"]
     if m and bool((formats != FORMAT_VERSION).any()):
         bad = int(formats[formats != FORMAT_VERSION][0])
@@ -377,10 +309,9 @@ def decode_columns(
         if kind is FeatureType.STRING:
             string_lengths = records[f"f{i}"].astype(np.int64)
             if wanted:
-                texts = [
-                    joined[s : s + k].decode()
-                    for s, k in zip(cursor.tolist(), string_lengths.tolist(), strict=True)
-                ]
+                texts = _texts(
+                    joined, zip(cursor.tolist(), string_lengths.tolist(), strict=True), where
+                )
                 if not all_present:
                     rows = iter(texts)
                     texts = [next(rows) if here else "" for here in present.tolist()]
@@ -419,6 +350,20 @@ def decode_columns(
     return DecodedColumns(present, event_us, values, nulls, all_present)
 
 
+def _text(payload: bytes, start: int, length: int, where: str) -> str:
+    try:
+        return bytes(payload[start : start + length]).decode()
+    except UnicodeDecodeError:
+        raise OnlineStoreError(where, "a stored text is not UTF-8") from None
+
+
+def _texts(joined: bytes, spans: Iterable[tuple[int, int]], where: str) -> list[str]:
+    try:
+        return [joined[s : s + k].decode() for s, k in spans]
+    except UnicodeDecodeError:
+        raise OnlineStoreError(where, "a stored text is not UTF-8") from None
+
+
 def _decode_small(
     shape: RecordShape,
     payloads: Sequence[bytes | None],
@@ -434,14 +379,19 @@ def _decode_small(
     if any(len(p) < width for p in found):
         raise OnlineStoreError(where, "a stored value is shorter than its layout")
     records = [layout_struct.unpack_from(p) for p in found]
+    kinds = shape.kinds
+    first_slot = 2 + (len(kinds) + 7) // 8
+    texts_at = [first_slot + i for i in shape.string_positions]
+    for payload, record in zip(found, records, strict=True):
+        if texts_at and width + sum(record[slot] for slot in texts_at) > len(payload):
+            # Slicing past the end would serve a cut text as if it were the stored one.
+            raise OnlineStoreError(where, "a stored value is shorter than its texts say")
     for record in records:
         if record[0] != FORMAT_VERSION:
             raise OnlineStoreError(
                 where,
                 f"value format {record[0]} is not {FORMAT_VERSION}; upgrade nbfeatures to read it",
             )
-    kinds = shape.kinds
-    first_slot = 2 + (len(kinds) + 7) // 8
     any_null = any(any(record[2:first_slot]) for record in records)
     if not all_present:
         # Absent keys get a record of zeros (and every feature null) so columns stay aligned.
@@ -466,7 +416,7 @@ def _decode_small(
             lengths = [record[slot] for record in records]
             if wanted:
                 values[name] = [
-                    bytes(p[c : c + k]).decode() if p is not None else ""
+                    _text(p, c, k, where) if p is not None else ""
                     for p, c, k in zip(payloads, cursors, lengths, strict=True)
                 ]
             cursors = [c + k for c, k in zip(cursors, lengths, strict=True)]
@@ -523,7 +473,7 @@ def decode(
                 texts = [None if null else t for t, null in zip(texts, mask.tolist(), strict=True)]
             columns[name] = pa.array(texts, type=pa.string())
         elif kind is FeatureType.TIMESTAMP:
-            columns[name] = pa.array(raw, mask=mask, type=pa.int64()).cast(_arrow_type(kind))
+            columns[name] = pa.array(raw, mask=mask, type=pa.int64()).cast(arrow_type(kind))
         else:
-            columns[name] = pa.array(raw, mask=mask, type=_arrow_type(kind))
+            columns[name] = pa.array(raw, mask=mask, type=arrow_type(kind))
     return Decoded(present=got.present, event_us=got.event_us, columns=columns)

@@ -46,13 +46,12 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from nbfeatures.config import DEFAULT_KEY_PREFIX
 from nbfeatures.definitions import FeatureType, check_name
 from nbfeatures.errors import DefinitionError
 
 if TYPE_CHECKING:
     from nbfeatures.definitions import FeatureFamily
-
-DEFAULT_PREFIX = "nbf:"
 
 
 @dataclass(frozen=True)
@@ -167,7 +166,7 @@ def key_id_text(number: int) -> str:
 class KeySpace:
     """Builds every key of the layout above for one prefix."""
 
-    prefix: str = DEFAULT_PREFIX
+    prefix: str = DEFAULT_KEY_PREFIX
 
     def value_tag(self, key_id: str) -> str:
         """The common start of every value key of the version with ``key_id`` (its hash tag)."""

@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nbfeatures.arrow_arrays import arrow_of, dense_numpy
 from nbfeatures.definitions import FeatureType
 from nbfeatures.errors import OnlineStoreError
 from nbfeatures.online import resp
-from nbfeatures.online.codec import arrow_of, dense_numpy
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -67,7 +67,7 @@ def literal(value: bytes) -> pa.Scalar:
     Built from buffers: a Python ``bytes`` handed to a compute function goes through
     ``pa.scalar``, which loads pandas into the writer.
     """
-    from nbfeatures.online.codec import binary_scalar
+    from nbfeatures.arrow_arrays import binary_scalar
 
     return binary_scalar(value)
 

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nbfeatures.config import DEFAULT_KEY_PREFIX
 from nbfeatures.errors import LiveVersionChanged, OnlineStoreError
 from nbfeatures.online.codec import decode
-from nbfeatures.online.layout import DEFAULT_PREFIX, FamilyLayout, KeySpace, key_id_text
+from nbfeatures.online.layout import FamilyLayout, KeySpace, key_id_text
 from nbfeatures.online.packing import Packing
 from nbfeatures.online.rows import OnlineRows, utc
 from nbfeatures.online.stored import StoredKeys, StoredVersion, packing_record, writable
@@ -82,7 +83,7 @@ class OnlineStore:
     """Redis (standalone, TLS/AUTH through the URL) or Redis Cluster, one client per store."""
 
     def __init__(
-        self, client: RedisClient, prefix: str = DEFAULT_PREFIX, *, url: str | None = None
+        self, client: RedisClient, prefix: str = DEFAULT_KEY_PREFIX, *, url: str | None = None
     ) -> None:
         self.client = client
         self.keys = KeySpace(prefix)
@@ -96,7 +97,7 @@ class OnlineStore:
         self._packings: dict[tuple[str, int], tuple[Packing | None, float]] = {}
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = DEFAULT_PREFIX) -> OnlineStore:
+    def from_url(cls, url: str, prefix: str = DEFAULT_KEY_PREFIX) -> OnlineStore:
         from nbfeatures.online.connect import client_from_url
 
         return cls(client_from_url(url), prefix, url=url)

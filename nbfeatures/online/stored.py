@@ -24,14 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nbfeatures.arrow_arrays import arrow_of, event_micros
 from nbfeatures.online import resp
 from nbfeatures.online.codec import (
     DecodedColumns,
     RecordShape,
-    arrow_of,
     decode_columns,
     encode,
-    event_micros,
 )
 from nbfeatures.online.layout import FamilyLayout, KeySpace
 from nbfeatures.online.packing import (

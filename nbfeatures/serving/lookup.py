@@ -113,7 +113,7 @@ class Column:
     def to_arrow(self) -> pa.Array:
         import pyarrow as pa
 
-        from nbfeatures.online.codec import _arrow_type
+        from nbfeatures.online.codec import arrow_type
 
         if self.kind is FeatureType.STRING:
             texts: list[str | None] = list(self.values)
@@ -123,21 +123,21 @@ class Column:
             return pa.array(texts, type=pa.string())
         if self.kind is FeatureType.TIMESTAMP:
             micros = pa.array(self.values, mask=self.nulls, type=pa.int64())
-            return micros.cast(_arrow_type(self.kind))
-        return pa.array(self.values, mask=self.nulls, type=_arrow_type(self.kind))
+            return micros.cast(arrow_type(self.kind))
+        return pa.array(self.values, mask=self.nulls, type=arrow_type(self.kind))
 
     @classmethod
     def from_arrow(cls, kind: FeatureType, array: pa.Array | pa.ChunkedArray) -> Column:
         """An Arrow column (any type castable to ``kind``; a null-typed one is all null)."""
         import pyarrow as pa
 
-        from nbfeatures.online.codec import _arrow_type
+        from nbfeatures.online.codec import arrow_type
 
         n = len(array)
         nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         mask = nulls if nulls.any() else None
         if pa.types.is_null(array.type):
-            array = pa.nulls(n, type=_arrow_type(kind))
+            array = pa.nulls(n, type=arrow_type(kind))
         if kind is FeatureType.STRING:
             texts = array.cast(pa.string()).fill_null("").to_pylist()
             return cls(kind, texts, mask)
@@ -145,7 +145,7 @@ class Column:
             micros = array.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).fill_null(0)
             return cls(kind, np.asarray(micros.to_numpy(zero_copy_only=False)), mask)
         filler = False if kind is FeatureType.BOOL else 0
-        filled = array.cast(_arrow_type(kind)).fill_null(filler)
+        filled = array.cast(arrow_type(kind)).fill_null(filler)
         return cls(kind, np.asarray(filled.to_numpy(zero_copy_only=False)), mask)
 
     @classmethod

@@ -8,8 +8,17 @@ import sys
 import textwrap
 
 import pyarrow as pa
+import pytest
 
-from nbfeatures.online.codec import decode, encode, null_mask
+from nbfeatures.arrow_arrays import null_mask
+from nbfeatures.errors import OnlineStoreError
+from nbfeatures.online.codec import (
+    SMALL_BATCH,
+    RecordShape,
+    decode,
+    decode_columns,
+    encode,
+)
 from nbfeatures.online.layout import FamilyLayout
 
 LAYOUT = FamilyLayout(
@@ -45,6 +54,40 @@ def test_decoding_a_subset_skips_columns_and_keeps_later_strings_aligned() -> No
     assert subset.columns["c"].to_pylist() == ["c1", None, "c22", None]
     assert subset.columns["d"].to_pylist() == everything.columns["d"].to_pylist()
     assert subset.columns["d"].to_pylist() == [1, None, None, 3]
+
+
+def _payloads(count: int) -> list[bytes]:
+    when = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    batch = pa.record_batch(
+        {
+            "user_id": [f"u{i}" for i in range(count)],
+            "ts": pa.array([when] * count, pa.timestamp("us", tz="UTC")),
+            "a": ["first"] * count,
+            "b": [1.5] * count,
+            "c": ["last text"] * count,
+            "d": [7] * count,
+        }
+    )
+    return [bytes(v) for v in encode(LAYOUT, batch).to_pylist()]
+
+
+@pytest.mark.parametrize("count", [1, SMALL_BATCH + 4], ids=["few", "many"])
+def test_a_record_cut_inside_its_texts_is_an_error_not_a_shorter_text(count: int) -> None:
+    payloads = _payloads(count)
+    assert decode_columns(RecordShape.of(LAYOUT), payloads).values["c"][-1] == "last text"
+    payloads[-1] = payloads[-1][:-3]  # still longer than the fixed part
+    with pytest.raises(
+        OnlineStoreError, match="mixed@v1: a stored value is shorter than its texts"
+    ):
+        decode_columns(RecordShape.of(LAYOUT), payloads, where="mixed@v1")
+
+
+@pytest.mark.parametrize("count", [1, SMALL_BATCH + 4], ids=["few", "many"])
+def test_a_text_that_is_not_utf8_is_an_error(count: int) -> None:
+    payloads = _payloads(count)
+    payloads[-1] = payloads[-1][:-1] + b"\xff"  # the last byte of "last text"
+    with pytest.raises(OnlineStoreError, match="mixed@v1: a stored text is not UTF-8"):
+        decode_columns(RecordShape.of(LAYOUT), payloads, where="mixed@v1")
 
 
 def test_null_mask_reads_the_validity_bitmap_of_slices_chunks_and_the_null_type() -> None:

@@ -45,11 +45,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nbfeatures.arrow_arrays import event_micros, null_mask
 from nbfeatures.engine.arrow.slices import entity_codes, int_keys, slice_count, slice_of
 from nbfeatures.engine.gcs import arrow_filesystem
 from nbfeatures.engine.port import LatestRows
 from nbfeatures.errors import SchemaError
-from nbfeatures.online.codec import event_micros, null_mask
 
 if TYPE_CHECKING:
     import pyarrow as pa

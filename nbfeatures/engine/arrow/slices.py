@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nbfeatures.online.codec import dense_numpy, null_mask
+from nbfeatures.arrow_arrays import dense_numpy, null_mask
 
 if TYPE_CHECKING:
     import pyarrow as pa
