@@ -94,20 +94,3 @@ def connector_conf(emulator: str | None) -> dict[str, str]:
             }
         )
     return conf
-
-
-def configure_connector(spark: Any, emulator: str | None) -> None:
-    """Set a local session's connector settings now, pointed at ``emulator`` if given.
-
-    The session may have been built by settings without ``gcs_connector``, or before the
-    emulator started (tests, notebooks); Hadoop reads these settings when Spark first opens
-    a ``gs://`` path. The connector's jar must be on the session's classpath (loaded when a
-    session is built with ``gcs_connector``). A Spark Connect cluster configures its own.
-    """
-    from nbfeatures.engine.spark.spark_api import is_connect
-
-    if is_connect(spark):
-        return
-    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in connector_conf(emulator).items():
-        hadoop.set(key, value)

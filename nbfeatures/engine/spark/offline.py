@@ -24,7 +24,7 @@ from nbfeatures._deps import require
 from nbfeatures.definitions import FeatureFamily, Source
 from nbfeatures.engine import ranges
 from nbfeatures.engine.arrow.join_index import build_index
-from nbfeatures.engine.gcs import arrow_filesystem, configure_connector, is_gcs
+from nbfeatures.engine.gcs import arrow_filesystem, is_gcs
 from nbfeatures.engine.offline_store import (
     PARTITION_COLUMN,
     Manifest,
@@ -187,12 +187,14 @@ def spark_reaches(settings: Settings, spark: SparkSession) -> bool:
     local roots always, ``gs://`` with the GCS connector.
 
     Called right before Spark touches the rows: with the connector it also points a local
-    session at the settings' emulator (``configure_connector``), which may have started after
-    the session.
+    session at the settings' emulator (``spark.session.configure_connector``), which may have
+    started after the session.
     """
     if not is_gcs(settings.offline):
         return True
     if settings.gcs_connector:
+        from nbfeatures.engine.spark.session import configure_connector
+
         configure_connector(spark, settings.gcs_emulator)
         return True
     return False
