@@ -117,7 +117,7 @@ def training_set(
         spine = _normalize_pandas(spine, timestamp_column, columns)
         low, high = _pandas_bounds(spine, timestamp_column)
         if _use_arrow(engine, spark, settings, selections, low, high):
-            arrow = create("arrow")
+            arrow = create("arrow", settings)
             result = _join(
                 arrow,
                 arrow.from_pandas(spine, _ROW),
@@ -140,7 +140,7 @@ def training_set(
 
         low, high = time_bounds(spine, timestamp_column)
         joined = _join(
-            create("arrow"),
+            create("arrow", settings),
             spine.toArrow(),
             selections,
             settings,
