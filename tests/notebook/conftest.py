@@ -32,13 +32,21 @@ def transactions(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def module_settings(spark_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def module_settings(
+    spark_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
     """A workspace (and so a catalog) shared by one test module; tests use distinct names.
 
-    Creating a fresh MLflow database costs seconds, so it is not done per test.
+    Creating a fresh MLflow database costs seconds, so it is not done per test. Registering
+    with metadata starts the workspace's embedded Redis; it is stopped when the module ends,
+    so no redis-server outlives the tests.
     """
+    from nbfeatures.online.embedded import stop_embedded
+
     root = tmp_path_factory.mktemp("notebook-workspace")
-    return dataclasses.replace(spark_settings, workspace=root, owner="tests")
+    settings = dataclasses.replace(spark_settings, workspace=root, owner="tests")
+    yield settings
+    stop_embedded(settings)
 
 
 @pytest.fixture
