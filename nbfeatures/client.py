@@ -7,10 +7,12 @@
         row.statuses["user_stats:clicks_7d"] # ["PRESENT", "NOT_FOUND"]
         frame = row.to_pandas()
 
-The channel is opened once and reused. Calls failing with UNAVAILABLE are retried with
-exponential backoff while the deadline (``timeout``) allows. gRPC errors become the library's:
-NOT_FOUND -> ``FeatureNotFound``, INVALID_ARGUMENT -> ``InvalidRequest``, UNAUTHENTICATED ->
-``Unauthenticated``, UNAVAILABLE -> ``ServingUnavailable``, others -> ``ServingError``.
+The channel is opened once and reused. Calls failing with UNAVAILABLE, or CANCELLED by the
+server (a server stopping cancels the calls it had received but not yet started), are retried
+with exponential backoff while the deadline (``timeout``) allows: every call only reads. gRPC
+errors become the library's: NOT_FOUND -> ``FeatureNotFound``, INVALID_ARGUMENT ->
+``InvalidRequest``, UNAUTHENTICATED -> ``Unauthenticated``, UNAVAILABLE, DEADLINE_EXCEEDED and
+CANCELLED -> ``ServingUnavailable``, others -> ``ServingError``.
 ``AsyncFeatureClient`` offers the same calls for asyncio.
 """
 
@@ -96,6 +98,19 @@ def _normalize(entities: Entities) -> dict[str, list[Any]]:
     return {name: [row[name] for row in rows] for name in names}
 
 
+def _retryable(exc: grpc.RpcError) -> bool:
+    """Whether another try may answer: the server was unavailable, or it was stopping.
+
+    A gRPC server that stops cancels the calls it had received but no handler had taken yet:
+    the caller sees CANCELLED, though nothing ran (gRPC core issue 41785). These clients never
+    cancel a call themselves (a deadline is DEADLINE_EXCEEDED), so a CANCELLED here came from
+    the server, and every call of theirs only reads: trying again is safe.
+    """
+    import grpc
+
+    return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+
+
 def _error(target: str, exc: grpc.RpcError) -> Exception:
     import grpc
 
@@ -109,7 +124,11 @@ def _error(target: str, exc: grpc.RpcError) -> Exception:
         return InvalidRequest(target, detail)
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return Unauthenticated(target, detail)
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    if code in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,  # by a stopping server: see ``_retryable``
+    ):
         return ServingUnavailable(target, f"{code.name}: {detail}")
     return ServingError(target, f"{code.name}: {detail}")
 
@@ -203,8 +222,7 @@ class FeatureClient(_Base):
                 return method(request, timeout=max(left, 0.001), metadata=self._metadata)
             except grpc.RpcError as exc:
                 pause = _backoff(attempt)
-                retry = exc.code() == grpc.StatusCode.UNAVAILABLE
-                if not retry or time.monotonic() + pause >= deadline:
+                if not _retryable(exc) or time.monotonic() + pause >= deadline:
                     raise _error(self.target, exc) from None
                 time.sleep(pause)  # backoff between retries of an unavailable server
                 attempt += 1
@@ -276,8 +294,7 @@ class AsyncFeatureClient(_Base):
                 return await method(request, timeout=max(left, 0.001), metadata=self._metadata)
             except grpc.aio.AioRpcError as exc:
                 pause = _backoff(attempt)
-                retry = exc.code() == grpc.StatusCode.UNAVAILABLE
-                if not retry or time.monotonic() + pause >= deadline:
+                if not _retryable(exc) or time.monotonic() + pause >= deadline:
                     raise _error(self.target, exc) from None
                 await asyncio.sleep(pause)
                 attempt += 1
