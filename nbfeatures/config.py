@@ -92,6 +92,10 @@ class Settings:
     monitoring: Mapping[str, Any] | None = field(
         default=None, hash=False, compare=False, metadata={"parse": _parse_monitoring}
     )
+    # The names set in the file, the environment or overrides rather than defaulted, so a
+    # check can tell a workspace that chose ``key_prefix: nbf:`` from one that said nothing.
+    # Filled by ``load_settings``; not a setting itself.
+    given: frozenset[str] = field(default=frozenset(), hash=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("preview_limit", "preview_rows"):
@@ -159,6 +163,7 @@ def load_settings(
         file_name=str(config_path),
         overrides=overrides,
         fixed={"workspace": root},
+        given_field="given",
     )
     fallbacks: dict[str, Any] = {
         name: env[variable]

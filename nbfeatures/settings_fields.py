@@ -87,15 +87,19 @@ def load_fields(
     file_name: str = "",
     overrides: Mapping[str, Any] | None = None,
     fixed: Mapping[str, Any] | None = None,
+    given_field: str | None = None,
 ) -> T:
     """Build ``model`` from ``file_values`` (read from ``file_name``), ``<env_prefix><NAME>``
     variables and ``overrides``; ``fixed`` fields (e.g. the workspace) are given, not loaded.
+    ``given_field`` names a field that receives the names that were set (not defaulted).
 
     ``label(name)`` is how errors name a field (``preview_rows``, ``serve.port``). An unknown
     key in the file is refused as ``<file_name>:<key>``; an unknown override as ``label(key)``.
     Errors the model's own checks raise for a field get that field's source added.
     """
     fixed = dict(fixed or {})
+    if given_field is not None:
+        fixed[given_field] = frozenset()  # not loadable; filled below
     hints = typing.get_type_hints(model)
     settable = [f for f in dataclasses.fields(typing.cast(Any, model)) if f.name not in fixed]
     known = {f.name: f for f in settable}
@@ -132,6 +136,8 @@ def load_fields(
             raise ConfigError(label(key), f"unknown setting; known: {names}")
         if value is not None:
             put(key, value, "override")
+    if given_field is not None:
+        fixed[given_field] = frozenset(sources)
     try:
         return model(**fixed, **values)
     except ConfigError as exc:

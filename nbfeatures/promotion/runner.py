@@ -128,7 +128,7 @@ def _overrides(settings: Settings) -> dict[str, Any]:
     return {
         f.name: getattr(settings, f.name)
         for f in dataclasses.fields(settings)
-        if f.name != "workspace"
+        if f.name not in ("workspace", "given")  # where the kernel is, what was said: not settings
         and getattr(settings, f.name) is not None
         and getattr(settings, f.name) != getattr(defaults, f.name)
     }

@@ -113,13 +113,13 @@ def load_server_config(
 
 def key_prefix(settings: Settings, config: ServerConfig) -> str:
     """The prefix the server reads keys under: the workspace's, unless the server's config
-    names one. Both named (the workspace's is not the default) and different: refused, since
-    the server would read keys that promotion never wrote."""
+    names one. Both named (the workspace set ``key_prefix``, even to the default) and
+    different: refused, since the server would read keys that promotion never wrote."""
     from nbfeatures.config import DEFAULT_KEY_PREFIX
 
     if config.key_prefix is None or config.key_prefix == settings.key_prefix:
         return settings.key_prefix
-    if settings.key_prefix != DEFAULT_KEY_PREFIX:
+    if "key_prefix" in settings.given or settings.key_prefix != DEFAULT_KEY_PREFIX:
         raise ConfigError(
             "serve.key_prefix",
             f"{config.key_prefix!r} differs from the workspace's key_prefix "

@@ -92,6 +92,21 @@ def test_a_server_prefix_that_differs_from_the_workspace_prefix_is_refused(
     assert refused.value.key == "serve.key_prefix"
 
 
+def test_a_workspace_that_names_the_default_prefix_is_held_to_it(tmp_path: Path) -> None:
+    (tmp_path / "nbfeatures.yaml").write_text('key_prefix: "nbf:"\n')
+    named = load_settings(tmp_path, environ={})
+    assert named.key_prefix == "nbf:" and "key_prefix" in named.given
+    with pytest.raises(ConfigError, match=r"'edge:' differs from the workspace's key_prefix"):
+        key_prefix(named, ServerConfig(key_prefix="edge:"))
+    from_env = load_settings(tmp_path / "none", environ={"NBF_KEY_PREFIX": "nbf:"})
+    with pytest.raises(ConfigError, match="'edge:'"):
+        key_prefix(from_env, ServerConfig(key_prefix="edge:"))
+    # Said nowhere: the server's prefix is taken (as before there was a workspace setting).
+    unnamed = load_settings(tmp_path / "none", environ={})
+    assert "key_prefix" not in unnamed.given
+    assert key_prefix(unnamed, ServerConfig(key_prefix="edge:")) == "edge:"
+
+
 def test_the_default_prefix_is_unchanged(tmp_path: Path, redis_server: RedisServer) -> None:
     default = load_settings(tmp_path, environ={}, redis_url=redis_server.url)
     assert default.key_prefix == "nbf:"
