@@ -3,8 +3,9 @@
 The schedules come from the workspace's ``monitoring:`` settings
 (``monitoring_config(settings).scheduled()``): a family named there runs on its own
 ``schedule``, and ``*`` (the defaults' schedule) stands for every family with a production
-version that is not named. That list is read when the scheduler starts; restart it to pick
-up a newly promoted family.
+version that is not named. The catalog is asked again every ``REFRESH_SECONDS``: a family
+promoted since the scheduler started gets its job, one whose production alias is gone loses
+it, and a catalog that cannot be read leaves the jobs as they were.
 
 One APScheduler 3.x job per family and report set, each with ``coalesce`` (runs missed while
 the process was busy or asleep become one), ``max_instances=1`` (a slow report is never run
@@ -22,6 +23,7 @@ import datetime as dt
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 # A run that starts later than this after its time (the process was stopped or busy) is
 # skipped, not run late: the next scheduled run reports on a current window anyway.
 MISFIRE_GRACE_SECONDS = 600
+# How often ``serve_schedule`` asks the catalog which families ``*`` covers now.
+REFRESH_SECONDS = 300.0
 
 RunFunction = Callable[[str, Sequence[str]], "RunOutcome"]
 
@@ -202,18 +206,12 @@ def build_scheduler(
         },
     )
     for job in jobs:
-        scheduler.add_job(
-            _job,
-            cron_trigger(job.schedule, f"monitoring.families.{job.family}.schedule"),
-            args=(run, job.family, job.kinds),
-            id=job.job_id,
-            name=f"{job.family} [{','.join(job.kinds)}] {job.schedule}",
-            replace_existing=True,
-        )
+        add_job(scheduler, run, job)
 
     def on_error(event: Any) -> None:
         family = event.job_id.removeprefix("reports:")
-        kinds = next((j.kinds for j in jobs if j.job_id == event.job_id), ())
+        added = scheduler.get_job(event.job_id)  # gone if unscheduled meanwhile
+        kinds = added.args[2] if added is not None else ()
         if isinstance(event.exception, ScheduledRunFailed):
             return  # its run line, with each failure, is logged already
         log.error("%s", run_line(family, kinds, None, _one_line(event.exception)))
@@ -228,6 +226,48 @@ def build_scheduler(
     scheduler.add_listener(on_error, events.EVENT_JOB_ERROR)
     scheduler.add_listener(on_missed, events.EVENT_JOB_MISSED)
     return scheduler
+
+
+def add_job(scheduler: Any, run: RunFunction, job: ScheduledFamily) -> Any:
+    """Schedule ``job`` on ``scheduler`` (replacing one of the same family); the APScheduler job."""
+    return scheduler.add_job(
+        _job,
+        cron_trigger(job.schedule, f"monitoring.families.{job.family}.schedule"),
+        args=(run, job.family, job.kinds),
+        id=job.job_id,
+        name=f"{job.family} [{','.join(job.kinds)}] {job.schedule}",
+        replace_existing=True,
+    )
+
+
+def refresh_jobs(
+    scheduler: Any, settings: Settings, run: RunFunction, jobs: Sequence[ScheduledFamily]
+) -> list[ScheduledFamily]:
+    """Bring the scheduler's jobs to what ``scheduled_families`` says now; return that list.
+
+    A family ``*`` no longer covers loses its job (a run in progress finishes); one it covers
+    since ``jobs`` were made gets one. If the catalog cannot be read, ``jobs`` stay.
+    """
+    try:
+        wanted = scheduled_families(settings)
+    except Exception as exc:  # the catalog may be away for a while: the scheduler outlives it
+        log.warning(
+            "could not read the production families, keeping the jobs as they are: %s",
+            _one_line(exc),
+        )
+        return list(jobs)
+    have = {job.job_id: job for job in jobs}
+    want = {job.job_id: job for job in wanted}
+    for job_id, job in have.items():
+        if want.get(job_id) != job:
+            scheduler.remove_job(job_id)
+            if job_id not in want:
+                log.info("unscheduled %s: it has no production version now", job.family)
+    for job_id, job in want.items():
+        if have.get(job_id) != job:
+            added = add_job(scheduler, run, job)
+            log.info("scheduled %s, next run %s", added.name, added.next_run_time)
+    return wanted
 
 
 def _job(run: RunFunction, family: str, kinds: Sequence[str]) -> None:
@@ -253,19 +293,22 @@ def serve_schedule(
     run: RunFunction | None = None,
     stop: threading.Event | None = None,
     handle_signals: bool = True,
+    refresh_seconds: float = REFRESH_SECONDS,
 ) -> int:
     """Run the scheduler until SIGTERM/SIGINT (or ``stop`` is set); return 0.
 
     Jobs that are running when the stop comes are waited for, so no report is cut in half.
-    With no scheduled family it says so and returns 1 at once.
+    Every ``refresh_seconds`` the families ``*`` covers are read again (``refresh_jobs``).
+    With no schedule in the settings it says so and returns 1 at once.
     """
-    jobs = scheduled_families(settings)
-    if not jobs:
+    if not monitoring_config(settings).scheduled():
         log.error(
             "nothing to schedule: set monitoring.defaults.schedule or a family's schedule "
-            "in nbfeatures.yaml (and promote a family for `*`)"
+            "in nbfeatures.yaml"
         )
         return 1
+    run = run or _default_run(settings)
+    jobs = scheduled_families(settings)
     scheduler = build_scheduler(settings, run=run, jobs=jobs)
     stop = stop or threading.Event()
     previous: dict[int, Any] = {}
@@ -280,10 +323,19 @@ def serve_schedule(
     scheduler.start()
     for job in scheduler.get_jobs():
         log.info("scheduled %s, next run %s", job.name, job.next_run_time)
+    if not jobs:
+        log.info(
+            "no family to run yet: `*` covers each family with a production version; "
+            "the catalog is read again every %g s",
+            refresh_seconds,
+        )
     try:
+        look_again = time.monotonic() + refresh_seconds
         # Short waits, so a signal is handled promptly on every platform.
-        while not stop.wait(1.0):
-            pass
+        while not stop.wait(min(1.0, refresh_seconds)):
+            if time.monotonic() >= look_again:
+                jobs = refresh_jobs(scheduler, settings, run, jobs)
+                look_again = time.monotonic() + refresh_seconds
     finally:
         scheduler.shutdown(wait=True)
         for signum, handler in previous.items():

@@ -156,6 +156,106 @@ def test_the_command_stops_cleanly_on_a_signal(tmp_path: Path, signum: signal.Si
     assert f"{signal.Signals(signum).name} received" in rest and "scheduler stopped" in rest
 
 
+def not_due(family: str, kinds: Sequence[str]) -> RunOutcome:
+    raise AssertionError(f"{family}: no run is due in this test")
+
+
+@pytest.mark.integration
+def test_families_promoted_or_demoted_while_it_runs_gain_or_lose_their_job(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from nbfeatures.catalog import Catalog
+    from nbfeatures.config import load_settings
+    from nbfeatures.definitions import (
+        Entity,
+        Feature,
+        FeatureFamily,
+        FeatureType,
+        Source,
+        Transformation,
+        TransformationKind,
+    )
+
+    (tmp_path / "nbfeatures.yaml").write_text(
+        "owner: tests\nmonitoring:\n  defaults: {schedule: '0 6 * * *', reports: [freshness]}\n"
+    )
+    settings = load_settings(tmp_path, environ={})
+    catalog = Catalog.from_settings(settings)
+    catalog.register(
+        FeatureFamily(
+            name="late_family",
+            entity=Entity("user", "user_id"),
+            timestamp="ts",
+            features=(Feature("clicks", FeatureType.INT64),),
+            transformation=Transformation(
+                TransformationKind.SQL, "SELECT user_id, ts, clicks FROM events"
+            ),
+            sources=(Source.infer("events", "data/events.parquet", "ts"),),
+            owner="tests",
+        )
+    )
+    caplog.set_level(logging.INFO, logger="nbfeatures.monitoring.schedule")
+    stop = threading.Event()
+    result: list[int] = []
+    thread = threading.Thread(
+        target=lambda: result.append(
+            serve_schedule(
+                settings,
+                run=not_due,
+                stop=stop,
+                handle_signals=False,
+                refresh_seconds=0.2,
+            )
+        ),
+        daemon=True,
+    )
+
+    def logged(text: str) -> bool:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(text in r.getMessage() for r in caplog.records):
+                return True
+            time.sleep(0.1)
+        return False
+
+    thread.start()
+    try:
+        assert logged("no family to run yet")
+        catalog.set_alias("late_family", "production", 1)
+        assert logged("scheduled late_family [freshness] 0 6 * * *, next run")
+        client = catalog._connection.client
+        client.delete_registered_model_alias(catalog.model_name("late_family"), "production")
+        assert logged("unscheduled late_family: it has no production version now")
+    finally:
+        stop.set()
+        thread.join(60)
+    assert not thread.is_alive() and result == [0]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # not_due never ran
+
+
+def test_a_catalog_that_cannot_be_read_leaves_the_jobs_as_they_are(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from nbfeatures.config import load_settings
+    from nbfeatures.monitoring.schedule import refresh_jobs
+
+    (tmp_path / "nbfeatures.yaml").write_text(
+        "owner: tests\nmonitoring:\n  defaults: {schedule: '0 6 * * *'}\n"
+    )
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the catalog's folder should be")
+    settings = load_settings(tmp_path, environ={}, catalog_uri=f"sqlite:///{blocked}/mlflow.db")
+    jobs = [ScheduledFamily("kept", ("freshness",), "0 6 * * *")]
+    scheduler = build_scheduler(settings, run=not_due, jobs=jobs)
+    scheduler.start(paused=True)
+    try:
+        assert refresh_jobs(scheduler, settings, not_due, jobs) == jobs
+        assert [job.id for job in scheduler.get_jobs()] == ["reports:kept"]
+    finally:
+        scheduler.shutdown(wait=False)
+    assert "could not read the production families, keeping the jobs as they are" in caplog.text
+
+
 def test_nothing_scheduled_exits_1_with_the_setting_to_add(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
