@@ -77,11 +77,13 @@ def skew_report(
     config: FamilyMonitoring | None = None,
     engine: str = "auto",
     sample: int | None = None,
+    spark: Any = None,
 ) -> ReportResult:
     """Compare sampled served vectors of ``family`` with their offline recomputation.
 
     ``engine`` is the point-in-time join's (``training_set``): ``"auto"``, ``"arrow"`` or
-    ``"spark"``. ``sample`` overrides ``SkewSettings.sample``. Writes ``output_dir/skew.html``.
+    ``"spark"``; ``spark`` the session it runs on (default: the workspace's, local or Spark
+    Connect). ``sample`` overrides ``SkewSettings.sample``. Writes ``output_dir/skew.html``.
     """
     from nbfeatures.catalog import Catalog
     from nbfeatures.monitoring.skew_page import PAGE_ROWS, write_page
@@ -107,7 +109,7 @@ def skew_report(
         reason = unrecomputable or "no served vectors logged in the window: nothing compared"
         summary = _summary(reference, window, start, end, Status.WARN, (), [*notes, reason], {})
         return ReportResult(summary, write_page(output_dir, summary, None, [], reference.family))
-    aligned = _align(settings, catalog, reference, window, engine)
+    aligned = _align(settings, catalog, reference, window, engine, spark)
     dropped = window.rows - len(aligned.context)
     if dropped:
         notes.append(f"{dropped} served vectors skipped: their entity is not a valid join key")
@@ -243,6 +245,7 @@ def _align(
     reference: FamilyVersion,
     window: ServedWindow,
     engine: str,
+    spark: Any,
 ) -> Aligned:
     """Recompute the window's vectors offline and line both sides up, row by row."""
     from nbfeatures.engine.offline_store import arrow_dataset, version_path
@@ -283,6 +286,7 @@ def _align(
         include_event_times=True,
         progress=False,
         engine=engine,
+        spark=spark,
     )
     offline = _offline_side(recomputed, family, spine[_REQUEST_TIME])
     served_us, served_known = time_micros(served["event_time"])

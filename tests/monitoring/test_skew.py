@@ -115,12 +115,15 @@ def test_changed_transformation_shows_version_skew(skew_world, version_window, t
     assert "Examples: version" in result.html.read_text()
 
 
-def test_spark_and_arrow_joins_give_the_same_summary(skew_world, version_window, tmp_path):
+@pytest.mark.parametrize("session", ["spark", "connect_spark"])
+def test_spark_and_arrow_joins_give_the_same_summary(skew_world, version_window, tmp_path,
+                                                     request, session):  # fmt: skip
     start, end = version_window
     summaries = []
-    for engine in ("arrow", "spark"):
+    for engine, spark in (("arrow", None), ("spark", request.getfixturevalue(session))):
         result = skew_report(skew_world.settings, "skew_spend", output_dir=tmp_path / engine,
-                             start=start, end=end, version=2, engine=engine)  # fmt: skip
+                             start=start, end=end, version=2, engine=engine,
+                             spark=spark)  # fmt: skip
         data = summary_of(result)
         assert data["detail"].pop("engine") == engine
         data.pop("created_at")
