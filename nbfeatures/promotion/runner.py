@@ -128,7 +128,8 @@ def _overrides(settings: Settings) -> dict[str, Any]:
     return {
         f.name: getattr(settings, f.name)
         for f in dataclasses.fields(settings)
-        if f.name not in ("workspace", "given")  # where the kernel is, what was said: not settings
+        # Not settings to hand on: the kernel has its workspace, and its own record of `given`.
+        if f.name not in ("workspace", "given")
         and getattr(settings, f.name) is not None
         and getattr(settings, f.name) != getattr(defaults, f.name)
     }
