@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from runner_fixtures import FRESH, OLD, PromotedWorkspace
+from runner_fixtures import FRESH, OLD, PromotedWorkspace, family
 
 from nbfeatures.errors import ConfigError
 from nbfeatures.monitoring.runner import RunOutcome, run_reports
@@ -166,34 +166,13 @@ def test_families_promoted_or_demoted_while_it_runs_gain_or_lose_their_job(
 ) -> None:
     from nbfeatures.catalog import Catalog
     from nbfeatures.config import load_settings
-    from nbfeatures.definitions import (
-        Entity,
-        Feature,
-        FeatureFamily,
-        FeatureType,
-        Source,
-        Transformation,
-        TransformationKind,
-    )
 
     (tmp_path / "nbfeatures.yaml").write_text(
         "owner: tests\nmonitoring:\n  defaults: {schedule: '0 6 * * *', reports: [freshness]}\n"
     )
     settings = load_settings(tmp_path, environ={})
     catalog = Catalog.from_settings(settings)
-    catalog.register(
-        FeatureFamily(
-            name="late_family",
-            entity=Entity("user", "user_id"),
-            timestamp="ts",
-            features=(Feature("clicks", FeatureType.INT64),),
-            transformation=Transformation(
-                TransformationKind.SQL, "SELECT user_id, ts, clicks FROM events"
-            ),
-            sources=(Source.infer("events", "data/events.parquet", "ts"),),
-            owner="tests",
-        )
-    )
+    catalog.register(family("late_family", "events", tmp_path / "events.parquet", "1h"))
     caplog.set_level(logging.INFO, logger="nbfeatures.monitoring.schedule")
     stop = threading.Event()
     result: list[int] = []
