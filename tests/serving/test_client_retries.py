@@ -79,11 +79,11 @@ def test_the_async_client_tries_a_cancelled_call_again(failing):
     servicer, target = failing
     fail(servicer, grpc.StatusCode.CANCELLED, failures=2)
 
-    async def listed() -> dict[str, list[Any]]:
+    async def read_async() -> dict[str, list[Any]]:
         async with AsyncFeatureClient(target, timeout=10.0) as client:
             return await client.get_online_features({"user_id": 1}, ["users:tier"])
 
-    assert asyncio.run(listed()) == {"user_id": [1]}
+    assert asyncio.run(read_async()) == {"user_id": [1]}
     assert servicer.calls == 3
 
 
