@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from nbfeatures.errors import ConfigError
-from nbfeatures.settings_fields import load_fields
+from nbfeatures.settings_fields import RECORDS_GIVEN, load_fields
 
 CONFIG_FILE = "nbfeatures.yaml"
 HOME_DIR = ".nbfeatures"
@@ -95,7 +95,13 @@ class Settings:
     # The names set in the file, the environment or overrides rather than defaulted, so a
     # check can tell a workspace that chose ``key_prefix: nbf:`` from one that said nothing.
     # Filled by ``load_settings``; not a setting itself.
-    given: frozenset[str] = field(default=frozenset(), hash=False, compare=False, repr=False)
+    given: frozenset[str] = field(
+        default=frozenset(),
+        hash=False,
+        compare=False,
+        repr=False,
+        metadata={RECORDS_GIVEN: True},
+    )
 
     def __post_init__(self) -> None:
         for name in ("preview_limit", "preview_rows"):
@@ -163,7 +169,6 @@ def load_settings(
         file_name=str(config_path),
         overrides=overrides,
         fixed={"workspace": root},
-        given_field="given",
     )
     fallbacks: dict[str, Any] = {
         name: env[variable]

@@ -34,6 +34,10 @@ _FALSE = {"false", "no", "off", "0"}
 _SCALARS: tuple[type, ...] = (bool, int, float, str, Path)
 
 
+# Field metadata key: the field holds the names that were set, and is not a setting itself.
+RECORDS_GIVEN = "records_given"
+
+
 def _scalar_of(hint: Any) -> tuple[type | None, bool]:
     """The scalar type a field holds and whether it may be None (``None`` type: not a scalar)."""
     optional = False
@@ -87,21 +91,21 @@ def load_fields(
     file_name: str = "",
     overrides: Mapping[str, Any] | None = None,
     fixed: Mapping[str, Any] | None = None,
-    given_field: str | None = None,
 ) -> T:
     """Build ``model`` from ``file_values`` (read from ``file_name``), ``<env_prefix><NAME>``
     variables and ``overrides``; ``fixed`` fields (e.g. the workspace) are given, not loaded.
-    ``given_field`` names a field that receives the names that were set (not defaulted).
+    A field marked ``RECORDS_GIVEN`` in its metadata is not loaded: it receives the names of
+    the fields that were set (not defaulted).
 
     ``label(name)`` is how errors name a field (``preview_rows``, ``serve.port``). An unknown
     key in the file is refused as ``<file_name>:<key>``; an unknown override as ``label(key)``.
     Errors the model's own checks raise for a field get that field's source added.
     """
     fixed = dict(fixed or {})
-    if given_field is not None:
-        fixed[given_field] = frozenset()  # not loadable; filled below
     hints = typing.get_type_hints(model)
-    settable = [f for f in dataclasses.fields(typing.cast(Any, model)) if f.name not in fixed]
+    every = dataclasses.fields(typing.cast(Any, model))
+    recorders = [f.name for f in every if f.metadata.get(RECORDS_GIVEN)]
+    settable = [f for f in every if f.name not in fixed and f.name not in recorders]
     known = {f.name: f for f in settable}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -136,8 +140,8 @@ def load_fields(
             raise ConfigError(label(key), f"unknown setting; known: {names}")
         if value is not None:
             put(key, value, "override")
-    if given_field is not None:
-        fixed[given_field] = frozenset(sources)
+    for name in recorders:
+        fixed[name] = frozenset(sources)
     try:
         return model(**fixed, **values)
     except ConfigError as exc:

@@ -211,7 +211,9 @@ def build_scheduler(
     def on_error(event: Any) -> None:
         family = event.job_id.removeprefix("reports:")
         added = scheduler.get_job(event.job_id)  # gone if unscheduled meanwhile
-        kinds = added.args[2] if added is not None else ()
+        kinds: Sequence[str] = ()
+        if added is not None:
+            _, _, kinds = added.args  # as ``add_job`` gives them
         if isinstance(event.exception, ScheduledRunFailed):
             return  # its run line, with each failure, is logged already
         log.error("%s", run_line(family, kinds, None, _one_line(event.exception)))

@@ -123,13 +123,15 @@ def _register_engine() -> None:
 def _overrides(settings: Settings) -> dict[str, Any]:
     """The caller's settings that differ from the defaults, so the kernel uses the same."""
     from nbfeatures.config import Settings
+    from nbfeatures.settings_fields import RECORDS_GIVEN
 
     defaults = Settings(workspace=settings.workspace)
     return {
         f.name: getattr(settings, f.name)
         for f in dataclasses.fields(settings)
-        # Not settings to hand on: the kernel has its workspace, and its own record of `given`.
-        if f.name not in ("workspace", "given")
+        # Not settings to hand on: the kernel has its workspace, and records what it was given.
+        if f.name != "workspace"
+        and not f.metadata.get(RECORDS_GIVEN)
         and getattr(settings, f.name) is not None
         and getattr(settings, f.name) != getattr(defaults, f.name)
     }

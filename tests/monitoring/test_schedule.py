@@ -156,6 +156,24 @@ def test_the_command_stops_cleanly_on_a_signal(tmp_path: Path, signum: signal.Si
     assert f"{signal.Signals(signum).name} received" in rest and "scheduler stopped" in rest
 
 
+class LogLines(logging.Handler):
+    """The messages logged so far; ``wait_for`` wakes when one holds a text."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.changed:
+            self.lines.append(record.getMessage())
+            self.changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: any(text in line for line in self.lines), timeout)
+
+
 def not_due(family: str, kinds: Sequence[str]) -> RunOutcome:
     raise AssertionError(f"{family}: no run is due in this test")
 
@@ -173,6 +191,9 @@ def test_families_promoted_or_demoted_while_it_runs_gain_or_lose_their_job(
     settings = load_settings(tmp_path, environ={})
     catalog = Catalog.from_settings(settings)
     catalog.register(family("late_family", "events", tmp_path / "events.parquet", "1h"))
+    said = LogLines()
+    schedule_log = logging.getLogger("nbfeatures.monitoring.schedule")
+    schedule_log.addHandler(said)
     caplog.set_level(logging.INFO, logger="nbfeatures.monitoring.schedule")
     stop = threading.Event()
     result: list[int] = []
@@ -188,26 +209,18 @@ def test_families_promoted_or_demoted_while_it_runs_gain_or_lose_their_job(
         ),
         daemon=True,
     )
-
-    def logged(text: str) -> bool:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if any(text in r.getMessage() for r in caplog.records):
-                return True
-            time.sleep(0.1)
-        return False
-
     thread.start()
     try:
-        assert logged("no family to run yet")
+        assert said.wait_for("no family to run yet")
         catalog.set_alias("late_family", "production", 1)
-        assert logged("scheduled late_family [freshness] 0 6 * * *, next run")
+        assert said.wait_for("scheduled late_family [freshness] 0 6 * * *, next run")
         client = catalog._connection.client
         client.delete_registered_model_alias(catalog.model_name("late_family"), "production")
-        assert logged("unscheduled late_family: it has no production version now")
+        assert said.wait_for("unscheduled late_family: it has no production version now")
     finally:
         stop.set()
         thread.join(60)
+        schedule_log.removeHandler(said)
     assert not thread.is_alive() and result == [0]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # not_due never ran
 
